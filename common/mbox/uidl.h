@@ -1,0 +1,67 @@
+// UIDL assignment (design §4, RFC 1939 §7).
+//
+// A message's UIDL is derived from its content so that a lost index rebuilds the same one:
+//  1. with the Dovecot/UW compatibility scheme, `%08X%08X` of its X-UID: and the mailbox's
+//     X-IMAPbase: UIDVALIDITY (Dovecot's default pop3_uidl_format %08Xu%08Xv), when both exist;
+//  2. a Qpopper `X-UIDL:` value, when reuse is on and the value is valid (1-70 chars in
+//     0x21-0x7E), so users migrating from Qpopper download nothing twice;
+//  3. otherwise the scanner's 24-hex-digit digest of the From_ line, the stable headers and the
+//     body.
+// A candidate that another live message of the mailbox already holds is skipped (the first
+// holder in file order keeps it, so a later message forging an X-UIDL cannot take an older
+// message's UIDL); a message left with no free candidate gets the digest plus "-2", "-3", ...
+// Assignment depends only on the messages seen in file order and the reserved set, so the same
+// mailbox always yields the same UIDLs.
+#ifndef POPLAR_COMMON_MBOX_UIDL_H_
+#define POPLAR_COMMON_MBOX_UIDL_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "common/mbox/scanner.h"
+
+namespace poplar::mbox {
+
+enum class UidlScheme {
+  kPoplar,   // X-UIDL (if reused) or digest
+  kDovecot,  // X-UID + UIDVALIDITY first, then as kPoplar
+};
+
+struct UidlOptions {
+  UidlScheme scheme = UidlScheme::kPoplar;
+  bool reuse_x_uidl = true;
+};
+
+// RFC 1939 §7: 1 to 70 characters in the range 0x21 to 0x7E.
+bool IsValidUidl(std::string_view uidl);
+
+class UidlAssigner {
+ public:
+  explicit UidlAssigner(UidlOptions options = {}) : options_(options) {}
+
+  // A UIDL held by a live message that is not being assigned again (incremental indexing).
+  void Reserve(std::string_view uidl) { used_.insert(std::string(uidl)); }
+  // The mailbox's UIDVALIDITY when the first message (which carries X-IMAPbase) is not among
+  // the messages being assigned.
+  void SetUidValidity(uint32_t v) { uid_validity_ = v; }
+  std::optional<uint32_t> uid_validity() const { return uid_validity_; }
+
+  // The UIDL of the next message in file order.
+  std::string Assign(const MessageInfo& m);
+
+ private:
+  bool TryTake(const std::string& candidate);
+
+  UidlOptions options_;
+  absl::flat_hash_set<std::string> used_;
+  std::optional<uint32_t> uid_validity_;
+  absl::flat_hash_map<std::string, uint64_t> next_suffix_;
+};
+
+}  // namespace poplar::mbox
+
+#endif  // POPLAR_COMMON_MBOX_UIDL_H_

@@ -66,8 +66,10 @@ std::optional<std::string> DecodeMultiline(std::string_view wire) {
   out.reserve(wire.size());
   size_t pos = 0;
   while (pos < wire.size()) {
-    size_t nl = wire.find("\r\n", pos);
-    if (nl == std::string_view::npos) return std::nullopt;
+    size_t nl = wire.find('\n', pos);
+    // Every line ends in CRLF: a bare LF is a line end to a client that splits on LF.
+    if (nl == std::string_view::npos || nl == pos || wire[nl - 1] != '\r') return std::nullopt;
+    --nl;  // at the '\r'
     std::string_view line = wire.substr(pos, nl - pos);
     if (line == ".") {
       if (nl + 2 != wire.size()) return std::nullopt;  // bytes after the terminator

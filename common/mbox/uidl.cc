@@ -14,7 +14,10 @@ bool IsValidUidl(std::string_view uidl) {
 
 bool UidlAssigner::TryTake(const std::string& candidate) {
   if (!IsValidUidl(candidate)) return false;
-  return used_.insert(candidate).second;
+  if (used_.contains(candidate)) return false;
+  if (reserved_lookup_ && reserved_lookup_(candidate)) return false;
+  used_.insert(candidate);
+  return true;
 }
 
 std::string UidlAssigner::Assign(const MessageInfo& m) {

@@ -16,6 +16,7 @@
 #define POPLAR_COMMON_MBOX_UIDL_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +46,11 @@ class UidlAssigner {
 
   // A UIDL held by a live message that is not being assigned again (incremental indexing).
   void Reserve(std::string_view uidl) { used_.insert(std::string(uidl)); }
+  // For large mailboxes: asks the index whether a live message not being assigned again holds
+  // `uidl`, instead of Reserve()-ing every one of them.
+  void SetReservedLookup(std::function<bool(const std::string&)> lookup) {
+    reserved_lookup_ = std::move(lookup);
+  }
   // The mailbox's UIDVALIDITY when the first message (which carries X-IMAPbase) is not among
   // the messages being assigned.
   void SetUidValidity(uint32_t v) { uid_validity_ = v; }
@@ -60,6 +66,7 @@ class UidlAssigner {
   absl::flat_hash_set<std::string> used_;
   std::optional<uint32_t> uid_validity_;
   absl::flat_hash_map<std::string, uint64_t> next_suffix_;
+  std::function<bool(const std::string&)> reserved_lookup_;
 };
 
 }  // namespace poplar::mbox

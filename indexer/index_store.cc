@@ -1,0 +1,223 @@
+#include "indexer/index_store.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace poplar::indexer {
+namespace {
+
+constexpr std::string_view kSchemaV1 = R"sql(
+CREATE TABLE IF NOT EXISTS mailboxes (
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL UNIQUE,
+  user TEXT NOT NULL DEFAULT '',
+  device INTEGER NOT NULL DEFAULT 0,
+  inode INTEGER NOT NULL DEFAULT 0,
+  size INTEGER NOT NULL DEFAULT 0,
+  mtime_ns INTEGER NOT NULL DEFAULT 0,
+  resume_offset INTEGER NOT NULL DEFAULT 0,
+  tail_hash TEXT NOT NULL DEFAULT '',
+  uid_validity INTEGER,
+  indexed_unix_ms INTEGER NOT NULL DEFAULT 0,
+  anomalies INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS messages (
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+  offset INTEGER NOT NULL,
+  data_offset INTEGER NOT NULL,
+  end_offset INTEGER NOT NULL,
+  header_length INTEGER NOT NULL,
+  lines INTEGER NOT NULL,
+  octets INTEGER NOT NULL,
+  final_newline INTEGER NOT NULL,
+  uidl TEXT NOT NULL,
+  uidl_digest TEXT NOT NULL,
+  content_hash TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  date TEXT NOT NULL,
+  PRIMARY KEY (mailbox_id, offset)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_uidl ON messages(mailbox_id, uidl);
+)sql";
+
+MailboxRecord ReadMailbox(const sql::Stmt& s) {
+  MailboxRecord m;
+  m.id = s.Int(0);
+  m.path = s.Text(1);
+  m.user = s.Text(2);
+  m.device = static_cast<uint64_t>(s.Int(3));
+  m.inode = static_cast<uint64_t>(s.Int(4));
+  m.size = static_cast<uint64_t>(s.Int(5));
+  m.mtime_ns = s.Int(6);
+  m.resume_offset = static_cast<uint64_t>(s.Int(7));
+  Hash128::FromHex(s.Text(8), &m.tail_hash);
+  if (!s.IsNull(9)) m.uid_validity = static_cast<uint32_t>(s.Int(9));
+  m.indexed_unix_ms = s.Int(10);
+  m.anomalies = static_cast<uint32_t>(s.Int(11));
+  return m;
+}
+
+constexpr char kMailboxColumns[] =
+    "id, path, user, device, inode, size, mtime_ns, resume_offset, tail_hash, uid_validity, "
+    "indexed_unix_ms, anomalies";
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<IndexStore>> IndexStore::Open(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<sql::Db>> db = sql::Db::Open(path);
+  if (!db.ok()) return db.status();
+  std::unique_ptr<IndexStore> store(new IndexStore(std::move(*db)));
+  if (absl::Status s = store->Migrate(); !s.ok()) return s;
+  return store;
+}
+
+absl::Status IndexStore::Migrate() {
+  absl::StatusOr<sql::Stmt> v = db_->Prepare("PRAGMA user_version");
+  if (!v.ok()) return v.status();
+  absl::StatusOr<bool> row = v->Step();
+  if (!row.ok()) return row.status();
+  int64_t version = *row ? v->Int(0) : 0;
+  v->Reset();
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "index schema version ", version, " is newer than this poplar-indexer (", kSchemaVersion,
+        "); delete the index file to rebuild it from the spool"));
+  }
+  if (version == kSchemaVersion) return absl::OkStatus();
+  auto tx = sql::Transaction::Begin(db_.get());
+  if (!tx.ok()) return tx.status();
+  if (absl::Status s = db_->Exec(kSchemaV1); !s.ok()) return s;
+  if (absl::Status s = db_->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion)); !s.ok()) {
+    return s;
+  }
+  return (*tx)->Commit();
+}
+
+absl::StatusOr<std::optional<MailboxRecord>> IndexStore::FindMailbox(const std::string& path) {
+  auto s = db_->Prepare(absl::StrCat("SELECT ", kMailboxColumns, " FROM mailboxes WHERE path=?"));
+  if (!s.ok()) return s.status();
+  s->Bind(1, path);
+  absl::StatusOr<bool> row = s->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<MailboxRecord>();
+  return std::optional<MailboxRecord>(ReadMailbox(*s));
+}
+
+absl::StatusOr<std::vector<MailboxRecord>> IndexStore::ListMailboxes() {
+  auto s = db_->Prepare(absl::StrCat("SELECT ", kMailboxColumns, " FROM mailboxes ORDER BY path"));
+  if (!s.ok()) return s.status();
+  std::vector<MailboxRecord> out;
+  while (true) {
+    absl::StatusOr<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back(ReadMailbox(*s));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<MessageRecord>> IndexStore::LoadMessages(int64_t mailbox_id) {
+  auto s = db_->Prepare(
+      "SELECT offset, data_offset, end_offset, header_length, lines, octets, final_newline, "
+      "uidl, uidl_digest, content_hash, sender, date FROM messages WHERE mailbox_id=? "
+      "ORDER BY offset");
+  if (!s.ok()) return s.status();
+  s->Bind(1, mailbox_id);
+  std::vector<MessageRecord> out;
+  while (true) {
+    absl::StatusOr<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    MessageRecord m;
+    m.offset = static_cast<uint64_t>(s->Int(0));
+    m.data_offset = static_cast<uint64_t>(s->Int(1));
+    m.end_offset = static_cast<uint64_t>(s->Int(2));
+    m.header_length = static_cast<uint64_t>(s->Int(3));
+    m.lines = static_cast<uint64_t>(s->Int(4));
+    m.octets = static_cast<uint64_t>(s->Int(5));
+    m.final_newline = s->Int(6) != 0;
+    m.uidl = s->Text(7);
+    m.uidl_digest = s->Text(8);
+    Hash128::FromHex(s->Text(9), &m.content_hash);
+    m.sender = s->Text(10);
+    m.date = s->Text(11);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+absl::Status IndexStore::SaveScan(MailboxRecord* mb, uint64_t replace_from,
+                                  const std::vector<MessageRecord>& messages) {
+  auto tx = sql::Transaction::Begin(db_.get());
+  if (!tx.ok()) return tx.status();
+  auto up = db_->Prepare(
+      "INSERT INTO mailboxes (path, user, device, inode, size, mtime_ns, resume_offset, "
+      "tail_hash, uid_validity, indexed_unix_ms, anomalies) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+      "ON CONFLICT(path) DO UPDATE SET user=excluded.user, device=excluded.device, "
+      "inode=excluded.inode, size=excluded.size, mtime_ns=excluded.mtime_ns, "
+      "resume_offset=excluded.resume_offset, tail_hash=excluded.tail_hash, "
+      "uid_validity=excluded.uid_validity, indexed_unix_ms=excluded.indexed_unix_ms, "
+      "anomalies=excluded.anomalies RETURNING id");
+  if (!up.ok()) return up.status();
+  up->Bind(1, mb->path).Bind(2, mb->user).Bind(3, static_cast<int64_t>(mb->device));
+  up->Bind(4, static_cast<int64_t>(mb->inode)).Bind(5, static_cast<int64_t>(mb->size));
+  up->Bind(6, mb->mtime_ns).Bind(7, static_cast<int64_t>(mb->resume_offset));
+  up->Bind(8, mb->tail_hash.Hex());
+  if (mb->uid_validity) {
+    up->Bind(9, static_cast<int64_t>(*mb->uid_validity));
+  } else {
+    up->BindNull(9);
+  }
+  up->Bind(10, mb->indexed_unix_ms).Bind(11, static_cast<int64_t>(mb->anomalies));
+  absl::StatusOr<bool> row = up->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::InternalError("mailbox upsert returned no id");
+  mb->id = up->Int(0);
+  up->Reset();
+
+  auto del = db_->Prepare("DELETE FROM messages WHERE mailbox_id=? AND offset>=?");
+  if (!del.ok()) return del.status();
+  del->Bind(1, mb->id).Bind(2, static_cast<int64_t>(replace_from));
+  if (absl::Status s = del->Run(); !s.ok()) return s;
+
+  auto ins = db_->Prepare(
+      "INSERT INTO messages (mailbox_id, offset, data_offset, end_offset, header_length, lines, "
+      "octets, final_newline, uidl, uidl_digest, content_hash, sender, date) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  if (!ins.ok()) return ins.status();
+  for (const MessageRecord& m : messages) {
+    ins->Bind(1, mb->id).Bind(2, static_cast<int64_t>(m.offset));
+    ins->Bind(3, static_cast<int64_t>(m.data_offset)).Bind(4, static_cast<int64_t>(m.end_offset));
+    ins->Bind(5, static_cast<int64_t>(m.header_length)).Bind(6, static_cast<int64_t>(m.lines));
+    ins->Bind(7, static_cast<int64_t>(m.octets)).Bind(8, m.final_newline ? 1 : 0);
+    ins->Bind(9, m.uidl).Bind(10, m.uidl_digest).Bind(11, m.content_hash.Hex());
+    ins->Bind(12, m.sender).Bind(13, m.date);
+    if (absl::Status s = ins->Run(); !s.ok()) return s;
+  }
+  return (*tx)->Commit();
+}
+
+absl::Status IndexStore::RemoveMailbox(int64_t mailbox_id) {
+  auto s = db_->Prepare("DELETE FROM mailboxes WHERE id=?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, mailbox_id);
+  return s->Run();
+}
+
+absl::StatusOr<uint64_t> IndexStore::CountMessages(int64_t mailbox_id) {
+  auto s = db_->Prepare("SELECT COUNT(*) FROM messages WHERE mailbox_id=?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, mailbox_id);
+  absl::StatusOr<bool> row = s->Step();
+  if (!row.ok()) return row.status();
+  return static_cast<uint64_t>(s->Int(0));
+}
+
+absl::StatusOr<bool> IndexStore::UidlInUse(int64_t mailbox_id, const std::string& uidl,
+                                           uint64_t before_offset) {
+  auto s = db_->Prepare("SELECT 1 FROM messages WHERE mailbox_id=? AND uidl=? AND offset<?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, mailbox_id).Bind(2, uidl).Bind(3, static_cast<int64_t>(before_offset));
+  return s->Step();
+}
+
+}  // namespace poplar::indexer

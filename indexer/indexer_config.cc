@@ -1,0 +1,108 @@
+#include "indexer/indexer_config.h"
+
+#include <set>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/config/textproto.h"
+
+namespace poplar::indexer {
+namespace {
+
+bool IsAbsoluteClean(std::string_view p) {
+  if (p.empty() || p[0] != '/') return false;
+  return p.find("/../") == std::string_view::npos && p.find("/./") == std::string_view::npos &&
+         !p.ends_with("/..") && !p.ends_with("/.");
+}
+
+bool IsHostPort(std::string_view s) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  uint32_t port = 0;
+  if (!absl::SimpleAtoi(absl::string_view(s.data() + colon + 1, s.size() - colon - 1), &port)) {
+    return false;
+  }
+  return port <= 65535;
+}
+
+}  // namespace
+
+void ApplyDefaults(config::IndexerConfig* c) {
+  if (c->lock_methods_size() == 0) {
+    c->add_lock_methods(config::LOCK_DOTLOCK);
+    c->add_lock_methods(config::LOCK_FCNTL);
+  }
+}
+
+absl::Status Validate(const config::IndexerConfig& c) {
+  std::vector<std::string> errs;
+  if (c.spools_size() == 0) errs.push_back("at least one spools { directory: ... } is required");
+  std::set<std::string> dirs;
+  for (int i = 0; i < c.spools_size(); ++i) {
+    const config::Spool& s = c.spools(i);
+    std::string where = absl::StrCat("spools[", i, "]");
+    if (!IsAbsoluteClean(s.directory())) {
+      errs.push_back(absl::StrCat(where, ".directory must be an absolute path without . or .. (got \"",
+                                  s.directory(), "\")"));
+    } else if (!dirs.insert(s.directory()).second) {
+      errs.push_back(absl::StrCat(where, ".directory ", s.directory(), " is listed twice"));
+    }
+    if (s.poll() && (s.poll_interval_ms() < 50 || s.poll_interval_ms() > 60000)) {
+      errs.push_back(absl::StrCat(where, ".poll_interval_ms must be within 50..60000"));
+    }
+    if (s.layout() == config::SPOOL_HOME) {
+      std::string_view m = s.home_mailbox();
+      if (m.empty() || m[0] == '/' || absl::StrCat("/", s.home_mailbox(), "/").find("/../") != std::string::npos) {
+        errs.push_back(absl::StrCat(where, ".home_mailbox must be a relative path inside the home"));
+      }
+    }
+  }
+  if (!IsAbsoluteClean(c.database_path())) {
+    errs.push_back(absl::StrCat("database_path must be an absolute path (got \"", c.database_path(), "\")"));
+  }
+  const config::Listen& l = c.listen();
+  if (l.unix_socket().empty() && l.tcp_address().empty()) {
+    errs.push_back("listen needs a unix_socket or a tcp_address");
+  }
+  if (!l.unix_socket().empty() && !IsAbsoluteClean(l.unix_socket())) {
+    errs.push_back("listen.unix_socket must be an absolute path");
+  }
+  if (l.unix_socket().size() > 107) errs.push_back("listen.unix_socket is longer than 107 bytes");
+  if (!l.tcp_address().empty() && !IsHostPort(l.tcp_address())) {
+    errs.push_back(absl::StrCat("listen.tcp_address must be host:port (got \"", l.tcp_address(), "\")"));
+  }
+  std::set<int> locks;
+  for (int m : c.lock_methods()) {
+    if (!locks.insert(m).second) errs.push_back("lock_methods lists a method twice");
+  }
+  if (c.reconcile_interval_s() < 1 || c.reconcile_interval_s() > 3600) {
+    errs.push_back("reconcile_interval_s must be within 1..3600");
+  }
+  if (c.lease_grace_ms() > 60000) errs.push_back("lease_grace_ms must be at most 60000");
+  if (c.lock_timeout_ms() < 100 || c.lock_timeout_ms() > 600000) {
+    errs.push_back("lock_timeout_ms must be within 100..600000");
+  }
+  if (c.uidl().scheme() != "poplar" && c.uidl().scheme() != "dovecot") {
+    errs.push_back(absl::StrCat("uidl.scheme must be \"poplar\" or \"dovecot\" (got \"", c.uidl().scheme(), "\")"));
+  }
+  if (c.scram_iterations() < 4096 || c.scram_iterations() > 10000000) {
+    errs.push_back("scram_iterations must be within 4096..10000000 (RFC 7677)");
+  }
+  if (errs.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrJoin(errs, "; "));
+}
+
+absl::StatusOr<config::IndexerConfig> LoadIndexerConfig(const std::string& path) {
+  config::IndexerConfig c;
+  if (absl::Status s = poplar::config::LoadTextProtoFile(path, &c); !s.ok()) return s;
+  ApplyDefaults(&c);
+  if (absl::Status s = Validate(c); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+  }
+  return c;
+}
+
+}  // namespace poplar::indexer

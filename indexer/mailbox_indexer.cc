@@ -1,0 +1,257 @@
+#include "indexer/mailbox_indexer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/util/strings.h"
+#include "absl/time/clock.h"
+#include "common/mbox/scanner.h"
+#include "common/util/unique_fd.h"
+
+namespace poplar::indexer {
+namespace {
+
+absl::Status ErrnoStatus(int err, std::string_view what, const std::string& path) {
+  std::string msg = absl::StrCat(Absl(what), " ", path, ": ", std::strerror(err));
+  switch (err) {
+    case ENOENT: return absl::NotFoundError(msg);
+    case ELOOP:
+    case EACCES:
+    case EPERM: return absl::FailedPreconditionError(msg);
+    case EINTR:
+    case EAGAIN:
+    case EIO: return absl::UnavailableError(msg);
+    default: return absl::InternalError(msg);
+  }
+}
+
+// Reads exactly [offset, offset + out->size()) or reports a short file (truncated meanwhile).
+absl::Status PreadFull(int fd, uint64_t offset, std::string* out, const std::string& path) {
+  size_t done = 0;
+  while (done < out->size()) {
+    ssize_t n = ::pread(fd, out->data() + done, out->size() - done,
+                        static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "read", path);
+    }
+    if (n == 0) return absl::AbortedError(absl::StrCat(path, " shrank while being read"));
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+MessageRecord ToRecord(const mbox::MessageInfo& m) {
+  MessageRecord r;
+  r.offset = m.offset;
+  r.data_offset = m.data_offset;
+  r.end_offset = m.end_offset;
+  r.header_length = m.header_length;
+  r.lines = m.lines;
+  r.octets = m.octets;
+  r.final_newline = m.final_newline;
+  r.uidl_digest = m.uidl_digest;
+  r.content_hash = m.content_hash;
+  r.sender = m.sender;
+  r.date = m.date;
+  return r;
+}
+
+absl::StatusOr<Hash128> TailHash(int fd, uint64_t resume, const std::string& path) {
+  uint64_t n = std::min(resume, kTailBytes);
+  std::string buf(n, '\0');
+  if (absl::Status s = PreadFull(fd, resume - n, &buf, path); !s.ok()) return s;
+  return Xxh3_128(buf);
+}
+
+struct ScanOutput {
+  std::vector<mbox::MessageInfo> messages;
+  uint64_t resume_offset = 0;
+  uint32_t anomalies = 0;
+  bool garbage_at_start = false;
+  uint64_t bytes_read = 0;
+};
+
+// Scans [start, size) in windows that double while a single message does not fit.
+absl::StatusOr<ScanOutput> ScanFile(int fd, const std::string& path, uint64_t start,
+                                    uint64_t size, bool final, size_t window) {
+  ScanOutput out;
+  out.resume_offset = start;
+  std::string buf;
+  uint64_t pos = start;
+  while (pos < size) {
+    uint64_t want = std::min<uint64_t>(window, size - pos);
+    buf.resize(want);
+    if (absl::Status s = PreadFull(fd, pos, &buf, path); !s.ok()) return s;
+    out.bytes_read += want;
+    const bool reaches_end = pos + want == size;
+    mbox::ScanResult r = mbox::ScanMbox(buf, pos, mbox::ScanOptions{.final = final && reaches_end});
+    for (const mbox::Anomaly& a : r.anomalies) {
+      if (a.kind == mbox::AnomalyKind::kLeadingGarbage && a.offset == start && start > 0) {
+        out.garbage_at_start = true;
+      }
+    }
+    out.anomalies += static_cast<uint32_t>(r.anomalies.size());
+    for (mbox::MessageInfo& m : r.messages) out.messages.push_back(std::move(m));
+    out.resume_offset = r.resume_offset;
+    if (reaches_end) break;
+    if (r.resume_offset == pos) {
+      window *= 2;  // one message larger than the window: read more of it at once
+    } else {
+      pos = r.resume_offset;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool LockFileProbe::WriterActive(const std::string& path, int fd) {
+  struct stat st {};
+  if (::lstat((path + ".lock").c_str(), &st) == 0) return true;
+  struct flock fl {};
+  fl.l_type = F_RDLCK;  // conflicts only with write locks
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 0;
+  if (::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) return true;
+  return false;
+}
+
+absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
+                                                    const std::string& user) {
+  absl::StatusOr<std::optional<MailboxRecord>> found = store_->FindMailbox(path);
+  if (!found.ok()) return found.status();
+  std::optional<MailboxRecord> rec = std::move(*found);
+
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) {
+    if (errno == ENOENT) {
+      if (rec) {
+        if (absl::Status s = store_->RemoveMailbox(rec->id); !s.ok()) return s;
+      }
+      return IndexOutcome{.kind = IndexOutcome::Kind::kRemoved};
+    }
+    return ErrnoStatus(errno, "open", path);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "fstat", path);
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  const int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  const bool writer = probe_->WriterActive(path, fd.get());
+
+  IndexOutcome outcome;
+  outcome.writer_active = writer;
+  uint64_t start = 0;
+  bool incremental = false;
+  if (rec && rec->device == st.st_dev && rec->inode == st.st_ino && size >= rec->resume_offset) {
+    if (size == rec->size && mtime_ns == rec->mtime_ns && (rec->resume_offset == size || writer)) {
+      absl::StatusOr<uint64_t> count = store_->CountMessages(rec->id);
+      if (!count.ok()) return count.status();
+      outcome.messages = *count;
+      return outcome;  // kUnchanged
+    }
+    absl::StatusOr<Hash128> tail = TailHash(fd.get(), rec->resume_offset, path);
+    if (!tail.ok()) return tail.status();
+    if (*tail == rec->tail_hash) {
+      incremental = true;
+      start = rec->resume_offset;
+    }
+  }
+
+  absl::StatusOr<ScanOutput> scan =
+      ScanFile(fd.get(), path, start, size, /*final=*/!writer, window_bytes_);
+  if (!scan.ok()) return scan.status();
+  if (incremental && scan->garbage_at_start) {
+    // What follows the resume point is not a new message: the last message grew, or the file
+    // changed in a way the tail hash did not see. Re-index it all.
+    incremental = false;
+    start = 0;
+    scan = ScanFile(fd.get(), path, 0, size, !writer, window_bytes_);
+    if (!scan.ok()) return scan.status();
+  }
+
+  MailboxRecord mb = rec ? *rec : MailboxRecord{};
+  mb.path = path;
+  if (!user.empty()) mb.user = user;
+  mbox::UidlAssigner assigner(uidl_);
+  std::vector<MessageRecord> records;
+  records.reserve(scan->messages.size());
+  for (const mbox::MessageInfo& m : scan->messages) records.push_back(ToRecord(m));
+
+  if (incremental) {
+    if (mb.uid_validity) assigner.SetUidValidity(*mb.uid_validity);
+    const int64_t id = mb.id;
+    absl::Status lookup_error;
+    assigner.SetReservedLookup([&](const std::string& uidl) {
+      absl::StatusOr<bool> used = store_->UidlInUse(id, uidl, start);
+      if (!used.ok()) {
+        lookup_error = used.status();
+        return true;  // treat as taken; the update fails below anyway
+      }
+      return *used;
+    });
+    for (size_t i = 0; i < records.size(); ++i) records[i].uidl = assigner.Assign(scan->messages[i]);
+    if (!lookup_error.ok()) return lookup_error;
+    outcome.kind = IndexOutcome::Kind::kAppended;
+  } else {
+    // Full re-index: a message whose exact bytes were indexed before keeps its UIDL.
+    std::map<std::string, std::deque<std::string>> old_uidls;
+    if (rec) {
+      absl::StatusOr<std::vector<MessageRecord>> old = store_->LoadMessages(rec->id);
+      if (!old.ok()) return old.status();
+      for (const MessageRecord& o : *old) old_uidls[o.content_hash.Hex()].push_back(o.uidl);
+    }
+    std::vector<bool> carried(records.size(), false);
+    for (size_t i = 0; i < records.size(); ++i) {
+      auto it = old_uidls.find(records[i].content_hash.Hex());
+      if (it == old_uidls.end() || it->second.empty()) continue;
+      records[i].uidl = it->second.front();
+      it->second.pop_front();
+      assigner.Reserve(records[i].uidl);
+      carried[i] = true;
+    }
+    for (size_t i = 0; i < records.size(); ++i) {
+      if (!carried[i]) {
+        records[i].uidl = assigner.Assign(scan->messages[i]);
+      } else if (uidl_.scheme == mbox::UidlScheme::kDovecot && !assigner.uid_validity() &&
+                 scan->messages[i].uid_validity) {
+        assigner.SetUidValidity(*scan->messages[i].uid_validity);
+      }
+    }
+    outcome.kind = rec ? IndexOutcome::Kind::kReindexed : IndexOutcome::Kind::kNew;
+  }
+
+  absl::StatusOr<Hash128> tail = TailHash(fd.get(), scan->resume_offset, path);
+  if (!tail.ok()) return tail.status();
+  mb.device = st.st_dev;
+  mb.inode = st.st_ino;
+  mb.size = size;
+  mb.mtime_ns = mtime_ns;
+  mb.resume_offset = scan->resume_offset;
+  mb.tail_hash = *tail;
+  mb.uid_validity = assigner.uid_validity();
+  mb.indexed_unix_ms = absl::ToUnixMillis(absl::Now());
+  mb.anomalies = incremental ? mb.anomalies + scan->anomalies : scan->anomalies;
+  if (absl::Status s = store_->SaveScan(&mb, start, records); !s.ok()) return s;
+
+  absl::StatusOr<uint64_t> count = store_->CountMessages(mb.id);
+  if (!count.ok()) return count.status();
+  outcome.messages = *count;
+  outcome.new_messages = records.size();
+  outcome.bytes_scanned = scan->bytes_read;
+  return outcome;
+}
+
+}  // namespace poplar::indexer

@@ -1,0 +1,73 @@
+// MailboxIndexer: brings one mailbox's index up to date with its file (design §5).
+//
+//  * Growth with an unchanged prefix (same device and inode, the bytes before the resume
+//    point hash as recorded) is scanned incrementally from the resume point: O(new bytes).
+//  * Anything else (a new inode, a shrink, a changed prefix: mutt or another server rewrote
+//    the file) is re-indexed from the start; a message whose content hash matches one of the
+//    old index keeps its UIDL, so a rewrite never makes a client download mail twice.
+//  * The tail is scanned as final only while no MDA holds its locks (WriterProbe), so a
+//    delivery in progress is never indexed half-written; it is picked up on the next update.
+//  * The file is read with pread in bounded windows, never mmap'ed: a concurrent truncate by
+//    another program must cost a rescan, not a SIGBUS.
+// Thread-compatible; owned by the indexer's event thread together with its IndexStore.
+#ifndef POPLAR_INDEXER_MAILBOX_INDEXER_H_
+#define POPLAR_INDEXER_MAILBOX_INDEXER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/mbox/uidl.h"
+#include "indexer/index_store.h"
+
+namespace poplar::indexer {
+
+// Bytes before the resume point whose hash proves the indexed prefix is unchanged.
+inline constexpr uint64_t kTailBytes = 4096;
+
+// Tells whether a delivery agent is writing the mailbox right now.
+class WriterProbe {
+ public:
+  virtual ~WriterProbe() = default;
+  // `fd` is open read-only on `path`.
+  virtual bool WriterActive(const std::string& path, int fd) = 0;
+};
+
+// The default probe: a dotlock file (PATH.lock) exists, or someone holds an fcntl (POSIX or
+// OFD) write lock on the file.
+class LockFileProbe : public WriterProbe {
+ public:
+  bool WriterActive(const std::string& path, int fd) override;
+};
+
+struct IndexOutcome {
+  enum class Kind { kUnchanged, kAppended, kReindexed, kRemoved, kNew };
+  Kind kind = Kind::kUnchanged;
+  uint64_t bytes_scanned = 0;
+  uint64_t messages = 0;       // messages in the index after the update
+  uint64_t new_messages = 0;   // messages added or re-scanned by this update
+  bool writer_active = false;  // a trailing delivery in progress was left for later
+};
+
+class MailboxIndexer {
+ public:
+  MailboxIndexer(IndexStore* store, mbox::UidlOptions uidl, WriterProbe* probe)
+      : store_(store), uidl_(uidl), probe_(probe) {}
+
+  // Updates the index of the mailbox file at `path` (owned by account `user`, may be empty).
+  // A missing file removes the mailbox from the index (kRemoved).
+  absl::StatusOr<IndexOutcome> Update(const std::string& path, const std::string& user);
+
+  // Window size for pread; tests make it tiny to exercise window growth.
+  void set_window_bytes(size_t n) { window_bytes_ = n; }
+
+ private:
+  IndexStore* store_;
+  mbox::UidlOptions uidl_;
+  WriterProbe* probe_;
+  size_t window_bytes_ = 8 << 20;
+};
+
+}  // namespace poplar::indexer
+
+#endif  // POPLAR_INDEXER_MAILBOX_INDEXER_H_

@@ -81,6 +81,14 @@ class Scanner {
     return nl == start || (nl == start + 1 && buf_[start] == '\r');
   }
 
+  // Is the last line of [start, end), where start begins a line, an empty line?
+  bool EndsWithEmptyLine(size_t start, size_t end) const {
+    if (end == start || buf_[end - 1] != '\n') return false;
+    size_t line = end - 1;
+    while (line > start && buf_[line - 1] != '\n') --line;
+    return IsEmptyLine(line, end - 1);
+  }
+
   // Is the line at q a separator? *line_end becomes the index of its '\n' (or n_ when the
   // final buffer ends inside it). kMore: undecidable until more bytes arrive.
   Tri FromLineAt(size_t q, size_t* line_end) const {
@@ -279,6 +287,9 @@ class Scanner {
               next = cl_next;
               *next_line_end = le;
               message_.content_length_used = true;
+              // A body that runs to the end of the buffer without a trailing empty line can
+              // still grow, as under the From_ rule.
+              tentative = p == n_ && !EndsWithEmptyLine(data, p);
               break;
             }
             content_length_ignored_ = true;  // reported only if the message completes

@@ -119,6 +119,8 @@ TEST(FromLineTest, RejectedForms) {
       {"junk_after_year", "From a@b Thu Nov 29 22:33:52 2001x"},
       {"word_after_year", "From a@b Thu Nov 29 22:33:52 2001remote from uunet"},
       {"junk_after_zone_year", "From a@b Thu Nov 29 22:33:52 CET 2001x"},
+      {"junk_after_numeric_zone", "From a@b Thu Nov 29 22:33:52 2001 +0100x"},
+      {"rfc822_junk_after_zone", "From a@b Thu, 29 Nov 2001 22:33:52 +0100x"},
       {"zone_too_long_before_year", "From a@b Thu Nov 29 22:33:52 ABCDEF 2001"},
       {"numeric_zone_too_short", "From a@b Thu Nov 29 22:33:52 +100 2001"},
       {"weekday_runs_on", "From a@b Thursday Nov 29 22:33:52 2001"},

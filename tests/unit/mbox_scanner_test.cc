@@ -351,6 +351,30 @@ TEST(MboxScannerTest, HeaderFieldsForUidl) {
   EXPECT_NE(d.messages[0].uidl_digest, d.messages[1].uidl_digest);
 }
 
+// The first valid X-UIDL of the header block counts; later ones, and the body, do not.
+TEST(MboxScannerTest, FirstValidXUidlWins) {
+  struct Case {
+    std::string name;
+    std::string headers;
+    std::string want;
+  };
+  const Case kCases[] = {
+      {"two_valid", "X-UIDL: first\nX-UIDL: second\n", "first"},
+      {"invalid_then_two_valid", "X-UIDL: a b\nX-UIDL: second\nX-UIDL: third\n", "second"},
+      {"empty_value", "X-UIDL:\nX-UIDL:   \n", ""},
+      {"crlf", "X-UIDL: crlf-value\r\n", "crlf-value"},
+      {"folded_is_not_part_of_it", "X-UIDL: head\n tail\n", "head"},
+  };
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(c.name);
+    const std::string mbox = "From a@b Thu Nov 29 22:33:52 2001\n" + c.headers +
+                             "\nX-UIDL: in-body\n";
+    ScanResult r = ScanMbox(mbox, 0, kFinal);
+    ASSERT_EQ(r.messages.size(), 1u);
+    EXPECT_EQ(r.messages[0].x_uidl, c.want);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Restartability.
 

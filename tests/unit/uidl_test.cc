@@ -190,6 +190,14 @@ TEST(UidlTest, ReserveIsRespected) {
     std::vector<std::string> got;
     for (const MessageInfo& m : dups) got.push_back(a.Assign(m));
     EXPECT_EQ(got, c.want);
+
+    // The same reservations answered by the index instead (SetReservedLookup).
+    UidlAssigner b;
+    const absl::flat_hash_set<std::string> held(c.reserved.begin(), c.reserved.end());
+    b.SetReservedLookup([&](const std::string& u) { return held.contains(u); });
+    got.clear();
+    for (const MessageInfo& m : dups) got.push_back(b.Assign(m));
+    EXPECT_EQ(got, c.want);
   }
 
   // A reserved X-UIDL (held by a live message indexed earlier) is not adopted again.
@@ -324,6 +332,35 @@ TEST(UidlTest, DigestIgnoresVolatileHeadersOnly) {
     EXPECT_EQ(a.Assign(m) == base.uidl_digest, c.want_same_digest);
     // The content hash identifies the stored bytes: any change shows.
     EXPECT_NE(m.content_hash, base.content_hash);
+  }
+}
+
+// Assign() keeps RFC 1939 §7 whatever MessageInfo it is given (the indexer may build one from
+// stored rows rather than from a scan): an invalid x_uidl is never output.
+TEST(UidlTest, OutputValidForHandMadeMessageInfo) {
+  struct Case {
+    std::string name;
+    std::string x_uidl;
+    std::string digest;
+    std::string want;
+  };
+  const std::string d(24, 'e');
+  const Case kCases[] = {
+      {"space", "has space", d, d},
+      {"too_long", std::string(71, 'x'), d, d},
+      {"control", "a\x01b", d, d},
+      {"high_bit", "caf\xc3\xa9", d, d},
+      {"valid", "ok", d, "ok"},
+  };
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(c.name);
+    MessageInfo m;
+    m.x_uidl = c.x_uidl;
+    m.uidl_digest = c.digest;
+    UidlAssigner a;
+    const std::string got = a.Assign(m);
+    EXPECT_EQ(got, c.want);
+    EXPECT_TRUE(IsValidUidl(got));
   }
 }
 

@@ -80,7 +80,7 @@ absl::Status IndexStore::Migrate() {
   if (version > kSchemaVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "index schema version ", version, " is newer than this poplar-indexer (", kSchemaVersion,
-        "); delete the index file to rebuild it from the spool"));
+        "); upgrade poplar-indexer (the file also holds accounts: do not delete it)"));
   }
   if (version == kSchemaVersion) return absl::OkStatus();
   auto tx = sql::Transaction::Begin(db_.get());

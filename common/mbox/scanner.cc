@@ -63,6 +63,10 @@ class Scanner {
     result_.resume_offset = base_;
     size_t line_end = 0;
     std::optional<size_t> q = FindFirstSeparator(&line_end);
+    if (q && line_end == n_) {  // a From_ line still being written: no message yet
+      result_.resume_offset = base_ + *q;
+      return std::move(result_);
+    }
     while (q) {
       q = ScanMessage(*q, line_end, &line_end);
     }
@@ -305,6 +309,13 @@ class Scanner {
     }
 
     Finish(q, from_line, data, end, header_end);
+    if (next != std::string_view::npos && *next_line_end == n_) {
+      // The final buffer ends inside the next From_ line. It is not a message yet, and if the
+      // writer goes on without a newline it may not even be a separator, in which case this
+      // message grows: rescan from here (design §3: no newline yet means not indexed).
+      result_.resume_offset = base_ + q;
+      return std::nullopt;
+    }
     if (next != std::string_view::npos) {
       result_.resume_offset = base_ + next;
       return next;

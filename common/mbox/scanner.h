@@ -18,7 +18,9 @@
 //    at an empty line followed by a separator, or at the end of a final buffer. Then
 //    separator-like lines inside that body do not split it (mboxcl2 written by Dovecot).
 //  * A message whose end is not yet certain (a non-final buffer, a delivery in progress) is
-//    not returned; resume_offset points at its From_ line.
+//    not returned; resume_offset points at its From_ line. A From_ line without its newline
+//    at the end of a final buffer is not a message yet either, and the message before it is
+//    returned but tentative (see resume_offset).
 //  * Quoting (">From ") is neither added nor removed: bodies are served as stored.
 #ifndef POPLAR_COMMON_MBOX_SCANNER_H_
 #define POPLAR_COMMON_MBOX_SCANNER_H_

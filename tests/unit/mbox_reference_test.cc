@@ -107,6 +107,12 @@ RefResult ReferenceScan(const std::string& buf, bool trust_content_length) {
   }
   if (garbage) out.anomalies.push_back({0, AnomalyKind::kLeadingGarbage});
   if (s == n) return out;  // resume at the start: the text may yet be followed by mail
+  // A separator without its newline at the very end is still being written: no message yet.
+  auto unterminated = [&](size_t k) { return k + 1 == n && buf.back() != '\n'; };
+  if (unterminated(s)) {
+    out.resume_offset = lines[s].start;
+    return out;
+  }
 
   while (true) {
     RefMessage m;
@@ -186,6 +192,10 @@ RefResult ReferenceScan(const std::string& buf, bool trust_content_length) {
     if (msg.empty()) m.octets = 2;
     out.messages.push_back(m);
 
+    if (next && unterminated(*next)) {  // this message is tentative, the next not one yet
+      out.resume_offset = m.offset;
+      return out;
+    }
     if (next) {
       s = *next;
       continue;

@@ -10,8 +10,9 @@
 //  * chunking invariance: non-final scans over [resume_offset, cut) for each cut, then a final
 //    scan from the last resume_offset, give exactly the messages and anomalies of one final
 //    scan of the whole buffer;
-//  * appending a delivery (a newline if the data lacks a final one, then "From ...") leaves
-//    every message before resume_offset unchanged (the tentative-tail rule of scanner.h).
+//  * appending a delivery ("From ..." right after the data, or after a newline that ends a
+//    last line without one) leaves every message before resume_offset unchanged (the
+//    tentative-tail rule of scanner.h).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -157,22 +158,25 @@ void Run(std::string_view data, const std::vector<size_t>& cuts, bool trust_cont
         return a.kind == AnomalyKind::kContentLengthIgnored;
       });
   if (trust_content_length && cl_ignored) return;
-  std::string appended(data);
-  // Like procmail and mutt, the delivery first ends a last line that has no newline: bytes
-  // glued onto a partial line would change that line itself (even a final From_ line at EOF).
-  if (!data.empty() && data.back() != '\n') appended += '\n';
-  appended += "From new@example.org Fri Nov 30 00:00:00 2001\nSubject: new\n\nnew body\n";
-  const ScanResult after = ScanMbox(appended, 0, final_options);
   std::vector<MessageInfo> before_resume;
   for (const MessageInfo& m : whole.messages) {
     if (m.offset < whole.resume_offset) before_resume.push_back(m);
   }
-  std::vector<MessageInfo> after_prefix;
-  for (const MessageInfo& m : after.messages) {
-    if (m.offset < whole.resume_offset) after_prefix.push_back(m);
+  // Postfix appends right after the last byte; procmail and mutt first end a last line that
+  // has no newline. Either way nothing before resume_offset may change.
+  for (bool end_line_first : {false, true}) {
+    std::string appended(data);
+    if (end_line_first && !data.empty() && data.back() != '\n') appended += '\n';
+    appended += "From new@example.org Fri Nov 30 00:00:00 2001\nSubject: new\n\nnew body\n";
+    const ScanResult after = ScanMbox(appended, 0, final_options);
+    std::vector<MessageInfo> after_prefix;
+    for (const MessageInfo& m : after.messages) {
+      if (m.offset < whole.resume_offset) after_prefix.push_back(m);
+    }
+    if (after_prefix.size() > before_resume.size()) after_prefix.resize(before_resume.size());
+    CheckSame(after_prefix, before_resume,
+              end_line_first ? "after a newline and an append" : "after an append");
   }
-  if (after_prefix.size() > before_resume.size()) after_prefix.resize(before_resume.size());
-  CheckSame(after_prefix, before_resume, "after an append");
 }
 
 }  // namespace

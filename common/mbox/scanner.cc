@@ -211,6 +211,10 @@ class Scanner {
     message_ = MessageInfo();
     digest_input_.assign("poplar-uidl-1\n");
     std::string_view from_line = buf_.substr(q, from_end - q);
+    if (auto parsed = ParseFromLine(from_line)) {  // the raw line: the parser strips one '\r'
+      message_.sender = std::string(parsed->sender);
+      message_.date = std::string(parsed->date);
+    }
     if (!from_line.empty() && from_line.back() == '\r') from_line.remove_suffix(1);
     digest_input_.append(from_line);
     digest_input_.push_back('\n');
@@ -308,7 +312,7 @@ class Scanner {
       pos = nl + 1;
     }
 
-    Finish(q, from_line, data, end, header_end);
+    Finish(q, data, end, header_end);
     if (next != std::string_view::npos && *next_line_end == n_) {
       // The final buffer ends inside the next From_ line. It is not a message yet, and if the
       // writer goes on without a newline it may not even be a separator, in which case this
@@ -329,7 +333,7 @@ class Scanner {
     return std::nullopt;
   }
 
-  void Finish(size_t q, std::string_view from_line, size_t data, size_t end, size_t header_end) {
+  void Finish(size_t q, size_t data, size_t end, size_t header_end) {
     MessageInfo& m = message_;
     if (content_length_ignored_) {
       result_.anomalies.push_back({base_ + q, AnomalyKind::kContentLengthIgnored});
@@ -343,10 +347,6 @@ class Scanner {
     m.final_newline = len > 0 && buf_[end - 1] == '\n';
     m.lines = lf_ + ((!m.final_newline && len > 0) ? 1 : 0);
     m.octets = len + (lf_ - crlf_) + (m.final_newline ? 0 : 2);
-    if (auto parsed = ParseFromLine(from_line)) {
-      m.sender = std::string(parsed->sender);
-      m.date = std::string(parsed->date);
-    }
 
     const size_t body = header_stop;
     Hash128 body_hash = Xxh3_128(buf_.substr(body, end - body));

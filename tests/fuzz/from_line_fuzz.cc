@@ -73,12 +73,7 @@ void Check(std::string_view line) {
   POPLAR_FUZZ_CHECK(r.messages.size() == (parsed ? 1u : 0u));
   if (parsed) {
     POPLAR_FUZZ_CHECK(r.messages[0].sender == parsed->sender);
-    // Known scanner bug, reported: for a From_ line ending in "\r\r" the scanner strips one
-    // '\r' and ParseFromLine another, so MessageInfo::date loses the trailing "\r" (and any
-    // blanks before it). POPLAR_FUZZ_KNOWN_BUGS=1 checks it anyway.
-    const bool known_bug = !stripped.empty() && stripped.back() == '\r' &&
-                           std::getenv("POPLAR_FUZZ_KNOWN_BUGS") == nullptr;
-    if (!known_bug) POPLAR_FUZZ_CHECK(r.messages[0].date == parsed->date);
+    POPLAR_FUZZ_CHECK(r.messages[0].date == parsed->date);
   }
 }
 

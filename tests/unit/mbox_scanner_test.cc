@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "common/mbox/from_line.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
@@ -696,6 +697,24 @@ TEST(MboxScannerTest, HugeMessage) {
     EXPECT_EQ(partial.resume_offset, 0u);
   }
   ExpectSameMessages(ScanInChunks(mbox, cuts), r.messages);
+}
+
+}  // namespace
+}  // namespace poplar::mbox
+
+namespace poplar::mbox {
+namespace {
+
+// The envelope fields come from the From_ line exactly as ParseFromLine reads it, even when the
+// line ends in "\r\r" (the parser strips one '\r'; the scanner must not strip another first).
+TEST(MboxScannerTest, EnvelopeDateMatchesTheParserForDoubleCr) {
+  const std::string line = "From a@b Thu Nov 29 22:33:52 2001 x \r\r";
+  std::optional<FromLine> parsed = ParseFromLine(line);
+  ASSERT_TRUE(parsed.has_value());
+  ScanResult r = ScanMbox(line + "\nA: b\n\nx\n", 0, {.final = true});
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].date, std::string(parsed->date));
+  EXPECT_EQ(r.messages[0].sender, "a@b");
 }
 
 }  // namespace

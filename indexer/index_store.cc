@@ -212,6 +212,38 @@ absl::StatusOr<uint64_t> IndexStore::CountMessages(int64_t mailbox_id) {
   return static_cast<uint64_t>(s->Int(0));
 }
 
+absl::StatusOr<IndexStore::Totals> IndexStore::GetTotals() {
+  Totals t;
+  auto a = db_->Prepare("SELECT COUNT(*), COALESCE(SUM(size),0) FROM mailboxes");
+  if (!a.ok()) return a.status();
+  absl::StatusOr<bool> row = a->Step();
+  if (!row.ok()) return row.status();
+  t.mailboxes = static_cast<uint64_t>(a->Int(0));
+  t.bytes = static_cast<uint64_t>(a->Int(1));
+  auto b = db_->Prepare("SELECT COUNT(*), COALESCE(SUM(octets),0) FROM messages");
+  if (!b.ok()) return b.status();
+  row = b->Step();
+  if (!row.ok()) return row.status();
+  t.messages = static_cast<uint64_t>(b->Int(0));
+  t.octets = static_cast<uint64_t>(b->Int(1));
+  return t;
+}
+
+absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> IndexStore::CountsFor(
+    const std::vector<int64_t>& mailbox_ids) {
+  auto s = db_->Prepare("SELECT COUNT(*), COALESCE(SUM(octets),0) FROM messages WHERE mailbox_id=?");
+  if (!s.ok()) return s.status();
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (int64_t id : mailbox_ids) {
+    s->Bind(1, id);
+    absl::StatusOr<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    out.emplace_back(static_cast<uint64_t>(s->Int(0)), static_cast<uint64_t>(s->Int(1)));
+    s->Reset();
+  }
+  return out;
+}
+
 absl::StatusOr<bool> IndexStore::UidlInUse(int64_t mailbox_id, const std::string& uidl,
                                            uint64_t before_offset) {
   auto s = db_->Prepare("SELECT 1 FROM messages WHERE mailbox_id=? AND uidl=? AND offset<?");

@@ -68,6 +68,16 @@ class IndexStore {
                         const std::vector<MessageRecord>& messages);
   absl::Status RemoveMailbox(int64_t mailbox_id);
   absl::StatusOr<uint64_t> CountMessages(int64_t mailbox_id);
+  struct Totals {
+    uint64_t mailboxes = 0;
+    uint64_t messages = 0;
+    uint64_t bytes = 0;
+    uint64_t octets = 0;
+  };
+  absl::StatusOr<Totals> GetTotals();
+  // Messages and octets per mailbox id, for listings.
+  absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> CountsFor(
+      const std::vector<int64_t>& mailbox_ids);
   // Does a message before `before_offset` hold `uidl`?
   absl::StatusOr<bool> UidlInUse(int64_t mailbox_id, const std::string& uidl, uint64_t before_offset);
 

@@ -126,8 +126,26 @@ bool LockFileProbe::WriterActive(const std::string& path, int fd) {
   return false;
 }
 
+absl::StatusOr<FileScan> ScanWholeFile(const std::string& path, WriterProbe* probe) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) return ErrnoStatus(errno, "open", path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "fstat", path);
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
+  }
+  FileScan out;
+  out.size = static_cast<uint64_t>(st.st_size);
+  out.writer_active = probe->WriterActive(path, fd.get());
+  absl::StatusOr<ScanOutput> scan = ScanFile(fd.get(), path, 0, out.size, !out.writer_active, 8 << 20);
+  if (!scan.ok()) return scan.status();
+  out.messages = std::move(scan->messages);
+  out.resume_offset = scan->resume_offset;
+  return out;
+}
+
 absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
-                                                    const std::string& user) {
+                                                    const std::string& user, bool force_full) {
   absl::StatusOr<std::optional<MailboxRecord>> found = store_->FindMailbox(path);
   if (!found.ok()) return found.status();
   std::optional<MailboxRecord> rec = std::move(*found);
@@ -155,7 +173,8 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
   outcome.writer_active = writer;
   uint64_t start = 0;
   bool incremental = false;
-  if (rec && rec->device == st.st_dev && rec->inode == st.st_ino && size >= rec->resume_offset) {
+  if (!force_full && rec && rec->device == st.st_dev && rec->inode == st.st_ino &&
+      size >= rec->resume_offset) {
     if (size == rec->size && mtime_ns == rec->mtime_ns && (rec->resume_offset == size || writer)) {
       absl::StatusOr<uint64_t> count = store_->CountMessages(rec->id);
       if (!count.ok()) return count.status();

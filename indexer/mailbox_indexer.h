@@ -15,8 +15,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/mbox/scanner.h"
 #include "common/mbox/uidl.h"
 #include "indexer/index_store.h"
 
@@ -49,6 +51,16 @@ struct IndexOutcome {
   bool writer_active = false;  // a trailing delivery in progress was left for later
 };
 
+// A fresh scan of the whole file as it is now (final unless a writer is active), for
+// verification against the index.
+struct FileScan {
+  std::vector<mbox::MessageInfo> messages;
+  uint64_t size = 0;
+  uint64_t resume_offset = 0;
+  bool writer_active = false;
+};
+absl::StatusOr<FileScan> ScanWholeFile(const std::string& path, WriterProbe* probe);
+
 class MailboxIndexer {
  public:
   MailboxIndexer(IndexStore* store, mbox::UidlOptions uidl, WriterProbe* probe)
@@ -56,7 +68,10 @@ class MailboxIndexer {
 
   // Updates the index of the mailbox file at `path` (owned by account `user`, may be empty).
   // A missing file removes the mailbox from the index (kRemoved).
-  absl::StatusOr<IndexOutcome> Update(const std::string& path, const std::string& user);
+  // `force_full` re-indexes from the start even if the file only grew (admin reindex); UIDLs
+  // of unchanged messages are kept all the same.
+  absl::StatusOr<IndexOutcome> Update(const std::string& path, const std::string& user,
+                                      bool force_full = false);
 
   // Window size for pread; tests make it tiny to exercise window growth.
   void set_window_bytes(size_t n) { window_bytes_ = n; }

@@ -1,0 +1,128 @@
+#include "indexer/daemon.h"
+
+#include <grpcpp/health_check_service_interface.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace poplar::indexer {
+namespace {
+
+// Removes a stale socket left by a previous run; refuses to remove anything that is not one.
+absl::Status PrepareSocketPath(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  if (ec) return absl::FailedPreconditionError(absl::StrCat("cannot create the directory of ", path, ": ", ec.message()));
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a socket"));
+    }
+    if (::unlink(path.c_str()) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat("cannot remove stale socket ", path, ": ", std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::IndexerConfig& config) {
+  std::unique_ptr<Daemon> d(new Daemon(config));
+  absl::StatusOr<std::unique_ptr<Indexer>> idx = Indexer::Create(config);
+  if (!idx.ok()) return idx.status();
+  d->indexer_ = std::move(*idx);
+  // The first full scan happens before serving, so the first login finds a current index.
+  if (absl::Status s = d->indexer_->RescanAll(); !s.ok()) {
+    std::cerr << "poplar-indexer: initial scan: " << s << "\n";  // one bad mailbox is not fatal
+  }
+
+  d->maildrop_ = std::make_unique<MaildropService>(d->indexer_.get());
+  d->admin_ = std::make_unique<AdminService>(d->indexer_.get());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  // A front-end that dies must lose its leases within seconds: ping idle connections and drop
+  // those that do not answer (design §5 "Leases").
+  const int keepalive_ms = std::max<int>(1000, static_cast<int>(config.lease_grace_ms()));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive_ms);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  builder.SetMaxSendMessageSize(256 << 20);  // a snapshot of a very large mailbox
+  const std::string& sock = config.listen().unix_socket();
+  if (!sock.empty()) {
+    if (absl::Status s = PrepareSocketPath(sock); !s.ok()) return s;
+    builder.AddListeningPort("unix:" + sock, grpc::InsecureServerCredentials());
+  }
+  if (!config.listen().tcp_address().empty()) {
+    builder.AddListeningPort(config.listen().tcp_address(), grpc::InsecureServerCredentials(),
+                             &d->tcp_port_);
+  }
+  builder.RegisterService(d->maildrop_.get());
+  builder.RegisterService(d->admin_.get());
+  d->server_ = builder.BuildAndStart();
+  if (!d->server_) return absl::UnavailableError("cannot start the gRPC server (address in use?)");
+  if (!sock.empty()) {
+    // The socket is the access control of the admin API: owner and group only.
+    if (::chmod(sock.c_str(), 0660) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat("chmod ", sock, ": ", std::strerror(errno)));
+    }
+  }
+  d->stop_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!d->stop_fd_.valid()) return absl::InternalError("eventfd failed");
+  d->events_ = std::thread([raw = d.get()] { raw->EventLoop(); });
+  return d;
+}
+
+void Daemon::EventLoop() {
+  const absl::Duration reconcile = absl::Seconds(config_.reconcile_interval_s());
+  absl::Duration poll_every = reconcile;
+  for (const config::Spool& s : config_.spools()) {
+    if (s.poll()) poll_every = std::min(poll_every, absl::Milliseconds(s.poll_interval_ms()));
+  }
+  absl::Time next_reconcile = absl::Now() + poll_every;
+  while (!stopped_.load()) {
+    struct pollfd fds[2] = {{indexer_->watch_fd(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+    int timeout_ms = static_cast<int>(
+        std::max<int64_t>(0, absl::ToInt64Milliseconds(next_reconcile - absl::Now())));
+    int n = ::poll(fds, 2, timeout_ms);
+    if (n < 0 && errno != EINTR) break;
+    if (stopped_.load()) break;
+    if (n > 0 && (fds[0].revents & POLLIN)) {
+      if (absl::Status s = indexer_->HandleWatchEvents(); !s.ok()) {
+        std::cerr << "poplar-indexer: watch: " << s << "\n";
+      }
+    }
+    if (absl::Now() >= next_reconcile) {
+      if (absl::Status s = indexer_->ReconcileKnown(); !s.ok()) {
+        std::cerr << "poplar-indexer: reconcile: " << s << "\n";
+      }
+      next_reconcile = absl::Now() + poll_every;
+    }
+  }
+}
+
+void Daemon::Shutdown(absl::Duration grace) {
+  if (stopped_.exchange(true)) return;
+  uint64_t one = 1;
+  if (::write(stop_fd_.get(), &one, sizeof one) < 0) {
+    // The loop also checks stopped_ at every wake-up; the reconcile timer wakes it at worst.
+  }
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  if (events_.joinable()) events_.join();
+}
+
+Daemon::~Daemon() { Shutdown(absl::ZeroDuration()); }
+
+}  // namespace poplar::indexer

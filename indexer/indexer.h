@@ -1,0 +1,108 @@
+// Indexer: the domain behind poplar-indexer's gRPC services (style P8: the services are thin
+// adapters over this class; no SQL or file logic lives in them).
+//
+// Owns the SQLite connection (index + accounts), the spool watcher, the mailbox indexer and
+// the leases. Thread-safe: gRPC threads and the event thread call in concurrently; one mutex
+// serialises everything that touches SQLite or the spool (the work under it is bounded: one
+// mailbox's catch-up, one admin query), while the leases have their own lock so an [IN-USE]
+// answer never waits behind an indexing run.
+#ifndef POPLAR_INDEXER_INDEXER_H_
+#define POPLAR_INDEXER_INDEXER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "indexer/account_store.h"
+#include "indexer/index_store.h"
+#include "indexer/lease_manager.h"
+#include "indexer/mailbox_indexer.h"
+#include "indexer/spool_watcher.h"
+#include "poplar/admin.pb.h"
+#include "poplar/config.pb.h"
+#include "poplar/maildrop.pb.h"
+
+namespace poplar::indexer {
+
+class Indexer {
+ public:
+  // Opens the database and prepares the watcher; does not scan yet (RescanAll does).
+  static absl::StatusOr<std::unique_ptr<Indexer>> Create(const config::IndexerConfig& config);
+
+  // ---- spool watching (the event thread) ----
+  int watch_fd() const { return watcher_->fd(); }
+  // Lists every spool and brings every mailbox up to date; drops index entries of mailboxes
+  // that vanished. `progress` (optional) is called after each mailbox.
+  using Progress = std::function<void(const v1::ReindexProgress&)>;
+  absl::Status RescanAll(bool force_full = false, const Progress& progress = {});
+  // Reads pending inotify events and updates the mailboxes they name.
+  absl::Status HandleWatchEvents();
+  // Re-stats every known mailbox (cheap when unchanged).
+  absl::Status ReconcileKnown();
+
+  // ---- maildrop service ----
+  absl::StatusOr<std::string> Authenticate(const std::string& user, const std::string& password);
+  struct Opened {
+    LeaseInfo lease;
+    v1::Snapshot snapshot;
+  };
+  // Leases the user's maildrop, catches the index up with the file, returns the snapshot.
+  absl::StatusOr<Opened> OpenSession(const v1::OpenSession& request,
+                                     std::function<void()> on_revoke);
+  // Verifies the deletions against the session's snapshot and the current index.
+  absl::StatusOr<v1::CommitResult> Commit(const std::string& session_id, const v1::Commit& commit);
+  void CloseSession(const std::string& session_id);
+
+  // ---- admin service ----
+  absl::StatusOr<v1::Account> AddAccount(const v1::AddAccountRequest& request);
+  absl::StatusOr<v1::Account> SetPassword(const v1::SetPasswordRequest& request);
+  absl::Status RemoveAccount(const std::string& user);
+  absl::StatusOr<v1::AccountList> ListAccounts();
+  absl::StatusOr<v1::MailboxList> ListMailboxes();
+  absl::StatusOr<v1::MailboxDetail> ShowMailbox(const std::string& name, uint32_t first,
+                                                uint32_t limit);
+  absl::Status Reindex(const std::string& name, const Progress& progress);
+  absl::StatusOr<v1::VerifyReply> Verify(const std::string& name);
+  v1::SessionList ListSessions() const;
+  absl::Status EndSession(const std::string& session_id);
+  absl::StatusOr<v1::IndexerStatus> Status();
+
+  // The mailbox path an account or user name refers to (admin commands accept both).
+  absl::StatusOr<std::string> ResolveMailbox(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store,
+          std::unique_ptr<SpoolWatcher> watcher);
+  absl::StatusOr<std::string> ResolveMailboxLocked(const std::string& name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<IndexOutcome> UpdateLocked(const std::string& path, const std::string& user,
+                                            bool force_full) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::Account> ToAccount(const AccountRecord& r) const;
+
+  const config::IndexerConfig config_;
+  LeaseManager leases_;
+
+  mutable absl::Mutex mu_;
+  std::unique_ptr<IndexStore> store_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<AccountStore> accounts_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<SpoolWatcher> watcher_;  // fd() is immutable; Drain/ListAll under mu_
+  LockFileProbe probe_;
+  std::unique_ptr<MailboxIndexer> mailbox_indexer_ ABSL_GUARDED_BY(mu_);
+  // What each open session was shown, for Commit's identity checks.
+  struct SessionState {
+    std::string mailbox;
+    absl::flat_hash_map<uint64_t, std::string> hash_by_offset;  // data_offset -> content hash
+  };
+  absl::flat_hash_map<std::string, SessionState> sessions_ ABSL_GUARDED_BY(mu_);
+  int64_t last_rescan_unix_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_lag_ms_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace poplar::indexer
+
+#endif  // POPLAR_INDEXER_INDEXER_H_

@@ -1,0 +1,355 @@
+// The indexer's gRPC services end to end in one process: a real Daemon (SQLite, inotify,
+// event thread, gRPC server on a unix socket in a temp dir) and real gRPC clients.
+#include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/mbox/scanner.h"
+#include "common/mbox/uidl.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "indexer/daemon.h"
+#include "poplar/admin.grpc.pb.h"
+#include "poplar/maildrop.grpc.pb.h"
+#include "tests/component/temp_dir.h"
+
+namespace poplar::indexer {
+namespace {
+
+using ::poplar::testing::AppendFile;
+using ::poplar::testing::ReadFile;
+using ::poplar::testing::TempDir;
+using ::poplar::testing::WriteFile;
+using SessionStream = grpc::ClientReaderWriter<v1::SessionRequest, v1::SessionEvent>;
+
+std::string Msg(int i) {
+  return absl::StrCat("From s", i, "@example.org  Thu Nov 26 10:00:", 10 + i % 50,
+                      " 2026\nSubject: m", i, "\nMessage-ID: <", i, "@x>\n\nbody ", i, "\n.\n..\n\n");
+}
+
+std::chrono::system_clock::time_point In(int seconds) {
+  return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+}
+
+class IndexerServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::mkdir(dir_.File("spool").c_str(), 0755), 0);
+    WriteFile(dir_.File("spool/alice"), Msg(1) + Msg(2) + Msg(3));
+    config::IndexerConfig c;
+    c.add_spools()->set_directory(dir_.File("spool"));
+    c.set_database_path(dir_.File("index.sqlite"));
+    c.mutable_listen()->set_unix_socket(dir_.File("indexer.sock"));
+    c.set_lease_grace_ms(1000);
+    auto d = Daemon::Start(c);
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_ = std::move(*d);
+    auto channel = grpc::CreateChannel("unix:" + dir_.File("indexer.sock"),
+                                       grpc::InsecureChannelCredentials());
+    maildrop_ = v1::Maildrop::NewStub(channel);
+    admin_ = v1::Admin::NewStub(channel);
+    v1::AddAccountRequest add;
+    add.set_user("alice");
+    add.set_password("correct horse");
+    v1::Account account;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(10));
+    ASSERT_TRUE(admin_->AddAccount(&ctx, add, &account).ok());
+    EXPECT_EQ(account.mailbox(), dir_.File("spool/alice"));
+  }
+  void TearDown() override {
+    if (daemon_) daemon_->Shutdown(absl::Seconds(1));
+  }
+
+  struct Open {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<SessionStream> stream;
+    v1::SessionEvent first;
+    bool got_snapshot = false;
+  };
+  Open OpenSession(const std::string& user) {
+    Open o;
+    o.ctx = std::make_unique<grpc::ClientContext>();
+    o.ctx->set_deadline(In(30));
+    o.stream = maildrop_->Session(o.ctx.get());
+    v1::SessionRequest req;
+    req.mutable_open()->set_user(user);
+    req.mutable_open()->set_client_address("192.0.2.7");
+    req.mutable_open()->set_front_end("test");
+    EXPECT_TRUE(o.stream->Write(req));
+    o.got_snapshot = o.stream->Read(&o.first) && o.first.has_snapshot();
+    return o;
+  }
+  grpc::Status Close(Open& o) {
+    o.stream->WritesDone();
+    v1::SessionEvent ev;
+    while (o.stream->Read(&ev)) {
+    }
+    return o.stream->Finish();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Daemon> daemon_;
+  std::unique_ptr<v1::Maildrop::Stub> maildrop_;
+  std::unique_ptr<v1::Admin::Stub> admin_;
+};
+
+TEST_F(IndexerServiceTest, AuthenticateRightWrongAndUnknown) {
+  struct Case {
+    const char* user;
+    const char* password;
+    grpc::StatusCode want;
+  };
+  for (const Case& c : {Case{"alice", "correct horse", grpc::StatusCode::OK},
+                        Case{"alice", "wrong", grpc::StatusCode::UNAUTHENTICATED},
+                        Case{"nobody", "correct horse", grpc::StatusCode::UNAUTHENTICATED},
+                        Case{"../etc/passwd", "x", grpc::StatusCode::UNAUTHENTICATED},
+                        Case{"", "", grpc::StatusCode::UNAUTHENTICATED}}) {
+    SCOPED_TRACE(c.user);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(10));
+    v1::AuthenticateRequest req;
+    req.set_user(c.user);
+    req.set_password(c.password);
+    v1::AuthenticateReply reply;
+    grpc::Status s = maildrop_->Authenticate(&ctx, req, &reply);
+    EXPECT_EQ(s.error_code(), c.want) << s.error_message();
+    if (s.ok()) {
+      EXPECT_EQ(reply.user(), "alice");
+    }
+  }
+}
+
+TEST_F(IndexerServiceTest, SnapshotMatchesAFreshScan) {
+  Open o = OpenSession("alice");
+  ASSERT_TRUE(o.got_snapshot);
+  const v1::Snapshot& snap = o.first.snapshot();
+  std::string file = ReadFile(dir_.File("spool/alice"));
+  mbox::ScanResult want = mbox::ScanMbox(file, 0, {.final = true});
+  mbox::UidlAssigner assigner;
+  ASSERT_EQ(snap.count(), want.messages.size());
+  std::vector<std::string> uidls = absl::StrSplit(snap.uidls(), '\n');
+  ASSERT_EQ(uidls.size(), want.messages.size());
+  uint64_t total = 0;
+  for (size_t i = 0; i < want.messages.size(); ++i) {
+    EXPECT_EQ(snap.data_offsets(i), want.messages[i].data_offset);
+    EXPECT_EQ(snap.lengths(i), want.messages[i].length());
+    EXPECT_EQ(snap.octets(i), want.messages[i].octets);
+    EXPECT_EQ(snap.header_lengths(i), want.messages[i].header_length);
+    EXPECT_EQ(uidls[i], assigner.Assign(want.messages[i]));
+    total += want.messages[i].octets;
+  }
+  EXPECT_EQ(snap.total_octets(), total);
+  EXPECT_EQ(snap.content_hashes().size(), 16u * want.messages.size());
+  struct stat st {};
+  ::stat(dir_.File("spool/alice").c_str(), &st);
+  EXPECT_EQ(snap.file().inode(), st.st_ino);
+  EXPECT_EQ(snap.file().size(), file.size() - 1);  // the trailing empty line is not a message
+  EXPECT_TRUE(Close(o).ok());
+}
+
+TEST_F(IndexerServiceTest, SecondSessionIsInUseAtOnceAndFreeAfterClose) {
+  Open a = OpenSession("alice");
+  ASSERT_TRUE(a.got_snapshot);
+  absl::Time start = absl::Now();
+  Open b = OpenSession("alice");
+  EXPECT_FALSE(b.got_snapshot);
+  grpc::Status s = b.stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));  // "at once", not after a lock timeout
+  EXPECT_TRUE(Close(a).ok());
+  Open c = OpenSession("alice");
+  EXPECT_TRUE(c.got_snapshot);
+  EXPECT_TRUE(Close(c).ok());
+}
+
+TEST_F(IndexerServiceTest, CancelledStreamReleasesTheLease) {
+  Open a = OpenSession("alice");
+  ASSERT_TRUE(a.got_snapshot);
+  a.ctx->TryCancel();  // the front-end died mid-session
+  a.stream->Finish();
+  bool reopened = false;
+  for (int i = 0; i < 50 && !reopened; ++i) {
+    Open b = OpenSession("alice");
+    reopened = b.got_snapshot;
+    if (reopened) {
+      Close(b);
+    } else {
+      b.stream->Finish();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  EXPECT_TRUE(reopened);
+}
+
+TEST_F(IndexerServiceTest, MailDeliveredDuringASessionIsInTheNextSnapshot) {
+  Open a = OpenSession("alice");
+  ASSERT_TRUE(a.got_snapshot);
+  AppendFile(dir_.File("spool/alice"), Msg(4));
+  EXPECT_TRUE(Close(a).ok());
+  Open b = OpenSession("alice");
+  ASSERT_TRUE(b.got_snapshot);
+  EXPECT_EQ(b.first.snapshot().count(), 4u);
+  EXPECT_TRUE(Close(b).ok());
+}
+
+TEST_F(IndexerServiceTest, MalformedStreamsAndCommits) {
+  {  // Commit before OpenSession
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(10));
+    auto stream = maildrop_->Session(&ctx);
+    v1::SessionRequest req;
+    req.mutable_commit();
+    stream->Write(req);
+    stream->WritesDone();
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {  // Unknown account
+    Open o = OpenSession("nobody");
+    EXPECT_FALSE(o.got_snapshot);
+    EXPECT_EQ(o.stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  Open o = OpenSession("alice");
+  ASSERT_TRUE(o.got_snapshot);
+  v1::SessionRequest req;
+  v1::MessageRef* ref = req.mutable_commit()->add_deleted();
+  ref->set_data_offset(o.first.snapshot().data_offsets(0) + 1);  // not a message
+  ref->set_content_hash(o.first.snapshot().content_hashes().substr(0, 16));
+  ASSERT_TRUE(o.stream->Write(req));
+  v1::SessionEvent ev;
+  EXPECT_FALSE(o.stream->Read(&ev));
+  EXPECT_EQ(o.stream->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(IndexerServiceTest, EmptyCommitWritesNothing) {
+  std::string before = ReadFile(dir_.File("spool/alice"));
+  Open o = OpenSession("alice");
+  ASSERT_TRUE(o.got_snapshot);
+  v1::SessionRequest req;
+  req.mutable_commit();
+  ASSERT_TRUE(o.stream->Write(req));
+  v1::SessionEvent ev;
+  ASSERT_TRUE(o.stream->Read(&ev));
+  EXPECT_TRUE(ev.has_committed());
+  EXPECT_EQ(ev.committed().deleted(), 0u);
+  EXPECT_TRUE(Close(o).ok());
+  EXPECT_EQ(ReadFile(dir_.File("spool/alice")), before);
+}
+
+TEST_F(IndexerServiceTest, AdminAccountsErrors) {
+  grpc::ClientContext c1;
+  v1::AddAccountRequest add;
+  add.set_user("alice");
+  add.set_password("x");
+  v1::Account a;
+  EXPECT_EQ(admin_->AddAccount(&c1, add, &a).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  grpc::ClientContext c2;
+  add.set_user("Bad/Name");
+  EXPECT_EQ(admin_->AddAccount(&c2, add, &a).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::ClientContext c3;
+  add.set_user("bob");
+  add.set_password("");
+  EXPECT_EQ(admin_->AddAccount(&c3, add, &a).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::ClientContext c4;
+  v1::AccountName name;
+  name.set_user("nobody");
+  v1::Empty e;
+  EXPECT_EQ(admin_->RemoveAccount(&c4, name, &e).error_code(), grpc::StatusCode::NOT_FOUND);
+  grpc::ClientContext c5;
+  v1::AccountList list;
+  ASSERT_TRUE(admin_->ListAccounts(&c5, v1::Empty(), &list).ok());
+  ASSERT_EQ(list.accounts_size(), 1);
+  EXPECT_EQ(list.accounts(0).credential_kind(), "scram-sha-256");
+}
+
+TEST_F(IndexerServiceTest, AdminMailboxesVerifyReindexStatus) {
+  grpc::ClientContext c1;
+  v1::MailboxList boxes;
+  ASSERT_TRUE(admin_->ListMailboxes(&c1, v1::Empty(), &boxes).ok());
+  ASSERT_EQ(boxes.mailboxes_size(), 1);
+  EXPECT_EQ(boxes.mailboxes(0).messages(), 3u);
+  EXPECT_EQ(boxes.mailboxes(0).user(), "alice");
+
+  grpc::ClientContext c2;
+  v1::MailboxName name;
+  name.set_path("alice");
+  v1::MailboxDetail detail;
+  ASSERT_TRUE(admin_->ShowMailbox(&c2, name, &detail).ok());
+  ASSERT_EQ(detail.messages_size(), 3);
+  EXPECT_EQ(detail.messages(0).sender(), "s1@example.org");
+
+  grpc::ClientContext c3;
+  name.set_path("nobody");
+  EXPECT_EQ(admin_->ShowMailbox(&c3, name, &detail).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  grpc::ClientContext c4;
+  v1::VerifyRequest vr;
+  v1::VerifyReply verify;
+  ASSERT_TRUE(admin_->Verify(&c4, vr, &verify).ok());
+  EXPECT_EQ(verify.problems_size(), 0);
+  EXPECT_EQ(verify.messages(), 3u);
+
+  grpc::ClientContext c5;
+  v1::ReindexRequest rr;
+  auto reader = admin_->Reindex(&c5, rr);
+  v1::ReindexProgress p;
+  int updates = 0;
+  while (reader->Read(&p)) ++updates;
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(updates, 1);
+  EXPECT_EQ(p.mailboxes_done(), 1u);
+
+  grpc::ClientContext c6;
+  v1::IndexerStatus st;
+  ASSERT_TRUE(admin_->Status(&c6, v1::Empty(), &st).ok());
+  EXPECT_EQ(st.mailboxes(), 1u);
+  EXPECT_EQ(st.messages(), 3u);
+}
+
+TEST_F(IndexerServiceTest, AdminListsAndEndsSessions) {
+  Open o = OpenSession("alice");
+  ASSERT_TRUE(o.got_snapshot);
+  grpc::ClientContext c1;
+  v1::SessionList sessions;
+  ASSERT_TRUE(admin_->ListSessions(&c1, v1::Empty(), &sessions).ok());
+  ASSERT_EQ(sessions.sessions_size(), 1);
+  EXPECT_EQ(sessions.sessions(0).user(), "alice");
+  EXPECT_EQ(sessions.sessions(0).client_address(), "192.0.2.7");
+  grpc::ClientContext c2;
+  v1::EndSessionRequest end;
+  end.set_session_id(sessions.sessions(0).session_id());
+  v1::Empty e;
+  ASSERT_TRUE(admin_->EndSession(&c2, end, &e).ok());
+  v1::SessionEvent ev;
+  EXPECT_FALSE(o.stream->Read(&ev));
+  EXPECT_EQ(o.stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  grpc::ClientContext c3;
+  end.set_session_id("no-such-session");
+  EXPECT_EQ(admin_->EndSession(&c3, end, &e).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(IndexerServiceTest, DeliveryBecomesVisibleThroughInotify) {
+  // An MDA appends under its dotlock; removing the lock is the signal.
+  WriteFile(dir_.File("spool/alice.lock"), "1\n");
+  AppendFile(dir_.File("spool/alice"), Msg(5));
+  ::unlink(dir_.File("spool/alice.lock").c_str());
+  absl::Time start = absl::Now();
+  uint32_t messages = 0;
+  while (absl::Now() - start < absl::Seconds(5)) {
+    grpc::ClientContext ctx;
+    v1::MailboxList boxes;
+    ASSERT_TRUE(admin_->ListMailboxes(&ctx, v1::Empty(), &boxes).ok());
+    messages = boxes.mailboxes(0).messages();
+    if (messages == 4) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(messages, 4u);  // without any login: the event thread indexed it
+}
+
+}  // namespace
+}  // namespace poplar::indexer

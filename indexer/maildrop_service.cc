@@ -36,7 +36,7 @@ class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, 
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client half-closed or went away
-      Finish(state_ == State::kStart ? grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+      End(state_ == State::kStart ? grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                                     "stream closed before OpenSession")
                                      : grpc::Status::OK);
       return;
@@ -48,7 +48,7 @@ class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, 
         absl::StatusOr<Indexer::Opened> opened = indexer_->OpenSession(request_.open(), [handle] {
           if (auto h = handle.lock()) h->Cancel();
         });
-        if (!opened.ok()) return Finish(ToGrpcStatus(opened.status()));
+        if (!opened.ok()) return End(ToGrpcStatus(opened.status()));
         session_id_ = opened->lease.session_id;
         *event_.mutable_snapshot() = std::move(opened->snapshot);
         state_ = State::kOpen;
@@ -58,7 +58,7 @@ class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, 
       case State::kOpen: {
         if (!request_.has_commit()) return Fail(grpc::StatusCode::INVALID_ARGUMENT, "expected Commit");
         absl::StatusOr<v1::CommitResult> r = indexer_->Commit(session_id_, request_.commit());
-        if (!r.ok()) return Finish(ToGrpcStatus(r.status()));
+        if (!r.ok()) return End(ToGrpcStatus(r.status()));
         event_.Clear();
         *event_.mutable_committed() = *r;
         state_ = State::kCommitted;
@@ -71,7 +71,7 @@ class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, 
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+    if (!ok) return End(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
     event_.Clear();
     request_.Clear();
     StartRead(&request_);
@@ -79,13 +79,23 @@ class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, 
 
   void OnDone() override {
     cancel_->Clear();
-    if (!session_id_.empty()) indexer_->CloseSession(session_id_);
+    ReleaseLease();  // if the stream ended without End() (cancelled while idle)
     delete this;
   }
 
  private:
   enum class State { kStart, kOpen, kCommitted };
-  void Fail(grpc::StatusCode code, const char* why) { Finish(grpc::Status(code, why)); }
+  // The lease ends before the final status leaves, so a client that logs in again right after
+  // QUIT never sees its own old session as [IN-USE].
+  void End(const grpc::Status& status) {
+    ReleaseLease();
+    Finish(status);
+  }
+  void ReleaseLease() {
+    if (!session_id_.empty()) indexer_->CloseSession(session_id_);
+    session_id_.clear();
+  }
+  void Fail(grpc::StatusCode code, const char* why) { End(grpc::Status(code, why)); }
 
   Indexer* indexer_;
   std::shared_ptr<CancelHandle> cancel_;

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -65,7 +66,54 @@ Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store
 
 absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
                                                    const std::string& user, bool force_full) {
-  return mailbox_indexer_->Update(path, user, force_full);
+  absl::StatusOr<IndexOutcome> o = mailbox_indexer_->Update(path, user, force_full);
+  if (!o.ok() || o->kind != IndexOutcome::Kind::kUnchanged) snapshots_.erase(path);
+  return o;
+}
+
+absl::StatusOr<std::shared_ptr<const v1::Snapshot>> Indexer::CachedSnapshotLocked(
+    const std::string& path) {
+  if (auto it = snapshots_.find(path); it != snapshots_.end()) return it->second;
+  absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(path);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return std::shared_ptr<const v1::Snapshot>();
+  absl::StatusOr<std::vector<MessageRecord>> messages = store_->LoadMessages((*rec)->id);
+  if (!messages.ok()) return messages.status();
+  auto snap = std::make_shared<v1::Snapshot>();
+  snap->set_mailbox_path(path);
+  v1::FileIdentity* file = snap->mutable_file();
+  file->set_device((*rec)->device);
+  file->set_inode((*rec)->inode);
+  const size_t n = messages->size();
+  snap->mutable_data_offsets()->Reserve(static_cast<int>(n));
+  snap->mutable_lengths()->Reserve(static_cast<int>(n));
+  snap->mutable_header_lengths()->Reserve(static_cast<int>(n));
+  snap->mutable_octets()->Reserve(static_cast<int>(n));
+  snap->mutable_lines()->Reserve(static_cast<int>(n));
+  std::string* uidls = snap->mutable_uidls();
+  std::string* hashes = snap->mutable_content_hashes();
+  hashes->reserve(16 * n);
+  uint64_t total = 0;
+  uint64_t covered = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const MessageRecord& m = (*messages)[i];
+    snap->add_data_offsets(m.data_offset);
+    snap->add_lengths(m.end_offset - m.data_offset);
+    snap->add_header_lengths(m.header_length);
+    snap->add_octets(m.octets);
+    snap->add_lines(m.lines);
+    if (i) uidls->push_back('\n');
+    uidls->append(m.uidl);
+    hashes->append(HashBytes(m.content_hash));
+    total += m.octets;
+    covered = std::max(covered, m.end_offset);
+  }
+  file->set_size(covered);
+  snap->set_count(static_cast<uint32_t>(n));
+  snap->set_total_octets(total);
+  std::shared_ptr<const v1::Snapshot> shared = std::move(snap);
+  snapshots_[path] = shared;
+  return shared;
 }
 
 // ---------------------------------------------------------------- spool watching
@@ -171,63 +219,18 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
     leases_.Release(lease->session_id);
     return s;
   };
-  // Catch-up: the index must cover the file as it is now (design §5).
+  // Catch-up: the index must cover the file as it is now (design §5). A missing file is an
+  // empty maildrop (RFC 1939 allows it; the MDA creates the file on first delivery).
   absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, request.user(), false);
+  if (!o.ok() && !absl::IsNotFound(o.status())) return fail(o.status());
+  absl::StatusOr<std::shared_ptr<const v1::Snapshot>> cached = CachedSnapshotLocked(mailbox);
+  if (!cached.ok()) return fail(cached.status());
   Opened out;
   out.lease = *lease;
-  v1::Snapshot& snap = out.snapshot;
-  snap.set_session_id(lease->session_id);
-  snap.set_mailbox_path(mailbox);
-  if (!o.ok()) {
-    if (!absl::IsNotFound(o.status())) return fail(o.status());
-  }
-  if (o.ok() && o->kind == IndexOutcome::Kind::kRemoved) {
-    // No mailbox file yet: an empty maildrop (RFC 1939 allows it; the MDA creates the file).
-    sessions_[lease->session_id] = SessionState{mailbox, {}};
-    return out;
-  }
-  absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(mailbox);
-  if (!rec.ok()) return fail(rec.status());
-  if (!rec->has_value()) {
-    sessions_[lease->session_id] = SessionState{mailbox, {}};
-    return out;
-  }
-  absl::StatusOr<std::vector<MessageRecord>> messages = store_->LoadMessages((*rec)->id);
-  if (!messages.ok()) return fail(messages.status());
-  SessionState state{mailbox, {}};
-  v1::FileIdentity* file = snap.mutable_file();
-  file->set_device((*rec)->device);
-  file->set_inode((*rec)->inode);
-  uint64_t covered = 0;
-  std::string* uidls = snap.mutable_uidls();
-  std::string* hashes = snap.mutable_content_hashes();
-  const size_t n = messages->size();
-  snap.mutable_data_offsets()->Reserve(static_cast<int>(n));
-  snap.mutable_lengths()->Reserve(static_cast<int>(n));
-  snap.mutable_header_lengths()->Reserve(static_cast<int>(n));
-  snap.mutable_octets()->Reserve(static_cast<int>(n));
-  snap.mutable_lines()->Reserve(static_cast<int>(n));
-  hashes->reserve(16 * n);
-  uint64_t total = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const MessageRecord& m = (*messages)[i];
-    snap.add_data_offsets(m.data_offset);
-    snap.add_lengths(m.end_offset - m.data_offset);
-    snap.add_header_lengths(m.header_length);
-    snap.add_octets(m.octets);
-    snap.add_lines(m.lines);
-    if (i) uidls->push_back('\n');
-    uidls->append(m.uidl);
-    std::string h = HashBytes(m.content_hash);
-    hashes->append(h);
-    state.hash_by_offset[m.data_offset] = std::move(h);
-    total += m.octets;
-    covered = std::max(covered, m.end_offset);
-  }
-  file->set_size(covered);
-  snap.set_count(static_cast<uint32_t>(n));
-  snap.set_total_octets(total);
-  sessions_[lease->session_id] = std::move(state);
+  if (*cached) out.snapshot = **cached;
+  out.snapshot.set_session_id(lease->session_id);
+  out.snapshot.set_mailbox_path(mailbox);
+  sessions_[lease->session_id] = SessionState{mailbox, *cached};
   return out;
 }
 
@@ -239,8 +242,18 @@ absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
   const SessionState& state = it->second;
   std::set<uint64_t> seen;
   for (const v1::MessageRef& ref : commit.deleted()) {
-    auto m = state.hash_by_offset.find(ref.data_offset());
-    if (m == state.hash_by_offset.end() || m->second != ref.content_hash()) {
+    // Snapshot offsets are in file order: binary search, then compare the content hash.
+    bool found = false;
+    if (state.snapshot) {
+      const auto& offsets = state.snapshot->data_offsets();
+      auto pos = std::lower_bound(offsets.begin(), offsets.end(), ref.data_offset());
+      if (pos != offsets.end() && *pos == ref.data_offset()) {
+        size_t i = static_cast<size_t>(pos - offsets.begin());
+        found = state.snapshot->content_hashes().compare(16 * i, 16, ref.content_hash()) == 0 &&
+                ref.content_hash().size() == 16;
+      }
+    }
+    if (!found) {
       return absl::InvalidArgumentError(
           absl::StrCat("deleted message at offset ", ref.data_offset(), " is not in the snapshot"));
     }

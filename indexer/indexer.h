@@ -93,10 +93,17 @@ class Indexer {
   std::unique_ptr<SpoolWatcher> watcher_;  // fd() is immutable; Drain/ListAll under mu_
   LockFileProbe probe_;
   std::unique_ptr<MailboxIndexer> mailbox_indexer_ ABSL_GUARDED_BY(mu_);
+  // The snapshot of a mailbox as the index has it now, shared by every session that opens it
+  // until the next update changes the mailbox: a login to an unchanged 100,000-message mailbox
+  // costs a stat and a copy, not 100,000 SQLite rows.
+  absl::StatusOr<std::shared_ptr<const v1::Snapshot>> CachedSnapshotLocked(const std::string& path)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<const v1::Snapshot>> snapshots_
+      ABSL_GUARDED_BY(mu_);
   // What each open session was shown, for Commit's identity checks.
   struct SessionState {
     std::string mailbox;
-    absl::flat_hash_map<uint64_t, std::string> hash_by_offset;  // data_offset -> content hash
+    std::shared_ptr<const v1::Snapshot> snapshot;  // null: the maildrop was empty
   };
   absl::flat_hash_map<std::string, SessionState> sessions_ ABSL_GUARDED_BY(mu_);
   int64_t last_rescan_unix_ms_ ABSL_GUARDED_BY(mu_) = 0;

@@ -88,8 +88,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::IndexerConfi
 void Daemon::EventLoop() {
   const absl::Duration reconcile = absl::Seconds(config_.reconcile_interval_s());
   absl::Duration poll_every = reconcile;
+  bool polling = false;
   for (const config::Spool& s : config_.spools()) {
-    if (s.poll()) poll_every = std::min(poll_every, absl::Milliseconds(s.poll_interval_ms()));
+    if (!s.poll()) continue;
+    polling = true;
+    poll_every = std::min(poll_every, absl::Milliseconds(s.poll_interval_ms()));
   }
   absl::Time next_reconcile = absl::Now() + poll_every;
   while (!stopped_.load()) {
@@ -105,7 +108,8 @@ void Daemon::EventLoop() {
       }
     }
     if (absl::Now() >= next_reconcile) {
-      if (absl::Status s = indexer_->ReconcileKnown(); !s.ok()) {
+      // Polled spools are listed again too, so new mailboxes there are found without inotify.
+      if (absl::Status s = polling ? indexer_->RescanAll() : indexer_->ReconcileKnown(); !s.ok()) {
         std::cerr << "poplar-indexer: reconcile: " << s << "\n";
       }
       next_reconcile = absl::Now() + poll_every;

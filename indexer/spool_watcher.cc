@@ -96,6 +96,9 @@ int SpoolWatcher::LeafDepth(const config::Spool& spool) const {
 }
 
 absl::Status SpoolWatcher::AddWatch(const Watch& w) {
+  // A polled spool (NFS) gets no watch: inotify would see only this host's writes, and the
+  // indexer polls it instead.
+  if (spools_[w.spool].poll()) return absl::OkStatus();
   int wd = ::inotify_add_watch(inotify_.get(), w.dir.c_str(), kDirMask);
   if (wd < 0) {
     return absl::ResourceExhaustedError(

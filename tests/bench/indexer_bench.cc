@@ -106,7 +106,10 @@ int main(int argc, char** argv) {
   }
   absl::Duration index_time = absl::Now() - t0;
 
-  auto channel = grpc::CreateChannel("unix:" + dir + "/indexer.sock", grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(256 << 20);  // as popd: a big mailbox's snapshot exceeds 4 MB
+  auto channel = grpc::CreateCustomChannel("unix:" + dir + "/indexer.sock",
+                                           grpc::InsecureChannelCredentials(), args);
   auto admin = v1::Admin::NewStub(channel);
   auto maildrop = v1::Maildrop::NewStub(channel);
   {

@@ -85,14 +85,6 @@ class Scanner {
     return nl == start || (nl == start + 1 && buf_[start] == '\r');
   }
 
-  // Is the last line of [start, end), where start begins a line, an empty line?
-  bool EndsWithEmptyLine(size_t start, size_t end) const {
-    if (end == start || buf_[end - 1] != '\n') return false;
-    size_t line = end - 1;
-    while (line > start && buf_[line - 1] != '\n') --line;
-    return IsEmptyLine(line, end - 1);
-  }
-
   // Is the line at q a separator? *line_end becomes the index of its '\n' (or n_ when the
   // final buffer ends inside it). kMore: undecidable until more bytes arrive.
   Tri FromLineAt(size_t q, size_t* line_end) const {
@@ -232,7 +224,6 @@ class Scanner {
     bool prev_empty = false;
     bool prev_crlf = false;
     size_t prev_start = 0;
-    bool tentative = false;  // ends at EOF with no empty line after it
 
     while (true) {
       if (pos >= n_) {  // buffer ends on a line boundary
@@ -243,7 +234,6 @@ class Scanner {
           --lf_;
           crlf_ -= prev_crlf ? 1 : 0;
         } else {
-          tentative = true;
         }
         break;
       }
@@ -261,7 +251,6 @@ class Scanner {
         }
         if (in_headers) ProcessHeader(buf_.substr(pos, n_ - pos));
         end = n_;
-        tentative = true;
         break;
       }
       const bool empty = IsEmptyLine(pos, nl);
@@ -295,9 +284,6 @@ class Scanner {
               next = cl_next;
               *next_line_end = le;
               message_.content_length_used = true;
-              // A body that runs to the end of the buffer without a trailing empty line can
-              // still grow, as under the From_ rule.
-              tentative = p == n_ && !EndsWithEmptyLine(data, p);
               break;
             }
             content_length_ignored_ = true;  // reported only if the message completes
@@ -324,7 +310,11 @@ class Scanner {
       result_.resume_offset = base_ + next;
       return next;
     }
-    result_.resume_offset = tentative ? base_ + q : base_ + n_;
+    // The message ends at the end of the buffer. Appended bytes may still belong to it: text
+    // glued to its last line, or more empty lines before the next separator (only the last
+    // empty line before a separator is not part of a message). So it is returned, but the
+    // next scan starts again at its From_ line.
+    result_.resume_offset = base_ + q;
     return std::nullopt;
   }
 

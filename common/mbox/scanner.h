@@ -13,7 +13,7 @@
 //    empty line ("\n" or "\r\n").
 //  * A message is the bytes after its From_ line up to, not including, the empty line before
 //    the next separator; at the end of a final buffer a trailing empty line is likewise
-//    excluded, so appending a message never changes the one before it.
+//    excluded, so appending a message normally leaves the one before it as it was.
 //  * `Content-Length:` is trusted only when the body it measures ends exactly at a separator,
 //    at an empty line followed by a separator, or at the end of a final buffer. Then
 //    separator-like lines inside that body do not split it (mboxcl2 written by Dovecot).
@@ -82,10 +82,10 @@ struct Anomaly {
 
 struct ScanResult {
   std::vector<MessageInfo> messages;
-  // Where the next scan starts. Normally the From_ line of the first message not returned, or
-  // the end of a final buffer. When a final buffer's last message ends at end of file without
-  // a trailing empty line, more bytes appended later could still belong to it, so
-  // resume_offset is that message's offset: it is returned now and returned again, possibly
+  // Where the next scan starts: the From_ line of the first message not returned, or, when a
+  // final buffer's last message ends at the end of the buffer, that message's From_ line: more
+  // bytes appended later could still belong to it (text glued to its last line, or more empty
+  // lines before the next separator), so it is returned now and returned again, possibly
   // longer, by the next scan. Callers replace messages at or after resume_offset.
   uint64_t resume_offset = 0;
   std::vector<Anomaly> anomalies;

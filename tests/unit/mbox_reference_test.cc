@@ -200,11 +200,9 @@ RefResult ReferenceScan(const std::string& buf, bool trust_content_length) {
       s = *next;
       continue;
     }
-    // At the end of the file: if the message's last line is not an empty line, more bytes
-    // could still belong to it.
-    const bool last_line_empty = m.end_offset > m.data_offset && IsEmpty(lines[n - 1]);
-    const bool tentative = m.end_offset == buf.size() && !last_line_empty;
-    out.resume_offset = tentative ? m.offset : buf.size();
+    // At the end of the file more bytes (glued text, more empty lines) could still belong to
+    // the last message: the next scan starts at it.
+    out.resume_offset = m.offset;
     return out;
   }
 }
@@ -354,11 +352,11 @@ TEST(MboxReferenceTest, ReferenceOnKnownInputs) {
   const Case kCases[] = {
       {"empty", "", {}, 0},
       {"one", f + "\nhi\n", {38}, 0},
-      {"two", f + "\nhi\n\n" + f + "\nyo\n\n", {38, 77}, 78},
+      {"two", f + "\nhi\n\n" + f + "\nyo\n\n", {38, 77}, 39},
       {"unquoted_after_text", f + "\nhi\n" + f + "\nyo\n", {76}, 0},
       // The body "\n" f "\nyo\n" holds a separator after an empty line; 39 protects it.
-      {"cl_protects", f + "Content-Length: 39\n\n\n" + f + "\nyo\n\n", {93}, 94},
-      {"cl_wrong", f + "Content-Length: 3\n\n\n" + f + "\nyo\n\n", {53, 92}, 93},
+      {"cl_protects", f + "Content-Length: 39\n\n\n" + f + "\nyo\n\n", {93}, 0},
+      {"cl_wrong", f + "Content-Length: 3\n\n\n" + f + "\nyo\n\n", {53, 92}, 54},
       {"no_newline", f + "\nhi", {37}, 0},
   };
   for (const Case& c : kCases) {

@@ -18,7 +18,10 @@ CREATE TABLE IF NOT EXISTS mailboxes (
   tail_hash TEXT NOT NULL DEFAULT '',
   uid_validity INTEGER,
   indexed_unix_ms INTEGER NOT NULL DEFAULT 0,
-  anomalies INTEGER NOT NULL DEFAULT 0
+  anomalies INTEGER NOT NULL DEFAULT 0,
+  messages INTEGER NOT NULL DEFAULT 0,
+  octets INTEGER NOT NULL DEFAULT 0,
+  final_scan INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS messages (
   mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
@@ -53,12 +56,15 @@ MailboxRecord ReadMailbox(const sql::Stmt& s) {
   if (!s.IsNull(9)) m.uid_validity = static_cast<uint32_t>(s.Int(9));
   m.indexed_unix_ms = s.Int(10);
   m.anomalies = static_cast<uint32_t>(s.Int(11));
+  m.messages = static_cast<uint64_t>(s.Int(12));
+  m.octets = static_cast<uint64_t>(s.Int(13));
+  m.final_scan = s.Int(14) != 0;
   return m;
 }
 
 constexpr char kMailboxColumns[] =
     "id, path, user, device, inode, size, mtime_ns, resume_offset, tail_hash, uid_validity, "
-    "indexed_unix_ms, anomalies";
+    "indexed_unix_ms, anomalies, messages, octets, final_scan";
 
 }  // namespace
 
@@ -146,17 +152,22 @@ absl::StatusOr<std::vector<MessageRecord>> IndexStore::LoadMessages(int64_t mail
 }
 
 absl::Status IndexStore::SaveScan(MailboxRecord* mb, uint64_t replace_from,
-                                  const std::vector<MessageRecord>& messages) {
+                                  const std::vector<MessageRecord>& messages,
+                                  uint64_t replace_to) {
+  // SQLite integers are signed: clamp the open upper bound.
+  const int64_t to = replace_to > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX
+                                                                  : static_cast<int64_t>(replace_to);
   auto tx = sql::Transaction::Begin(db_.get());
   if (!tx.ok()) return tx.status();
   auto up = db_->Prepare(
       "INSERT INTO mailboxes (path, user, device, inode, size, mtime_ns, resume_offset, "
-      "tail_hash, uid_validity, indexed_unix_ms, anomalies) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+      "tail_hash, uid_validity, indexed_unix_ms, anomalies, final_scan) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
       "ON CONFLICT(path) DO UPDATE SET user=excluded.user, device=excluded.device, "
       "inode=excluded.inode, size=excluded.size, mtime_ns=excluded.mtime_ns, "
       "resume_offset=excluded.resume_offset, tail_hash=excluded.tail_hash, "
       "uid_validity=excluded.uid_validity, indexed_unix_ms=excluded.indexed_unix_ms, "
-      "anomalies=excluded.anomalies RETURNING id");
+      "anomalies=excluded.anomalies, final_scan=excluded.final_scan RETURNING id");
   if (!up.ok()) return up.status();
   up->Bind(1, mb->path).Bind(2, mb->user).Bind(3, static_cast<int64_t>(mb->device));
   up->Bind(4, static_cast<int64_t>(mb->inode)).Bind(5, static_cast<int64_t>(mb->size));
@@ -168,15 +179,36 @@ absl::Status IndexStore::SaveScan(MailboxRecord* mb, uint64_t replace_from,
     up->BindNull(9);
   }
   up->Bind(10, mb->indexed_unix_ms).Bind(11, static_cast<int64_t>(mb->anomalies));
+  up->Bind(12, mb->final_scan ? 1 : 0);
   absl::StatusOr<bool> row = up->Step();
   if (!row.ok()) return row.status();
   if (!*row) return absl::InternalError("mailbox upsert returned no id");
   mb->id = up->Int(0);
   up->Reset();
 
-  auto del = db_->Prepare("DELETE FROM messages WHERE mailbox_id=? AND offset>=?");
+  // What the replaced tail held (usually nothing, or one tentative message).
+  auto tail = db_->Prepare(
+      "SELECT COUNT(*), COALESCE(SUM(octets),0) FROM messages "
+      "WHERE mailbox_id=? AND offset>=? AND offset<?");
+  if (!tail.ok()) return tail.status();
+  tail->Bind(1, mb->id).Bind(2, static_cast<int64_t>(replace_from)).Bind(3, to);
+  absl::StatusOr<bool> tail_row = tail->Step();
+  if (!tail_row.ok()) return tail_row.status();
+  const uint64_t removed = static_cast<uint64_t>(tail->Int(0));
+  const uint64_t removed_octets = static_cast<uint64_t>(tail->Int(1));
+  tail->Reset();
+  auto old_counts = db_->Prepare("SELECT messages, octets FROM mailboxes WHERE id=?");
+  if (!old_counts.ok()) return old_counts.status();
+  old_counts->Bind(1, mb->id);
+  absl::StatusOr<bool> oc = old_counts->Step();
+  if (!oc.ok()) return oc.status();
+  uint64_t count = static_cast<uint64_t>(old_counts->Int(0)) - removed;
+  uint64_t octets = static_cast<uint64_t>(old_counts->Int(1)) - removed_octets;
+  old_counts->Reset();
+
+  auto del = db_->Prepare("DELETE FROM messages WHERE mailbox_id=? AND offset>=? AND offset<?");
   if (!del.ok()) return del.status();
-  del->Bind(1, mb->id).Bind(2, static_cast<int64_t>(replace_from));
+  del->Bind(1, mb->id).Bind(2, static_cast<int64_t>(replace_from)).Bind(3, to);
   if (absl::Status s = del->Run(); !s.ok()) return s;
 
   auto ins = db_->Prepare(
@@ -192,7 +224,15 @@ absl::Status IndexStore::SaveScan(MailboxRecord* mb, uint64_t replace_from,
     ins->Bind(9, m.uidl).Bind(10, m.uidl_digest).Bind(11, m.content_hash.Hex());
     ins->Bind(12, m.sender).Bind(13, m.date);
     if (absl::Status s = ins->Run(); !s.ok()) return s;
+    ++count;
+    octets += m.octets;
   }
+  auto counts = db_->Prepare("UPDATE mailboxes SET messages=?, octets=? WHERE id=?");
+  if (!counts.ok()) return counts.status();
+  counts->Bind(1, static_cast<int64_t>(count)).Bind(2, static_cast<int64_t>(octets)).Bind(3, mb->id);
+  if (absl::Status s = counts->Run(); !s.ok()) return s;
+  mb->messages = count;
+  mb->octets = octets;
   return (*tx)->Commit();
 }
 
@@ -203,15 +243,6 @@ absl::Status IndexStore::RemoveMailbox(int64_t mailbox_id) {
   return s->Run();
 }
 
-absl::StatusOr<uint64_t> IndexStore::CountMessages(int64_t mailbox_id) {
-  auto s = db_->Prepare("SELECT COUNT(*) FROM messages WHERE mailbox_id=?");
-  if (!s.ok()) return s.status();
-  s->Bind(1, mailbox_id);
-  absl::StatusOr<bool> row = s->Step();
-  if (!row.ok()) return row.status();
-  return static_cast<uint64_t>(s->Int(0));
-}
-
 absl::StatusOr<IndexStore::Totals> IndexStore::GetTotals() {
   Totals t;
   auto a = db_->Prepare("SELECT COUNT(*), COALESCE(SUM(size),0) FROM mailboxes");
@@ -220,28 +251,13 @@ absl::StatusOr<IndexStore::Totals> IndexStore::GetTotals() {
   if (!row.ok()) return row.status();
   t.mailboxes = static_cast<uint64_t>(a->Int(0));
   t.bytes = static_cast<uint64_t>(a->Int(1));
-  auto b = db_->Prepare("SELECT COUNT(*), COALESCE(SUM(octets),0) FROM messages");
+  auto b = db_->Prepare("SELECT COALESCE(SUM(messages),0), COALESCE(SUM(octets),0) FROM mailboxes");
   if (!b.ok()) return b.status();
   row = b->Step();
   if (!row.ok()) return row.status();
   t.messages = static_cast<uint64_t>(b->Int(0));
   t.octets = static_cast<uint64_t>(b->Int(1));
   return t;
-}
-
-absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> IndexStore::CountsFor(
-    const std::vector<int64_t>& mailbox_ids) {
-  auto s = db_->Prepare("SELECT COUNT(*), COALESCE(SUM(octets),0) FROM messages WHERE mailbox_id=?");
-  if (!s.ok()) return s.status();
-  std::vector<std::pair<uint64_t, uint64_t>> out;
-  for (int64_t id : mailbox_ids) {
-    s->Bind(1, id);
-    absl::StatusOr<bool> row = s->Step();
-    if (!row.ok()) return row.status();
-    out.emplace_back(static_cast<uint64_t>(s->Int(0)), static_cast<uint64_t>(s->Int(1)));
-    s->Reset();
-  }
-  return out;
 }
 
 absl::StatusOr<bool> IndexStore::UidlInUse(int64_t mailbox_id, const std::string& uidl,

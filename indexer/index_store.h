@@ -35,6 +35,9 @@ struct MailboxRecord {
   std::optional<uint32_t> uid_validity;  // Dovecot scheme: from the first message
   int64_t indexed_unix_ms = 0;
   uint32_t anomalies = 0;
+  bool final_scan = false;  // the last scan saw no writer: its tail decisions were final
+  uint64_t messages = 0;  // maintained by SaveScan
+  uint64_t octets = 0;    // sum of the messages' octets, maintained by SaveScan
 };
 
 struct MessageRecord {
@@ -62,12 +65,15 @@ class IndexStore {
   // All messages of a mailbox in file order.
   absl::StatusOr<std::vector<MessageRecord>> LoadMessages(int64_t mailbox_id);
 
-  // In one transaction: creates or updates the mailbox row (mailbox->id is set), deletes its
-  // messages at or after `replace_from`, and inserts `messages`.
+  // In one transaction: creates or updates the mailbox row (mailbox->id, ->messages and
+  // ->octets are set), deletes its messages at or after `replace_from`, and inserts `messages`.
+  // The counts are kept arithmetically, so an append costs O(new messages), not a COUNT(*).
+  // Only messages before `replace_to` are replaced: a scan taken while an MDA writes leaves
+  // the messages it could not decide as they were.
   absl::Status SaveScan(MailboxRecord* mailbox, uint64_t replace_from,
-                        const std::vector<MessageRecord>& messages);
+                        const std::vector<MessageRecord>& messages,
+                        uint64_t replace_to = UINT64_MAX);
   absl::Status RemoveMailbox(int64_t mailbox_id);
-  absl::StatusOr<uint64_t> CountMessages(int64_t mailbox_id);
   struct Totals {
     uint64_t mailboxes = 0;
     uint64_t messages = 0;
@@ -75,9 +81,7 @@ class IndexStore {
     uint64_t octets = 0;
   };
   absl::StatusOr<Totals> GetTotals();
-  // Messages and octets per mailbox id, for listings.
-  absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> CountsFor(
-      const std::vector<int64_t>& mailbox_ids);
+
   // Does a message before `before_offset` hold `uidl`?
   absl::StatusOr<bool> UidlInUse(int64_t mailbox_id, const std::string& uidl, uint64_t before_offset);
 

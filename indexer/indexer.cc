@@ -67,8 +67,57 @@ Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store
 absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
                                                    const std::string& user, bool force_full) {
   absl::StatusOr<IndexOutcome> o = mailbox_indexer_->Update(path, user, force_full);
-  if (!o.ok() || o->kind != IndexOutcome::Kind::kUnchanged) snapshots_.erase(path);
+  if (o.ok() && o->kind == IndexOutcome::Kind::kUnchanged) return o;
+  auto it = snapshots_.find(path);
+  if (it == snapshots_.end()) return o;
+  if (o.ok() && o->kind == IndexOutcome::Kind::kAppended && o->exact_tail) {
+    it->second = AppendToSnapshot(*it->second, o->replaced_from, o->added);
+  } else {
+    snapshots_.erase(it);  // rebuilt from SQLite at the next login
+  }
   return o;
+}
+
+// The cached snapshot after an append: the tail from `replaced_from` (a tentative last
+// message, usually nothing) is cut off and the new messages are added. Sessions that hold the
+// old snapshot keep it: it is what they were shown.
+std::shared_ptr<const v1::Snapshot> Indexer::AppendToSnapshot(
+    const v1::Snapshot& old, uint64_t replaced_from, const std::vector<MessageRecord>& added) {
+  auto snap = std::make_shared<v1::Snapshot>(old);
+  const auto& offsets = snap->data_offsets();
+  const int keep = static_cast<int>(
+      std::upper_bound(offsets.begin(), offsets.end(), replaced_from) - offsets.begin());
+  if (keep < snap->data_offsets_size()) {
+    snap->mutable_data_offsets()->Truncate(keep);
+    snap->mutable_lengths()->Truncate(keep);
+    snap->mutable_header_lengths()->Truncate(keep);
+    uint64_t total = 0;
+    for (int i = keep; i < snap->octets_size(); ++i) total += snap->octets(i);
+    snap->set_total_octets(snap->total_octets() - total);
+    snap->mutable_octets()->Truncate(keep);
+    snap->mutable_lines()->Truncate(keep);
+    snap->mutable_content_hashes()->resize(16 * static_cast<size_t>(keep));
+    std::string* uidls = snap->mutable_uidls();
+    size_t cut = 0;
+    for (int i = 0; i < keep; ++i) cut = uidls->find('\n', cut) + 1;
+    uidls->resize(keep == 0 ? 0 : cut - 1);
+  }
+  uint64_t covered = keep == 0 ? 0 : snap->data_offsets(keep - 1) + snap->lengths(keep - 1);
+  for (const MessageRecord& m : added) {
+    snap->add_data_offsets(m.data_offset);
+    snap->add_lengths(m.end_offset - m.data_offset);
+    snap->add_header_lengths(m.header_length);
+    snap->add_octets(m.octets);
+    snap->add_lines(m.lines);
+    if (snap->data_offsets_size() > 1) snap->mutable_uidls()->push_back('\n');
+    snap->mutable_uidls()->append(m.uidl);
+    snap->mutable_content_hashes()->append(HashBytes(m.content_hash));
+    snap->set_total_octets(snap->total_octets() + m.octets);
+    covered = std::max(covered, m.end_offset);
+  }
+  snap->set_count(static_cast<uint32_t>(snap->data_offsets_size()));
+  snap->mutable_file()->set_size(covered);
+  return snap;
 }
 
 absl::StatusOr<std::shared_ptr<const v1::Snapshot>> Indexer::CachedSnapshotLocked(
@@ -376,14 +425,8 @@ absl::StatusOr<v1::MailboxList> Indexer::ListMailboxes() {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<std::vector<MailboxRecord>> all = store_->ListMailboxes();
   if (!all.ok()) return all.status();
-  std::vector<int64_t> ids;
-  for (const MailboxRecord& m : *all) ids.push_back(m.id);
-  auto counts = store_->CountsFor(ids);
-  if (!counts.ok()) return counts.status();
   v1::MailboxList out;
-  for (size_t i = 0; i < all->size(); ++i) {
-    *out.add_mailboxes() = Summary((*all)[i], (*counts)[i].first, (*counts)[i].second);
-  }
+  for (const MailboxRecord& m : *all) *out.add_mailboxes() = Summary(m, m.messages, m.octets);
   return out;
 }
 

@@ -156,7 +156,9 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
       if (rec) {
         if (absl::Status s = store_->RemoveMailbox(rec->id); !s.ok()) return s;
       }
-      return IndexOutcome{.kind = IndexOutcome::Kind::kRemoved};
+      IndexOutcome removed;
+      removed.kind = IndexOutcome::Kind::kRemoved;
+      return removed;
     }
     return ErrnoStatus(errno, "open", path);
   }
@@ -175,10 +177,9 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
   bool incremental = false;
   if (!force_full && rec && rec->device == st.st_dev && rec->inode == st.st_ino &&
       size >= rec->resume_offset) {
-    if (size == rec->size && mtime_ns == rec->mtime_ns && (rec->resume_offset == size || writer)) {
-      absl::StatusOr<uint64_t> count = store_->CountMessages(rec->id);
-      if (!count.ok()) return count.status();
-      outcome.messages = *count;
+    // Unchanged since a scan that saw no writer (or a writer is still at work): nothing to do.
+    if (size == rec->size && mtime_ns == rec->mtime_ns && (rec->final_scan || writer)) {
+      outcome.messages = rec->messages;
       return outcome;  // kUnchanged
     }
     absl::StatusOr<Hash128> tail = TailHash(fd.get(), rec->resume_offset, path);
@@ -259,16 +260,23 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
   mb.size = size;
   mb.mtime_ns = mtime_ns;
   mb.resume_offset = scan->resume_offset;
+  mb.final_scan = !writer;
   mb.tail_hash = *tail;
   mb.uid_validity = assigner.uid_validity();
   mb.indexed_unix_ms = absl::ToUnixMillis(absl::Now());
   mb.anomalies = incremental ? mb.anomalies + scan->anomalies : scan->anomalies;
-  if (absl::Status s = store_->SaveScan(&mb, start, records); !s.ok()) return s;
+  // While an MDA writes, what the scan could not decide (from its resume point on) keeps its
+  // old entries: a message indexed before must not vanish during the next delivery.
+  const uint64_t replace_to = writer ? scan->resume_offset : UINT64_MAX;
+  if (absl::Status s = store_->SaveScan(&mb, start, records, replace_to); !s.ok()) return s;
 
-  absl::StatusOr<uint64_t> count = store_->CountMessages(mb.id);
-  if (!count.ok()) return count.status();
-  outcome.messages = *count;
+  outcome.messages = mb.messages;
   outcome.new_messages = records.size();
+  if (incremental && !writer) {
+    outcome.replaced_from = start;
+    outcome.added = std::move(records);
+    outcome.exact_tail = true;
+  }
   outcome.bytes_scanned = scan->bytes_read;
   return outcome;
 }

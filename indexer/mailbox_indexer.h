@@ -49,6 +49,11 @@ struct IndexOutcome {
   uint64_t messages = 0;       // messages in the index after the update
   uint64_t new_messages = 0;   // messages added or re-scanned by this update
   bool writer_active = false;  // a trailing delivery in progress was left for later
+  // kAppended only: messages at or after `replaced_from` were replaced by `added` (what an
+  // in-memory copy of the index needs to follow the append without reloading it all).
+  uint64_t replaced_from = 0;
+  std::vector<MessageRecord> added;
+  bool exact_tail = false;  // replaced_from/added describe the change completely
 };
 
 // A fresh scan of the whole file as it is now (final unless a writer is active), for

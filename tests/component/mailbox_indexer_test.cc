@@ -107,17 +107,18 @@ TEST_F(MailboxIndexerTest, UnchangedFileCostsNoScan) {
 }
 
 TEST_F(MailboxIndexerTest, AppendIsIncrementalAndKeepsUidls) {
-  std::string first = Msg(1) + Msg(2);
+  std::string first = Msg(1) + Msg(2) + Msg(3) + Msg(4);
   WriteFile(mbox_, first);
   Update();
   auto before = Messages();
-  AppendFile(mbox_, Msg(3));
+  AppendFile(mbox_, Msg(5));
   IndexOutcome o = Update();
   EXPECT_EQ(o.kind, IndexOutcome::Kind::kAppended);
-  EXPECT_EQ(o.messages, 3u);
-  EXPECT_LT(o.bytes_scanned, first.size());  // only the tail was read
+  EXPECT_EQ(o.messages, 5u);
+  // Only the tail was read: the last message (it could have grown) and the new one.
+  EXPECT_EQ(o.bytes_scanned, Msg(4).size() + Msg(5).size());
   auto after = Messages();
-  ASSERT_EQ(after.size(), 3u);
+  ASSERT_EQ(after.size(), 5u);
   for (size_t i = 0; i < before.size(); ++i) {
     EXPECT_EQ(after[i].uidl, before[i].uidl);
     EXPECT_EQ(after[i].octets, before[i].octets);

@@ -40,7 +40,7 @@ grpc::Status AdminService::ListMailboxes(grpc::ServerContext*, const v1::Empty*,
 
 grpc::Status AdminService::ShowMailbox(grpc::ServerContext*, const v1::MailboxName* req,
                                        v1::MailboxDetail* out) {
-  return Reply(indexer_->ShowMailbox(req->path(), 1, 0), out);
+  return Reply(indexer_->ShowMailbox(req->path(), req->first(), req->limit()), out);
 }
 
 grpc::Status AdminService::Reindex(grpc::ServerContext* ctx, const v1::ReindexRequest* req,

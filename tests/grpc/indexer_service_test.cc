@@ -336,6 +336,14 @@ TEST_F(IndexerServiceTest, AdminMailboxesVerifyReindexStatus) {
   ASSERT_EQ(detail.messages_size(), 3);
   EXPECT_EQ(detail.messages(0).sender(), "s1@example.org");
 
+  grpc::ClientContext c2b;
+  name.set_first(2);
+  name.set_limit(1);
+  ASSERT_TRUE(admin_->ShowMailbox(&c2b, name, &detail).ok());
+  ASSERT_EQ(detail.messages_size(), 1);  // server-side paging
+  EXPECT_EQ(detail.messages(0).number(), 2u);
+  EXPECT_EQ(detail.first(), 2u);
+
   grpc::ClientContext c3;
   name.set_path("nobody");
   EXPECT_EQ(admin_->ShowMailbox(&c3, name, &detail).error_code(), grpc::StatusCode::NOT_FOUND);

@@ -252,7 +252,7 @@ std::string PagingGap(const v1::MailboxDetail& reply, uint32_t from, uint32_t li
                          ? std::string("no messages")
                          : absl::StrCat("messages ", have_first, "-", have_last);
   return absl::StrCat("the indexer sent ", sent, " of ", total, "; ", from, "-", wanted_last,
-                      " were asked for (the Admin API has no paging parameters)");
+                      " were asked for");
 }
 
 std::string ProgressLine(const v1::ReindexProgress& progress, size_t width) {

@@ -61,13 +61,13 @@ std::string VerifyText(const v1::VerifyReply& reply);
 // One line for accounts add/passwd: "added account alice (mailbox /var/mail/alice, crypt)".
 std::string AccountLine(std::string_view verb_past, const v1::Account& account);
 
-// mailboxes show --from/--limit. The Admin API has no paging parameters, so the whole message
-// list comes back and is cut here: messages numbered >= from, at most `limit` (0: all).
-// `first` is set to the number of the first message kept.
+// mailboxes show --from/--limit. The request carries first/limit and the indexer pages, but it
+// caps one reply at 10,000 rows; the reply is cut here to exactly what was asked: messages
+// numbered >= from, at most `limit` (0: all). `first` is set to the number of the first kept.
 v1::MailboxDetail PageOf(const v1::MailboxDetail& detail, uint32_t from, uint32_t limit);
 // Empty, or a note that the indexer's reply does not hold all of the asked-for messages
-// (poplar-indexer sends at most 10000 rows, starting at message 1): "the indexer sent messages
-// 1-10000 of 25000; 20000-20009 cannot be shown (the Admin API has no paging parameters)".
+// (poplar-indexer sends at most 10000 rows): "the indexer sent messages 1-10000 of 25000;
+// 1-20000 were asked for".
 std::string PagingGap(const v1::MailboxDetail& reply, uint32_t from, uint32_t limit);
 
 // Reindex progress, "reindex: 3/10 mailboxes, 12.5/80.0 MB, /var/mail/alice", no newline,

@@ -145,6 +145,8 @@ int RunCommand(const Command& command, std::string_view password, AdminClient& c
     case Verb::kMailboxesShow: {
       v1::MailboxName request;
       request.set_path(command.operand);
+      request.set_first(command.from);
+      request.set_limit(command.limit);
       absl::StatusOr<v1::MailboxDetail> reply = client.ShowMailbox(request, timeout);
       if (reply.ok()) {
         if (std::string gap = PagingGap(*reply, command.from, command.limit); !gap.empty()) {

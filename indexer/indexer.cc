@@ -71,38 +71,54 @@ absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
   auto it = snapshots_.find(path);
   if (it == snapshots_.end()) return o;
   if (o.ok() && o->kind == IndexOutcome::Kind::kAppended && o->exact_tail) {
-    it->second = AppendToSnapshot(*it->second, o->replaced_from, o->added);
+    if (o->added.empty() && o->replaced_to <= o->replaced_from) return o;  // nothing changed
+    it->second = SpliceSnapshot(*it->second, o->replaced_from, o->replaced_to, o->added);
   } else {
     snapshots_.erase(it);  // rebuilt from SQLite at the next login
   }
   return o;
 }
 
-// The cached snapshot after an append: the tail from `replaced_from` (a tentative last
-// message, usually nothing) is cut off and the new messages are added. Sessions that hold the
-// old snapshot keep it: it is what they were shown.
-std::shared_ptr<const v1::Snapshot> Indexer::AppendToSnapshot(
-    const v1::Snapshot& old, uint64_t replaced_from, const std::vector<MessageRecord>& added) {
-  auto snap = std::make_shared<v1::Snapshot>(old);
-  const auto& offsets = snap->data_offsets();
-  const int keep = static_cast<int>(
-      std::upper_bound(offsets.begin(), offsets.end(), replaced_from) - offsets.begin());
-  if (keep < snap->data_offsets_size()) {
-    snap->mutable_data_offsets()->Truncate(keep);
-    snap->mutable_lengths()->Truncate(keep);
-    snap->mutable_header_lengths()->Truncate(keep);
-    uint64_t total = 0;
-    for (int i = keep; i < snap->octets_size(); ++i) total += snap->octets(i);
-    snap->set_total_octets(snap->total_octets() - total);
-    snap->mutable_octets()->Truncate(keep);
-    snap->mutable_lines()->Truncate(keep);
-    snap->mutable_content_hashes()->resize(16 * static_cast<size_t>(keep));
-    std::string* uidls = snap->mutable_uidls();
-    size_t cut = 0;
-    for (int i = 0; i < keep; ++i) cut = uidls->find('\n', cut) + 1;
-    uidls->resize(keep == 0 ? 0 : cut - 1);
+// The cached snapshot after an incremental update: the messages whose From_ line lies in
+// [from, to) give way to `added`. Offsets are From_ line boundaries, so a message starts
+// before `from` exactly when its data_offset does. Sessions holding the old snapshot keep it:
+// it is what they were shown.
+std::shared_ptr<const v1::Snapshot> Indexer::SpliceSnapshot(const v1::Snapshot& old, uint64_t from,
+                                                            uint64_t to,
+                                                            const std::vector<MessageRecord>& added) {
+  auto snap = std::make_shared<v1::Snapshot>();
+  snap->set_mailbox_path(old.mailbox_path());
+  *snap->mutable_file() = old.file();
+  const auto& offsets = old.data_offsets();
+  const int n = old.data_offsets_size();
+  const int prefix = static_cast<int>(std::lower_bound(offsets.begin(), offsets.end(), from) - offsets.begin());
+  const int suffix = to == UINT64_MAX ? n
+                         : static_cast<int>(std::lower_bound(offsets.begin(), offsets.end(), to) - offsets.begin());
+  // UIDL i starts after the i-th '\n'.
+  std::vector<size_t> uidl_start(static_cast<size_t>(n) + 1, 0);
+  for (int i = 0, pos = 0; i < n; ++i) {
+    uidl_start[i] = static_cast<size_t>(pos);
+    size_t nl = old.uidls().find('\n', static_cast<size_t>(pos));
+    pos = static_cast<int>(nl == std::string::npos ? old.uidls().size() + 1 : nl + 1);
+    uidl_start[i + 1] = static_cast<size_t>(pos);
   }
-  uint64_t covered = keep == 0 ? 0 : snap->data_offsets(keep - 1) + snap->lengths(keep - 1);
+  uint64_t total = 0;
+  uint64_t covered = 0;
+  auto copy_old = [&](int i) {
+    snap->add_data_offsets(old.data_offsets(i));
+    snap->add_lengths(old.lengths(i));
+    snap->add_header_lengths(old.header_lengths(i));
+    snap->add_octets(old.octets(i));
+    snap->add_lines(old.lines(i));
+    if (snap->data_offsets_size() > 1) snap->mutable_uidls()->push_back('\n');
+    snap->mutable_uidls()->append(old.uidls(), uidl_start[i], uidl_start[i + 1] - uidl_start[i] - 1);
+    snap->mutable_content_hashes()->append(old.content_hashes(), 16 * static_cast<size_t>(i), 16);
+    total += old.octets(i);
+    covered = std::max(covered, old.data_offsets(i) + old.lengths(i));
+  };
+  snap->mutable_uidls()->reserve(old.uidls().size() + 32 * added.size());
+  snap->mutable_content_hashes()->reserve(old.content_hashes().size() + 16 * added.size());
+  for (int i = 0; i < prefix; ++i) copy_old(i);
   for (const MessageRecord& m : added) {
     snap->add_data_offsets(m.data_offset);
     snap->add_lengths(m.end_offset - m.data_offset);
@@ -112,10 +128,12 @@ std::shared_ptr<const v1::Snapshot> Indexer::AppendToSnapshot(
     if (snap->data_offsets_size() > 1) snap->mutable_uidls()->push_back('\n');
     snap->mutable_uidls()->append(m.uidl);
     snap->mutable_content_hashes()->append(HashBytes(m.content_hash));
-    snap->set_total_octets(snap->total_octets() + m.octets);
+    total += m.octets;
     covered = std::max(covered, m.end_offset);
   }
+  for (int i = std::max(suffix, prefix); i < n; ++i) copy_old(i);
   snap->set_count(static_cast<uint32_t>(snap->data_offsets_size()));
+  snap->set_total_octets(total);
   snap->mutable_file()->set_size(covered);
   return snap;
 }

@@ -98,8 +98,8 @@ class Indexer {
   // costs a stat and a copy, not 100,000 SQLite rows.
   absl::StatusOr<std::shared_ptr<const v1::Snapshot>> CachedSnapshotLocked(const std::string& path)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static std::shared_ptr<const v1::Snapshot> AppendToSnapshot(
-      const v1::Snapshot& old, uint64_t replaced_from, const std::vector<MessageRecord>& added);
+  static std::shared_ptr<const v1::Snapshot> SpliceSnapshot(
+      const v1::Snapshot& old, uint64_t from, uint64_t to, const std::vector<MessageRecord>& added);
   absl::flat_hash_map<std::string, std::shared_ptr<const v1::Snapshot>> snapshots_
       ABSL_GUARDED_BY(mu_);
   // What each open session was shown, for Commit's identity checks.

@@ -272,8 +272,9 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
 
   outcome.messages = mb.messages;
   outcome.new_messages = records.size();
-  if (incremental && !writer) {
+  if (incremental) {
     outcome.replaced_from = start;
+    outcome.replaced_to = replace_to;
     outcome.added = std::move(records);
     outcome.exact_tail = true;
   }

@@ -49,11 +49,13 @@ struct IndexOutcome {
   uint64_t messages = 0;       // messages in the index after the update
   uint64_t new_messages = 0;   // messages added or re-scanned by this update
   bool writer_active = false;  // a trailing delivery in progress was left for later
-  // kAppended only: messages at or after `replaced_from` were replaced by `added` (what an
-  // in-memory copy of the index needs to follow the append without reloading it all).
+  // kAppended only: the messages in [replaced_from, replaced_to) were replaced by `added` (what
+  // an in-memory copy of the index needs to follow the append without reloading it all).
+  // replaced_to is UINT64_MAX unless a delivery was in progress.
   uint64_t replaced_from = 0;
+  uint64_t replaced_to = UINT64_MAX;
   std::vector<MessageRecord> added;
-  bool exact_tail = false;  // replaced_from/added describe the change completely
+  bool exact_tail = false;  // the fields above describe the change completely
 };
 
 // A fresh scan of the whole file as it is now (final unless a writer is active), for

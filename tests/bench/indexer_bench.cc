@@ -108,6 +108,9 @@ int main(int argc, char** argv) {
 
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);  // as popd: a big mailbox's snapshot exceeds 4 MB
+  if (std::getenv("POPLAR_BENCH_LOOKAHEAD")) {
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, std::atoi(std::getenv("POPLAR_BENCH_LOOKAHEAD")));
+  }
   auto channel = grpc::CreateCustomChannel("unix:" + dir + "/indexer.sock",
                                            grpc::InsecureChannelCredentials(), args);
   auto admin = v1::Admin::NewStub(channel);

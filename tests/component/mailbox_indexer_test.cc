@@ -297,3 +297,24 @@ TEST_F(MailboxIndexerTest, SymlinkAndDirectoryAreRefused) {
 
 }  // namespace
 }  // namespace poplar::indexer
+
+namespace poplar::indexer {
+namespace {
+
+TEST_F(MailboxIndexerTest, DeliveryInProgressDecidesWhatItCan) {
+  WriteFile(mbox_, Msg(1) + Msg(2) + Msg(3));
+  Update();
+  probe_.active = true;
+  const std::string m5 = Msg(5);
+  AppendFile(mbox_, Msg(4) + m5.substr(0, m5.size() / 2));
+  IndexOutcome o = Update();
+  EXPECT_TRUE(o.writer_active);
+  EXPECT_EQ(o.messages, 4u);  // message 4 ends at a complete From_ line: certain
+  AppendFile(mbox_, m5.substr(m5.size() / 2));
+  probe_.active = false;
+  o = Update();
+  EXPECT_EQ(o.messages, 5u);
+}
+
+}  // namespace
+}  // namespace poplar::indexer

@@ -294,6 +294,28 @@ TEST_F(IndexerServiceTest, EmptyCommitWritesNothing) {
   EXPECT_EQ(ReadFile(dir_.File("spool/alice")), before);
 }
 
+TEST_F(IndexerServiceTest, CachedSnapshotFollowsADeliveryInProgress) {
+  Open warm = OpenSession("alice");  // fills the cache with messages 1-3
+  ASSERT_TRUE(warm.got_snapshot);
+  EXPECT_TRUE(Close(warm).ok());
+  // An MDA holds the dotlock, has written message 4 and the start of message 5.
+  WriteFile(dir_.File("spool/alice.lock"), "1\n");
+  const std::string m5 = Msg(5);
+  const size_t cut = m5.find('\n') + 5;  // the From_ line and a little more
+  AppendFile(dir_.File("spool/alice"), Msg(4) + m5.substr(0, cut));
+  Open during = OpenSession("alice");
+  ASSERT_TRUE(during.got_snapshot);
+  EXPECT_EQ(during.first.snapshot().count(), 4u);  // 4 is complete: its end is certain
+  EXPECT_TRUE(Close(during).ok());
+  AppendFile(dir_.File("spool/alice"), m5.substr(cut));
+  ::unlink(dir_.File("spool/alice.lock").c_str());
+  Open after = OpenSession("alice");
+  ASSERT_TRUE(after.got_snapshot);
+  ExpectSnapshotMatchesFile(after.first.snapshot(), dir_.File("spool/alice"));
+  EXPECT_EQ(after.first.snapshot().count(), 5u);
+  EXPECT_TRUE(Close(after).ok());
+}
+
 TEST_F(IndexerServiceTest, AdminAccountsErrors) {
   grpc::ClientContext c1;
   v1::AddAccountRequest add;

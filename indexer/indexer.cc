@@ -23,6 +23,12 @@ std::string HashBytes(const Hash128& h) {
   return out;
 }
 
+// An empty list means the default methods (ApplyDefaults): dotlock and fcntl.
+bool HasLock(const config::IndexerConfig& c, config::LockMethod m) {
+  if (c.lock_methods_size() == 0) return m != config::LOCK_FLOCK;
+  return std::find(c.lock_methods().begin(), c.lock_methods().end(), m) != c.lock_methods().end();
+}
+
 mbox::UidlOptions UidlFromConfig(const config::IndexerConfig& c) {
   mbox::UidlOptions o;
   o.scheme = c.uidl().scheme() == "dovecot" ? mbox::UidlScheme::kDovecot : mbox::UidlScheme::kPoplar;
@@ -59,7 +65,11 @@ absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerCo
 
 Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store,
                  std::unique_ptr<SpoolWatcher> watcher)
-    : config_(std::move(config)), store_(std::move(store)), watcher_(std::move(watcher)) {
+    : config_(std::move(config)),
+      store_(std::move(store)),
+      watcher_(std::move(watcher)),
+      probe_(HasLock(config_, config::LOCK_DOTLOCK), HasLock(config_, config::LOCK_FCNTL),
+             HasLock(config_, config::LOCK_FLOCK)) {
   accounts_ = std::make_unique<AccountStore>(store_->db(), config_.scram_iterations());
   mailbox_indexer_ = std::make_unique<MailboxIndexer>(store_.get(), UidlFromConfig(config_), &probe_);
 }

@@ -91,7 +91,7 @@ class Indexer {
   std::unique_ptr<IndexStore> store_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<AccountStore> accounts_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<SpoolWatcher> watcher_;  // fd() is immutable; Drain/ListAll under mu_
-  LockFileProbe probe_;
+  LockFileProbe probe_;  // the site's lock methods
   std::unique_ptr<MailboxIndexer> mailbox_indexer_ ABSL_GUARDED_BY(mu_);
   // The snapshot of a mailbox as the index has it now, shared by every session that opens it
   // until the next update changes the mailbox: a login to an unchanged 100,000-message mailbox

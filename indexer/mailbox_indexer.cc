@@ -1,6 +1,7 @@
 #include "indexer/mailbox_indexer.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,14 +116,22 @@ absl::StatusOr<ScanOutput> ScanFile(int fd, const std::string& path, uint64_t st
 }  // namespace
 
 bool LockFileProbe::WriterActive(const std::string& path, int fd) {
-  struct stat st {};
-  if (::lstat((path + ".lock").c_str(), &st) == 0) return true;
-  struct flock fl {};
-  fl.l_type = F_RDLCK;  // conflicts only with write locks
-  fl.l_whence = SEEK_SET;
-  fl.l_start = 0;
-  fl.l_len = 0;
-  if (::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) return true;
+  if (dotlock_) {
+    struct stat st {};
+    if (::lstat((path + ".lock").c_str(), &st) == 0) return true;
+  }
+  if (fcntl_) {
+    struct flock fl {};
+    fl.l_type = F_RDLCK;  // conflicts only with write locks
+    fl.l_whence = SEEK_SET;
+    fl.l_start = 0;
+    fl.l_len = 0;
+    if (::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) return true;
+  }
+  if (flock_) {
+    if (::flock(fd, LOCK_SH | LOCK_NB) != 0) return errno == EWOULDBLOCK;
+    ::flock(fd, LOCK_UN);
+  }
   return false;
 }
 

@@ -35,11 +35,21 @@ class WriterProbe {
   virtual bool WriterActive(const std::string& path, int fd) = 0;
 };
 
-// The default probe: a dotlock file (PATH.lock) exists, or someone holds an fcntl (POSIX or
-// OFD) write lock on the file.
+// The default probe, for the site's lock methods (config lock_methods): a dotlock file
+// (PATH.lock) exists; someone holds an fcntl (POSIX or OFD) write lock on the file; someone
+// holds an flock(2) lock (probed by a non-blocking shared flock taken and dropped at once: an
+// MDA that asks for its exclusive lock in that instant retries, as MDAs do).
 class LockFileProbe : public WriterProbe {
  public:
+  LockFileProbe() : dotlock_(true), fcntl_(true), flock_(false) {}
+  LockFileProbe(bool dotlock, bool fcntl_lock, bool flock_lock)
+      : dotlock_(dotlock), fcntl_(fcntl_lock), flock_(flock_lock) {}
   bool WriterActive(const std::string& path, int fd) override;
+
+ private:
+  bool dotlock_;
+  bool fcntl_;
+  bool flock_;
 };
 
 struct IndexOutcome {

@@ -2,6 +2,7 @@
 #include "indexer/mailbox_indexer.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -177,6 +178,27 @@ TEST_F(MailboxIndexerTest, FcntlWriteLockMeansWriterActive) {
   EXPECT_TRUE(probe.WriterActive(mbox_, probe_fd));
   ::close(fd);
   EXPECT_FALSE(probe.WriterActive(mbox_, probe_fd));
+  ::close(probe_fd);
+}
+
+TEST_F(MailboxIndexerTest, ProbeFollowsTheConfiguredLockMethods) {
+  WriteFile(mbox_, Msg(1));
+  int probe_fd = ::open(mbox_.c_str(), O_RDONLY);
+  ASSERT_GE(probe_fd, 0);
+  int mda_fd = ::open(mbox_.c_str(), O_RDWR);
+  ASSERT_GE(mda_fd, 0);
+  LockFileProbe flock_only(false, false, true);
+  LockFileProbe dotlock_only(true, false, false);
+  EXPECT_FALSE(flock_only.WriterActive(mbox_, probe_fd));
+  ASSERT_EQ(::flock(mda_fd, LOCK_EX | LOCK_NB), 0);  // an MDA's flock on its own open file
+  EXPECT_TRUE(flock_only.WriterActive(mbox_, probe_fd));
+  EXPECT_FALSE(dotlock_only.WriterActive(mbox_, probe_fd));  // not a method this site uses
+  ::flock(mda_fd, LOCK_UN);
+  EXPECT_FALSE(flock_only.WriterActive(mbox_, probe_fd));
+  WriteFile(mbox_ + ".lock", "1\n");
+  EXPECT_TRUE(dotlock_only.WriterActive(mbox_, probe_fd));
+  EXPECT_FALSE(flock_only.WriterActive(mbox_, probe_fd));
+  ::close(mda_fd);
   ::close(probe_fd);
 }
 

@@ -14,15 +14,6 @@
 namespace poplar::indexer {
 namespace {
 
-std::string HashBytes(const Hash128& h) {
-  std::string out(16, '\0');
-  for (int i = 0; i < 8; ++i) {
-    out[i] = static_cast<char>(h.high >> (56 - 8 * i));
-    out[8 + i] = static_cast<char>(h.low >> (56 - 8 * i));
-  }
-  return out;
-}
-
 // An empty list means the default methods (ApplyDefaults): dotlock and fcntl.
 bool HasLock(const config::IndexerConfig& c, config::LockMethod m) {
   if (c.lock_methods_size() == 0) return m != config::LOCK_FLOCK;
@@ -137,7 +128,7 @@ std::shared_ptr<const v1::Snapshot> Indexer::SpliceSnapshot(const v1::Snapshot& 
     snap->add_lines(m.lines);
     if (snap->data_offsets_size() > 1) snap->mutable_uidls()->push_back('\n');
     snap->mutable_uidls()->append(m.uidl);
-    snap->mutable_content_hashes()->append(HashBytes(m.content_hash));
+    snap->mutable_content_hashes()->append(m.content_hash.Bytes());
     total += m.octets;
     covered = std::max(covered, m.end_offset);
   }
@@ -181,7 +172,7 @@ absl::StatusOr<std::shared_ptr<const v1::Snapshot>> Indexer::CachedSnapshotLocke
     snap->add_lines(m.lines);
     if (i) uidls->push_back('\n');
     uidls->append(m.uidl);
-    hashes->append(HashBytes(m.content_hash));
+    hashes->append(m.content_hash.Bytes());
     total += m.octets;
     covered = std::max(covered, m.end_offset);
   }
@@ -353,7 +344,7 @@ absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
   for (const MessageRecord& m : *now) current[m.data_offset] = m.content_hash;
   for (const v1::MessageRef& ref : commit.deleted()) {
     auto c = current.find(ref.data_offset());
-    if (c == current.end() || HashBytes(c->second) != ref.content_hash()) {
+    if (c == current.end() || c->second.Bytes() != ref.content_hash()) {
       return absl::AbortedError("mailbox changed since the snapshot; nothing deleted");
     }
   }

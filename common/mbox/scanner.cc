@@ -339,19 +339,14 @@ class Scanner {
     m.octets = len + (lf_ - crlf_) + (m.final_newline ? 0 : 2);
 
     const size_t body = header_stop;
-    Hash128 body_hash = Xxh3_128(buf_.substr(body, end - body));
-    char raw[16];
-    for (int i = 0; i < 8; ++i) {
-      raw[i] = static_cast<char>(body_hash.high >> (56 - 8 * i));
-      raw[8 + i] = static_cast<char>(body_hash.low >> (56 - 8 * i));
-    }
+    const std::string body_hash = Xxh3_128(buf_.substr(body, end - body)).Bytes();
     content_stream_.Reset();
     content_stream_.Update(buf_.substr(q, body - q));
-    content_stream_.Update(std::string_view(raw, sizeof raw));
+    content_stream_.Update(body_hash);
     m.content_hash = content_stream_.Digest();
 
     digest_input_.push_back('\n');
-    digest_input_.append(raw, sizeof raw);
+    digest_input_.append(body_hash);
     Sha256Digest d = Sha256(digest_input_);
     m.uidl_digest = HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), 12));
     result_.messages.push_back(std::move(m));

@@ -36,6 +36,15 @@ std::string Hash128::Hex() const {
   return out;
 }
 
+std::string Hash128::Bytes() const {
+  std::string out(16, '\0');
+  for (int i = 0; i < 8; ++i) {
+    out[i] = static_cast<char>(high >> (56 - 8 * i));
+    out[8 + i] = static_cast<char>(low >> (56 - 8 * i));
+  }
+  return out;
+}
+
 bool Hash128::FromHex(std::string_view hex, Hash128* out) {
   if (hex.size() != 32) return false;
   Hash128 h;

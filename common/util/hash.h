@@ -22,6 +22,8 @@ struct Hash128 {
   friend bool operator==(const Hash128&, const Hash128&) = default;
   // 32 lowercase hex digits, high word first.
   std::string Hex() const;
+  // The 16 bytes, high word first, big-endian (the wire form in snapshots and commits).
+  std::string Bytes() const;
   static bool FromHex(std::string_view hex, Hash128* out);
 };
 

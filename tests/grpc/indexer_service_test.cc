@@ -167,13 +167,8 @@ void ExpectSnapshotMatchesFile(const v1::Snapshot& snap, const std::string& path
   EXPECT_EQ(snap.total_octets(), total);
   ASSERT_EQ(snap.content_hashes().size(), 16u * want.messages.size());
   for (size_t i = 0; i < want.messages.size(); ++i) {
-    const Hash128& h = want.messages[i].content_hash;
-    std::string bytes(16, '\0');
-    for (int b = 0; b < 8; ++b) {
-      bytes[b] = static_cast<char>(h.high >> (56 - 8 * b));
-      bytes[8 + b] = static_cast<char>(h.low >> (56 - 8 * b));
-    }
-    EXPECT_EQ(snap.content_hashes().substr(16 * i, 16), bytes) << "message " << i + 1;
+    EXPECT_EQ(snap.content_hashes().substr(16 * i, 16), want.messages[i].content_hash.Bytes())
+        << "message " << i + 1;
   }
   struct stat st {};
   ::stat(path.c_str(), &st);

@@ -1,0 +1,346 @@
+#include "common/pop3/session.h"
+
+#include <cstdlib>
+#include <limits>
+#include <utility>
+
+namespace poplar::pop3 {
+namespace {
+
+constexpr uint32_t Bit(State s) { return uint32_t{1} << static_cast<uint32_t>(s); }
+constexpr uint32_t kAuth = Bit(State::kAuthorization);
+constexpr uint32_t kTrans = Bit(State::kTransaction);
+
+constexpr std::string_view kSignOff = "+OK Poplar signing off\r\n";
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+std::string Num(uint64_t n) { return std::to_string(n); }
+
+Step Reply(std::string reply) { return Step{std::move(reply), std::monostate{}}; }
+
+bool ValidUidl(std::string_view uidl) {
+  if (uidl.empty() || uidl.size() > 70) return false;
+  for (char c : uidl) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// The indexer's snapshot is trusted but crosses a process boundary: check the shape the
+// handlers index by before using it.
+bool ValidMaildrop(const Maildrop& m) {
+  if (m.octets.size() != m.count || m.uidls.size() != m.count) return false;
+  uint64_t sum = 0;
+  for (uint64_t o : m.octets) {
+    if (o > std::numeric_limits<uint64_t>::max() - sum) return false;
+    sum += o;
+  }
+  if (sum != m.total_octets) return false;
+  for (const std::string& u : m.uidls) {
+    if (!ValidUidl(u)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view StateName(State s) {
+  switch (s) {
+    case State::kAuthorization: return "AUTHORIZATION";
+    case State::kWaitAuth: return "WAIT-AUTH";
+    case State::kTransaction: return "TRANSACTION";
+    case State::kWaitRetr: return "WAIT-RETR";
+    case State::kWaitCommit: return "WAIT-COMMIT";
+    case State::kClosed: return "CLOSED";
+  }
+  return "?";
+}
+
+std::string ErrorLine(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnauthenticated:
+      // The same text whether the user is unknown or the password wrong (RFC 1939 §13).
+      return "-ERR [AUTH] Authentication failed\r\n";
+    case absl::StatusCode::kResourceExhausted:
+      return "-ERR [IN-USE] Maildrop is in use by another session\r\n";
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kDeadlineExceeded:
+      return "-ERR [SYS/TEMP] Temporary server failure, try again later\r\n";
+    default:
+      return "-ERR [SYS/PERM] Server failure, contact the administrator\r\n";
+  }
+}
+
+// Allowed states and argument shapes live here, so Dispatch rejects wrong-state, bad-arity and
+// bad-number commands in one place and the handlers only see valid, live message numbers.
+const Session::CommandSpec Session::kCommands[] = {
+    {"USER", kAuth, ArgShape::kString, &Session::User},
+    {"PASS", kAuth, ArgShape::kRest, &Session::Pass},
+    {"APOP", kAuth, ArgShape::kRest, &Session::NotSupported},
+    {"AUTH", kAuth, ArgShape::kOptRest, &Session::NotSupported},
+    {"STLS", kAuth, ArgShape::kNone, &Session::NotSupported},
+    {"CAPA", kAuth | kTrans, ArgShape::kNone, &Session::Capa},
+    {"QUIT", kAuth | kTrans, ArgShape::kNone, &Session::Quit},
+    {"STAT", kTrans, ArgShape::kNone, &Session::Stat},
+    {"LIST", kTrans, ArgShape::kOptMsgNum, &Session::List},
+    {"RETR", kTrans, ArgShape::kMsgNum, &Session::Retr},
+    {"DELE", kTrans, ArgShape::kMsgNum, &Session::Dele},
+    {"NOOP", kTrans, ArgShape::kNone, &Session::Noop},
+    {"RSET", kTrans, ArgShape::kNone, &Session::Rset},
+    {"TOP", kTrans, ArgShape::kMsgNumAndLines, &Session::Top},
+    {"UIDL", kTrans, ArgShape::kOptMsgNum, &Session::Uidl},
+};
+
+std::string Session::Greeting() { return "+OK Poplar ready\r\n"; }
+
+void Session::EnterState(State next) {
+  bool ok = next == State::kClosed;
+  switch (state_) {
+    case State::kAuthorization: ok = ok || next == State::kWaitAuth; break;
+    case State::kWaitAuth:
+      ok = ok || next == State::kTransaction || next == State::kAuthorization;
+      break;
+    case State::kTransaction:
+      ok = ok || next == State::kWaitRetr || next == State::kWaitCommit;
+      break;
+    case State::kWaitRetr: ok = ok || next == State::kTransaction; break;
+    case State::kWaitCommit: break;
+    case State::kClosed: ok = false; break;
+  }
+  if (!ok) std::abort();  // a transition the protocol does not have: a bug in this file
+  state_ = next;
+}
+
+bool Session::Waiting() const {
+  return state_ == State::kWaitAuth || state_ == State::kWaitRetr ||
+         state_ == State::kWaitCommit;
+}
+
+Step Session::CloseWith(std::string reply) {
+  EnterState(State::kClosed);
+  queue_.clear();
+  return Step{std::move(reply), Close{}};
+}
+
+Step Session::CountBad(Step step) {
+  if (StartsWith(step.reply, "-ERR")) {
+    if (++bad_commands_ >= options_.max_bad_commands) {
+      return CloseWith("-ERR Too many bad commands\r\n");
+    }
+  } else if (StartsWith(step.reply, "+OK")) {
+    bad_commands_ = 0;
+  }
+  return step;
+}
+
+Step Session::OnLine(std::string_view line) {
+  if (state_ == State::kClosed) return {};
+  if (Waiting() || !queue_.empty()) {
+    // The I/O layer stops reading while !CanAcceptLine(); past the bound it broke that
+    // contract, and the only bounded answer is to hang up (no reply: it would be out of order).
+    if (queue_.size() >= options_.max_queued_lines) return CloseWith("");
+    // One octet more than the limit keeps "line too long" detectable and the queue bounded.
+    queue_.emplace_back(line.substr(0, kMaxCommandLine + 1));
+    return {};
+  }
+  return Process(line);
+}
+
+Step Session::Process(std::string_view line) {
+  const bool in_authorization = state_ == State::kAuthorization;
+  Step step = Dispatch(line);
+  return in_authorization ? CountBad(std::move(step)) : step;
+}
+
+Step Session::Dispatch(std::string_view line) {
+  const ParsedCommand parsed = ParseCommand(line);
+  switch (parsed.error) {
+    case ParseError::kNone: break;
+    case ParseError::kTooLong: return Reply("-ERR Command line too long\r\n");
+    case ParseError::kNul: return Reply("-ERR NUL byte in command\r\n");
+    case ParseError::kBadVerb: return Reply("-ERR Unknown command\r\n");
+  }
+  const CommandSpec* spec = nullptr;
+  for (const CommandSpec& c : kCommands) {
+    if (c.verb == parsed.command.verb) spec = &c;
+  }
+  if (spec == nullptr) return Reply("-ERR Unknown command\r\n");
+  if ((spec->allowed & Bit(state_)) == 0) return Reply("-ERR Command not valid in this state\r\n");
+  const ParsedArgs parsed_args = SplitArgs(spec->shape, parsed.command.args);
+  switch (parsed_args.error) {
+    case ArgError::kNone: break;
+    case ArgError::kSyntax: return Reply("-ERR Syntax error\r\n");
+    case ArgError::kBadNumber: return Reply("-ERR Invalid number\r\n");
+  }
+  const Args& args = parsed_args.args;
+  if (args.msg) {
+    const uint32_t n = *args.msg;
+    if (n == 0 || n > maildrop_.count) return Reply("-ERR No such message\r\n");
+    if (Deleted(n - 1)) return Reply("-ERR message " + Num(n) + " already deleted\r\n");
+  }
+  return (this->*(spec->run))(args);
+}
+
+Step Session::Drain(Step acc) {
+  while (!queue_.empty() && state_ != State::kClosed && !Waiting()) {
+    const std::string line = std::move(queue_.front());
+    queue_.pop_front();
+    Step step = Process(line);
+    acc.reply += step.reply;
+    if (!std::holds_alternative<std::monostate>(step.action)) {
+      acc.action = std::move(step.action);
+      break;
+    }
+  }
+  return acc;
+}
+
+Step Session::OnAuthResult(const absl::Status& status, Maildrop maildrop) {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kWaitAuth) std::abort();  // an answer nobody asked for: I/O layer bug
+  if (status.ok()) {
+    if (!ValidMaildrop(maildrop)) {
+      // Lease granted but the snapshot is unusable: hang up so the indexer releases it.
+      return CloseWith(ErrorLine(absl::InternalError("malformed maildrop")));
+    }
+    maildrop_ = std::move(maildrop);
+    deleted_.assign(maildrop_.count, false);
+    live_count_ = maildrop_.count;
+    live_octets_ = maildrop_.total_octets;
+    EnterState(State::kTransaction);
+    return Drain(Reply("+OK maildrop has " + Num(live_count_) + " messages (" +
+                       Num(live_octets_) + " octets)\r\n"));
+  }
+  EnterState(State::kAuthorization);
+  // An unknown user must look exactly like a wrong password.
+  const bool credentials = absl::IsUnauthenticated(status) || absl::IsNotFound(status) ||
+                           absl::IsPermissionDenied(status);
+  Step step = CountBad(
+      Reply(ErrorLine(credentials ? absl::UnauthenticatedError("") : status)));
+  if (state_ == State::kClosed) return step;
+  return Drain(std::move(step));
+}
+
+Step Session::OnRetrDone(const absl::Status& status) {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kWaitRetr) std::abort();
+  // The "+OK" is already out: a body cut short can only be signalled by hanging up.
+  if (!status.ok()) return CloseWith("");
+  EnterState(State::kTransaction);
+  return Drain({});
+}
+
+Step Session::OnCommitResult(const absl::Status& status) {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kWaitCommit) std::abort();
+  return CloseWith(status.ok() ? std::string(kSignOff) : ErrorLine(status));
+}
+
+std::string Session::Capabilities() const {
+  std::string caps = "TOP\r\nUIDL\r\n";
+  if (options_.allow_plaintext) caps += "USER\r\n";
+  caps += "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
+  // Not before login: the implementation name is an information leak (RFC 2449 §6.9).
+  if (state_ == State::kTransaction) caps += "IMPLEMENTATION Poplar\r\n";
+  return caps;
+}
+
+Step Session::User(const Args& args) {
+  if (!options_.allow_plaintext) {
+    return Reply("-ERR [AUTH] Plaintext authentication disallowed on this connection\r\n");
+  }
+  user_ = std::string(args.text);
+  return Reply("+OK\r\n");  // for every name: USER must not reveal which exist (RFC 1939 §13)
+}
+
+Step Session::Pass(const Args& args) {
+  if (!options_.allow_plaintext) {
+    return Reply("-ERR [AUTH] Plaintext authentication disallowed on this connection\r\n");
+  }
+  if (!user_) return Reply("-ERR USER first\r\n");
+  AuthRequest request{std::move(*user_), std::string(args.text)};
+  user_.reset();
+  EnterState(State::kWaitAuth);
+  return Step{"", std::move(request)};
+}
+
+Step Session::Quit(const Args&) {
+  if (state_ == State::kAuthorization) return CloseWith(std::string(kSignOff));
+  CommitRequest request;
+  for (uint32_t i = 0; i < maildrop_.count; ++i) {
+    if (Deleted(i)) request.deleted.push_back(i);
+  }
+  EnterState(State::kWaitCommit);
+  return Step{"", std::move(request)};
+}
+
+Step Session::Stat(const Args&) {
+  return Reply("+OK " + Num(live_count_) + " " + Num(live_octets_) + "\r\n");
+}
+
+Step Session::List(const Args& args) {
+  if (args.msg) {
+    return Reply("+OK " + Num(*args.msg) + " " + Num(maildrop_.octets[*args.msg - 1]) + "\r\n");
+  }
+  std::string reply = "+OK " + Num(live_count_) + " messages (" + Num(live_octets_) +
+                      " octets)\r\n";
+  for (uint32_t i = 0; i < maildrop_.count; ++i) {
+    if (!Deleted(i)) reply += Num(i + 1) + " " + Num(maildrop_.octets[i]) + "\r\n";
+  }
+  reply += ".\r\n";
+  return Reply(std::move(reply));
+}
+
+Step Session::Retr(const Args& args) {
+  const uint32_t index = *args.msg - 1;
+  EnterState(State::kWaitRetr);
+  return Step{"+OK " + Num(maildrop_.octets[index]) + " octets\r\n",
+              RetrRequest{index, std::nullopt}};
+}
+
+Step Session::Top(const Args& args) {
+  EnterState(State::kWaitRetr);
+  return Step{"+OK\r\n", RetrRequest{*args.msg - 1, args.lines}};
+}
+
+Step Session::Dele(const Args& args) {
+  const uint32_t index = *args.msg - 1;
+  deleted_[index] = true;
+  --live_count_;
+  live_octets_ -= maildrop_.octets[index];
+  return Reply("+OK message " + Num(*args.msg) + " deleted\r\n");
+}
+
+Step Session::Noop(const Args&) { return Reply("+OK\r\n"); }
+
+Step Session::Rset(const Args&) {
+  deleted_.assign(maildrop_.count, false);
+  live_count_ = maildrop_.count;
+  live_octets_ = maildrop_.total_octets;
+  return Reply("+OK maildrop has " + Num(live_count_) + " messages (" + Num(live_octets_) +
+               " octets)\r\n");
+}
+
+Step Session::Uidl(const Args& args) {
+  if (args.msg) {
+    return Reply("+OK " + Num(*args.msg) + " " + maildrop_.uidls[*args.msg - 1] + "\r\n");
+  }
+  std::string reply = "+OK\r\n";
+  for (uint32_t i = 0; i < maildrop_.count; ++i) {
+    if (!Deleted(i)) reply += Num(i + 1) + " " + maildrop_.uidls[i] + "\r\n";
+  }
+  reply += ".\r\n";
+  return Reply(std::move(reply));
+}
+
+Step Session::Capa(const Args&) {
+  return Reply("+OK Capability list follows\r\n" + Capabilities() + ".\r\n");
+}
+
+Step Session::NotSupported(const Args&) { return Reply("-ERR Not supported yet\r\n"); }
+
+}  // namespace poplar::pop3

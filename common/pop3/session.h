@@ -1,0 +1,156 @@
+// The POP3 session state machine (design §6, style P3/P4): lines in, reply bytes and actions
+// out. No socket, thread, clock or log in here; popd's I/O layer drives it:
+//
+//   greeting:     the I/O layer sends Session::Greeting() itself.
+//   each line:    Step s = session.OnLine(line_without_crlf); send s.reply, then do s.action.
+//   AuthRequest:  ask the indexer; feed the answer to OnAuthResult (it holds the maildrop lease
+//                 from then on if the status is OK).
+//   RetrRequest:  s.reply already ends with RETR's "+OK <octets> octets" or TOP's "+OK"; stream
+//                 the message through WireTransform with the ".\r\n" terminator, then call
+//                 OnRetrDone(status).
+//   CommitRequest:send the deletions (possibly none: the indexer releases the lease either way)
+//                 and feed the answer to OnCommitResult.
+//   Close:        flush s.reply and close the connection; the session ignores all later input.
+//
+// PIPELINING (RFC 2449): while an answer is outstanding (kWaitAuth, kWaitCommit, kWaitRetr)
+// OnLine queues lines instead of running them and returns an empty Step. Every On*Result /
+// OnRetrDone runs the queue in order until it is empty or a command needs an action, so the
+// replies come out in command order and nothing is dropped. The queue is bounded
+// (Options::max_queued_lines, design §2.7): the I/O layer stops reading while
+// !CanAcceptLine(); a line past the bound anyway closes the session.
+//
+// Errors are classified once, in ErrorLine() (RFC 2449 / RFC 3206 response codes). Replies
+// never echo client text (no injection into the reply stream, no password in any output).
+#ifndef POPLAR_COMMON_POP3_SESSION_H_
+#define POPLAR_COMMON_POP3_SESSION_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/pop3/command.h"
+
+namespace poplar::pop3 {
+
+enum class State : uint8_t {
+  kAuthorization,  // RFC 1939 AUTHORIZATION
+  kWaitAuth,       // USER+PASS sent to the indexer; waiting for OnAuthResult
+  kTransaction,    // RFC 1939 TRANSACTION, maildrop lease held
+  kWaitRetr,       // the I/O layer streams a RETR/TOP body; waiting for OnRetrDone
+  kWaitCommit,     // QUIT's deletions sent to the indexer (UPDATE); waiting for OnCommitResult
+  kClosed,
+};
+std::string_view StateName(State s);
+
+// What the indexer hands over at login: the snapshot the whole session sees (design §2.4).
+struct Maildrop {
+  uint32_t count = 0;
+  std::vector<uint64_t> octets;     // per message, as RETR sends them (RFC 1939 §11); size count
+  std::vector<std::string> uidls;   // per message, 1..70 octets of 0x21..0x7E; size count
+  uint64_t total_octets = 0;        // sum of octets
+};
+
+struct AuthRequest {
+  std::string user;
+  std::string password;  // secret: never log it
+};
+struct RetrRequest {
+  uint32_t message_index = 0;            // 0-based
+  std::optional<uint64_t> top_lines;     // set for TOP
+};
+struct CommitRequest {
+  std::vector<uint32_t> deleted;         // 0-based, ascending; empty = release only
+};
+struct Close {};
+using Action = std::variant<std::monostate, AuthRequest, RetrRequest, CommitRequest, Close>;
+
+struct Step {
+  std::string reply;  // CRLF-terminated lines to send before performing `action`
+  Action action;
+};
+
+// The single mapping from a status to a POP3 error line (style P7), CRLF included:
+//   Unauthenticated -> "-ERR [AUTH] ...", ResourceExhausted -> "-ERR [IN-USE] ...",
+//   Unavailable/Aborted/DeadlineExceeded -> "-ERR [SYS/TEMP] ...", anything else ->
+//   "-ERR [SYS/PERM] ...". The text is fixed per class; the status message (which may name
+//   a user, a path or an internal detail) is never sent to the client.
+std::string ErrorLine(const absl::Status& status);
+
+class Session {
+ public:
+  struct Options {
+    bool allow_plaintext = false;     // USER/PASS permitted (after TLS, or a trusted network)
+    int max_bad_commands = 10;        // consecutive errors in AUTHORIZATION before closing
+    size_t max_queued_lines = 64;     // pipelined lines held while an answer is outstanding
+  };
+
+  Session() : Session(Options{}) {}
+  explicit Session(Options options) : options_(options) {}
+
+  static std::string Greeting();
+
+  Step OnLine(std::string_view line);
+  Step OnAuthResult(const absl::Status& status, Maildrop maildrop);
+  Step OnRetrDone(const absl::Status& status);
+  Step OnCommitResult(const absl::Status& status);
+
+  State state() const { return state_; }
+  bool CanAcceptLine() const {
+    return state_ != State::kClosed && queue_.size() < options_.max_queued_lines;
+  }
+  size_t queued_lines() const { return queue_.size(); }
+
+ private:
+  using Handler = Step (Session::*)(const Args&);
+  struct CommandSpec {
+    std::string_view verb;
+    uint32_t allowed;  // bit set of State values
+    ArgShape shape;
+    Handler run;
+  };
+  static const CommandSpec kCommands[];
+
+  void EnterState(State next);  // the only writer of state_
+  bool Waiting() const;
+  Step Process(std::string_view line);
+  Step Dispatch(std::string_view line);
+  Step Drain(Step acc);
+  Step CountBad(Step step);  // bad-command cap in AUTHORIZATION
+  Step CloseWith(std::string reply);
+  bool Deleted(uint32_t index) const { return deleted_[index]; }
+  std::string Capabilities() const;
+
+  Step User(const Args& args);
+  Step Pass(const Args& args);
+  Step Quit(const Args& args);
+  Step Stat(const Args& args);
+  Step List(const Args& args);
+  Step Retr(const Args& args);
+  Step Dele(const Args& args);
+  Step Noop(const Args& args);
+  Step Rset(const Args& args);
+  Step Top(const Args& args);
+  Step Uidl(const Args& args);
+  Step Capa(const Args& args);
+  Step NotSupported(const Args& args);
+
+  Options options_;
+  State state_ = State::kAuthorization;
+  int bad_commands_ = 0;
+  std::optional<std::string> user_;  // from USER, until PASS or a failed login
+  Maildrop maildrop_;
+  std::vector<bool> deleted_;  // per message, DELE marks
+  uint32_t live_count_ = 0;    // STAT: messages not marked deleted
+  uint64_t live_octets_ = 0;
+  std::deque<std::string> queue_;  // pipelined lines waiting for an answer
+};
+
+}  // namespace poplar::pop3
+
+#endif  // POPLAR_COMMON_POP3_SESSION_H_

@@ -82,9 +82,6 @@ absl::Status Validate(const config::IndexerConfig& c) {
     errs.push_back("reconcile_interval_s must be within 1..3600");
   }
   if (c.lease_grace_ms() > 60000) errs.push_back("lease_grace_ms must be at most 60000");
-  if (c.lock_timeout_ms() < 100 || c.lock_timeout_ms() > 600000) {
-    errs.push_back("lock_timeout_ms must be within 100..600000");
-  }
   if (c.uidl().scheme() != "poplar" && c.uidl().scheme() != "dovecot") {
     errs.push_back(absl::StrCat("uidl.scheme must be \"poplar\" or \"dovecot\" (got \"", c.uidl().scheme(), "\")"));
   }

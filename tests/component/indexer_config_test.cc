@@ -32,7 +32,7 @@ TEST(IndexerConfig, GoodConfigAndDefaults) {
   config::IndexerConfig c = Parse(kGood);
   EXPECT_TRUE(Validate(c).ok()) << Validate(c);
   EXPECT_EQ(c.reconcile_interval_s(), 60u);
-  EXPECT_EQ(c.lock_timeout_ms(), 5000u);
+  EXPECT_EQ(c.lease_grace_ms(), 2000u);
   EXPECT_EQ(c.uidl().scheme(), "poplar");
   EXPECT_TRUE(c.uidl().reuse_x_uidl());
   ASSERT_EQ(c.lock_methods_size(), 2);
@@ -73,7 +73,7 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
       {"dup lock", "spools { directory: \"/a\" } lock_methods: LOCK_FCNTL lock_methods: LOCK_FCNTL",
        "twice"},
       {"reconcile", "spools { directory: \"/a\" } reconcile_interval_s: 0", "reconcile_interval_s"},
-      {"lock timeout", "spools { directory: \"/a\" } lock_timeout_ms: 5", "lock_timeout_ms"},
+      {"lease grace", "spools { directory: \"/a\" } lease_grace_ms: 600000", "lease_grace_ms"},
       {"scheme", "spools { directory: \"/a\" } uidl { scheme: \"uw\" }", "uidl.scheme"},
       {"scram", "spools { directory: \"/a\" } scram_iterations: 1000", "scram_iterations"},
   };

@@ -219,8 +219,10 @@ Step Session::OnAuthResult(const absl::Status& status, Maildrop maildrop) {
   // An unknown user must look exactly like a wrong password.
   const bool credentials = absl::IsUnauthenticated(status) || absl::IsNotFound(status) ||
                            absl::IsPermissionDenied(status);
-  Step step = CountBad(
-      Reply(ErrorLine(credentials ? absl::UnauthenticatedError("") : status)));
+  const std::string error = ErrorLine(credentials ? absl::UnauthenticatedError("") : status);
+  // USER's "+OK" resets the consecutive-error count, so logins get their own cap.
+  if (credentials && ++auth_failures_ >= options_.max_auth_failures) return CloseWith(error);
+  Step step = CountBad(Reply(error));
   if (state_ == State::kClosed) return step;
   return Drain(std::move(step));
 }

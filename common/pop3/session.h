@@ -87,6 +87,7 @@ class Session {
   struct Options {
     bool allow_plaintext = false;     // USER/PASS permitted (after TLS, or a trusted network)
     int max_bad_commands = 10;        // consecutive errors in AUTHORIZATION before closing
+    int max_auth_failures = 3;        // failed logins per session (never reset) before closing
     size_t max_queued_lines = 64;     // pipelined lines held while an answer is outstanding
   };
 
@@ -143,6 +144,7 @@ class Session {
   Options options_;
   State state_ = State::kAuthorization;
   int bad_commands_ = 0;
+  int auth_failures_ = 0;
   std::optional<std::string> user_;  // from USER, until PASS or a failed login
   Maildrop maildrop_;
   std::vector<bool> deleted_;  // per message, DELE marks

@@ -63,6 +63,7 @@ Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store
              HasLock(config_, config::LOCK_FLOCK)) {
   accounts_ = std::make_unique<AccountStore>(store_->db(), config_.scram_iterations());
   mailbox_indexer_ = std::make_unique<MailboxIndexer>(store_.get(), UidlFromConfig(config_), &probe_);
+  mailbox_indexer_->set_trust_content_length(config_.trust_content_length());
 }
 
 absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
@@ -549,7 +550,8 @@ absl::StatusOr<v1::VerifyReply> Indexer::Verify(const std::string& name) {
     reply.set_mailboxes(reply.mailboxes() + 1);
     absl::StatusOr<std::vector<MessageRecord>> indexed = store_->LoadMessages(rec.id);
     if (!indexed.ok()) return indexed.status();
-    absl::StatusOr<FileScan> fresh = ScanWholeFile(rec.path, &probe_);
+    absl::StatusOr<FileScan> fresh =
+        ScanWholeFile(rec.path, &probe_, mailbox_indexer_->trust_content_length());
     if (!fresh.ok()) {
       problem(rec.path, std::string(fresh.status().message()));
       continue;

@@ -83,7 +83,8 @@ struct ScanOutput {
 
 // Scans [start, size) in windows that double while a single message does not fit.
 absl::StatusOr<ScanOutput> ScanFile(int fd, const std::string& path, uint64_t start,
-                                    uint64_t size, bool final, size_t window) {
+                                    uint64_t size, bool final, size_t window,
+                                    bool trust_content_length) {
   ScanOutput out;
   out.resume_offset = start;
   std::string buf;
@@ -94,7 +95,9 @@ absl::StatusOr<ScanOutput> ScanFile(int fd, const std::string& path, uint64_t st
     if (absl::Status s = PreadFull(fd, pos, &buf, path); !s.ok()) return s;
     out.bytes_read += want;
     const bool reaches_end = pos + want == size;
-    mbox::ScanResult r = mbox::ScanMbox(buf, pos, mbox::ScanOptions{.final = final && reaches_end});
+    mbox::ScanResult r = mbox::ScanMbox(
+        buf, pos,
+        mbox::ScanOptions{.final = final && reaches_end, .trust_content_length = trust_content_length});
     for (const mbox::Anomaly& a : r.anomalies) {
       if (a.kind == mbox::AnomalyKind::kLeadingGarbage && a.offset == start && start > 0) {
         out.garbage_at_start = true;
@@ -135,7 +138,8 @@ bool LockFileProbe::WriterActive(const std::string& path, int fd) {
   return false;
 }
 
-absl::StatusOr<FileScan> ScanWholeFile(const std::string& path, WriterProbe* probe) {
+absl::StatusOr<FileScan> ScanWholeFile(const std::string& path, WriterProbe* probe,
+                                       bool trust_content_length) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) return ErrnoStatus(errno, "open", path);
   struct stat st {};
@@ -146,7 +150,8 @@ absl::StatusOr<FileScan> ScanWholeFile(const std::string& path, WriterProbe* pro
   FileScan out;
   out.size = static_cast<uint64_t>(st.st_size);
   out.writer_active = probe->WriterActive(path, fd.get());
-  absl::StatusOr<ScanOutput> scan = ScanFile(fd.get(), path, 0, out.size, !out.writer_active, 8 << 20);
+  absl::StatusOr<ScanOutput> scan = ScanFile(fd.get(), path, 0, out.size, !out.writer_active,
+                                             8 << 20, trust_content_length);
   if (!scan.ok()) return scan.status();
   out.messages = std::move(scan->messages);
   out.resume_offset = scan->resume_offset;
@@ -200,14 +205,14 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
   }
 
   absl::StatusOr<ScanOutput> scan =
-      ScanFile(fd.get(), path, start, size, /*final=*/!writer, window_bytes_);
+      ScanFile(fd.get(), path, start, size, /*final=*/!writer, window_bytes_, trust_content_length_);
   if (!scan.ok()) return scan.status();
   if (incremental && scan->garbage_at_start) {
     // What follows the resume point is not a new message: the last message grew, or the file
     // changed in a way the tail hash did not see. Re-index it all.
     incremental = false;
     start = 0;
-    scan = ScanFile(fd.get(), path, 0, size, !writer, window_bytes_);
+    scan = ScanFile(fd.get(), path, 0, size, !writer, window_bytes_, trust_content_length_);
     if (!scan.ok()) return scan.status();
   }
 

@@ -76,7 +76,8 @@ struct FileScan {
   uint64_t resume_offset = 0;
   bool writer_active = false;
 };
-absl::StatusOr<FileScan> ScanWholeFile(const std::string& path, WriterProbe* probe);
+absl::StatusOr<FileScan> ScanWholeFile(const std::string& path, WriterProbe* probe,
+                                       bool trust_content_length);
 
 class MailboxIndexer {
  public:
@@ -92,12 +93,16 @@ class MailboxIndexer {
 
   // Window size for pread; tests make it tiny to exercise window growth.
   void set_window_bytes(size_t n) { window_bytes_ = n; }
+  // Site option (config trust_content_length): see common/mbox/scanner.h.
+  void set_trust_content_length(bool trust) { trust_content_length_ = trust; }
+  bool trust_content_length() const { return trust_content_length_; }
 
  private:
   IndexStore* store_;
   mbox::UidlOptions uidl_;
   WriterProbe* probe_;
   size_t window_bytes_ = 8 << 20;
+  bool trust_content_length_ = false;
 };
 
 }  // namespace poplar::indexer

@@ -109,7 +109,9 @@ absl::Status RunMboxReport(const MboxReportOptions& options, std::ostream& out) 
   if (absl::Status s = MappedFile::Open(options.path, &file); !s.ok()) return s;
   const std::string_view bytes = file.view();
 
-  mbox::ScanResult scan = mbox::ScanMbox(bytes, 0, mbox::ScanOptions{.final = true});
+  mbox::ScanResult scan = mbox::ScanMbox(
+      bytes, 0,
+      mbox::ScanOptions{.final = true, .trust_content_length = options.trust_content_length});
   mbox::UidlAssigner assigner(options.uidl);
   std::vector<std::string> uidls;
   uidls.reserve(scan.messages.size());

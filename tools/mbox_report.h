@@ -18,6 +18,7 @@ struct MboxReportOptions {
   bool check = false;             // round-trip every message through the wire transform
   size_t check_chunk = 4096;      // transform in chunks of this size, as popd streams
   mbox::UidlOptions uidl;
+  bool trust_content_length = false;  // as poplar-indexer's default (config.proto)
 };
 
 // Writes the report to `out`. A failed --check is an InternalError naming the message.

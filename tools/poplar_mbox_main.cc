@@ -8,7 +8,7 @@
 namespace {
 constexpr std::string_view kUsage =
     "usage: poplar-mbox [--json] [--check] [--chunk=N] [--uidl=poplar|dovecot] [--no-x-uidl] "
-    "MBOX\n"
+    "[--trust-content-length] MBOX\n"
     "Prints the mailbox's messages (number, offset, POP3 octets, lines, UIDL, sender).\n"
     "--check  also sends every message through the POP3 transform and verifies the round trip\n";
 }  // namespace
@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
       options.json = true;
     } else if (arg == "--check") {
       options.check = true;
+    } else if (arg == "--trust-content-length") {
+      options.trust_content_length = true;
     } else if (arg == "--no-x-uidl") {
       options.uidl.reuse_x_uidl = false;
     } else if (arg == "--uidl=poplar") {

@@ -340,3 +340,47 @@ TEST_F(MailboxIndexerTest, DeliveryInProgressDecidesWhatItCan) {
 
 }  // namespace
 }  // namespace poplar::indexer
+
+namespace poplar::indexer {
+namespace {
+
+// A sender forges a Content-Length that points past the end of the file at delivery and would
+// land exactly on the separator of the next delivery. By default (trust_content_length off)
+// the indexer never lets it merge the two; with the site option on, mboxcl2 bodies that hold
+// unescaped "From " lines stay whole.
+TEST_F(MailboxIndexerTest, ContentLengthIsTrustedOnlyWhenTheSiteSaysSo) {
+  const std::string next = "From b@example.org Thu Nov 26 11:00:00 2026\nSubject: victim\n\nhi\n";
+  const std::string body = "forged\n";
+  const std::string forged = absl::StrCat(
+      "From a@example.org Thu Nov 26 10:00:00 2026\nSubject: forged\nContent-Length: ",
+      body.size() + 1 + next.size(), "\n\n", body);
+  WriteFile(mbox_, forged + "\n");
+  Update();
+  AppendFile(mbox_, next);
+  Update();
+  EXPECT_EQ(Messages().size(), 2u);
+  indexer_->set_window_bytes(8 << 20);
+  auto full = indexer_->Update(mbox_, "alice", /*force_full=*/true);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->messages, 2u);  // a re-index agrees: no merge
+  indexer_->set_trust_content_length(true);  // what trusting it would do to this spool
+  full = indexer_->Update(mbox_, "alice", true);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->messages, 1u);
+  indexer_->set_trust_content_length(false);
+
+  // A Dovecot-written mailbox: the body holds an unescaped separator after an empty line.
+  const std::string inner = "text\n\nFrom c@example.org Thu Nov 26 09:00:00 2026\nquoted\n";
+  WriteFile(mbox_, absl::StrCat("From d@example.org Thu Nov 26 12:00:00 2026\nContent-Length: ",
+                                inner.size(), "\n\n", inner, "\n"));
+  full = indexer_->Update(mbox_, "alice", true);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->messages, 2u);  // the From_ rule splits it
+  indexer_->set_trust_content_length(true);
+  full = indexer_->Update(mbox_, "alice", true);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->messages, 1u);  // trusted: one message
+}
+
+}  // namespace
+}  // namespace poplar::indexer

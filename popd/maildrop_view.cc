@@ -1,0 +1,87 @@
+#include "popd/maildrop_view.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/mbox/uidl.h"
+
+namespace poplar::popd {
+namespace {
+
+absl::Status Bad(const std::string& what) {
+  return absl::FailedPreconditionError(absl::StrCat("malformed snapshot: ", what));
+}
+
+}  // namespace
+
+absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& s) {
+  const uint64_t n = s.count();
+  if (static_cast<uint64_t>(s.data_offsets_size()) != n ||
+      static_cast<uint64_t>(s.lengths_size()) != n ||
+      static_cast<uint64_t>(s.header_lengths_size()) != n ||
+      static_cast<uint64_t>(s.octets_size()) != n) {
+    return Bad(absl::StrCat("columns do not all have ", n, " entries"));
+  }
+  if (s.content_hashes().size() != 16 * n) return Bad("content hashes are not 16 bytes each");
+  MaildropView view;
+  view.session_id = s.session_id();
+  view.mailbox_path = s.mailbox_path();
+  view.device = s.file().device();
+  view.inode = s.file().inode();
+  view.covered_size = s.file().size();
+  view.maildrop.count = static_cast<uint32_t>(n);
+  view.maildrop.octets.reserve(n);
+  view.maildrop.uidls.reserve(n);
+  view.messages.reserve(n);
+
+  uint64_t total = 0;
+  uint64_t previous_end = 0;
+  size_t pos = 0;
+  const std::string& uidls = s.uidls();
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint64_t offset = s.data_offsets(static_cast<int>(i));
+    const uint64_t length = s.lengths(static_cast<int>(i));
+    const uint64_t header = s.header_lengths(static_cast<int>(i));
+    const uint64_t octets = s.octets(static_cast<int>(i));
+    if (offset < previous_end || length > UINT64_MAX - offset) {
+      return Bad(absl::StrCat("message ", i + 1, " overlaps the one before it"));
+    }
+    if (header > length) return Bad(absl::StrCat("message ", i + 1, " has a header longer than itself"));
+    if (offset + length > view.covered_size) {
+      return Bad(absl::StrCat("message ", i + 1, " ends past the file size"));
+    }
+    // RFC 1939 size: at least the stored bytes, at most every byte doubled plus the final CRLF.
+    if (octets < length || octets > 2 * length + 2) {
+      return Bad(absl::StrCat("message ", i + 1, " has an impossible size"));
+    }
+    size_t end = uidls.find('\n', pos);
+    if (end == std::string::npos) end = uidls.size();
+    std::string uidl = uidls.substr(pos, end - pos);
+    if (!mbox::IsValidUidl(uidl)) return Bad(absl::StrCat("message ", i + 1, " has an invalid UIDL"));
+    pos = end + 1;
+    total += octets;
+    previous_end = offset + length;
+    view.maildrop.octets.push_back(octets);
+    view.maildrop.uidls.push_back(std::move(uidl));
+    view.messages.push_back(
+        MessageLocation{offset, length, header, s.content_hashes().substr(16 * i, 16)});
+  }
+  if (n > 0 ? pos != uidls.size() + 1 : !uidls.empty()) return Bad("more UIDLs than messages");
+  if (total != s.total_octets()) return Bad("total octets do not add up");
+  view.maildrop.total_octets = total;
+  return view;
+}
+
+absl::StatusOr<v1::Commit> MakeCommit(const MaildropView& view,
+                                      const std::vector<uint32_t>& deleted) {
+  v1::Commit commit;
+  for (uint32_t index : deleted) {
+    if (index >= view.messages.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("no message ", index + 1, " to delete"));
+    }
+    v1::MessageRef* ref = commit.add_deleted();
+    ref->set_data_offset(view.messages[index].data_offset);
+    ref->set_content_hash(view.messages[index].content_hash);
+  }
+  return commit;
+}
+
+}  // namespace poplar::popd

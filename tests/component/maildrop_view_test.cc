@@ -1,0 +1,108 @@
+// popd's view of an indexer snapshot: built from a real scan, and refused when malformed.
+#include "popd/maildrop_view.h"
+
+#include <functional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/mbox/scanner.h"
+#include "common/mbox/uidl.h"
+#include "gtest/gtest.h"
+
+namespace poplar::popd {
+namespace {
+
+// The snapshot the indexer would send for `mbox` (same columns as Indexer::CachedSnapshotLocked).
+v1::Snapshot SnapshotOf(const std::string& mbox) {
+  mbox::ScanResult r = mbox::ScanMbox(mbox, 0, {.final = true});
+  mbox::UidlAssigner uidls;
+  v1::Snapshot s;
+  s.set_session_id("1-abc");
+  s.set_mailbox_path("/var/mail/alice");
+  s.mutable_file()->set_device(8);
+  s.mutable_file()->set_inode(42);
+  uint64_t total = 0;
+  for (size_t i = 0; i < r.messages.size(); ++i) {
+    const mbox::MessageInfo& m = r.messages[i];
+    s.add_data_offsets(m.data_offset);
+    s.add_lengths(m.length());
+    s.add_header_lengths(m.header_length);
+    s.add_octets(m.octets);
+    s.add_lines(m.lines);
+    if (i) s.mutable_uidls()->push_back('\n');
+    s.mutable_uidls()->append(uidls.Assign(m));
+    s.mutable_content_hashes()->append(m.content_hash.Bytes());
+    total += m.octets;
+    s.mutable_file()->set_size(m.end_offset);
+  }
+  s.set_count(static_cast<uint32_t>(r.messages.size()));
+  s.set_total_octets(total);
+  return s;
+}
+
+std::string Msg(int i) {
+  return absl::StrCat("From s", i, "@example.org Thu Nov 26 10:00:00 2026\nSubject: ", i,
+                      "\n\nbody\n.\n\n");
+}
+
+TEST(MaildropView, FromARealSnapshot) {
+  const std::string mbox = Msg(1) + Msg(2) + Msg(3);
+  v1::Snapshot s = SnapshotOf(mbox);
+  absl::StatusOr<MaildropView> v = MakeMaildropView(s);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->maildrop.count, 3u);
+  EXPECT_EQ(v->maildrop.total_octets, s.total_octets());
+  ASSERT_EQ(v->maildrop.uidls.size(), 3u);
+  EXPECT_EQ(v->maildrop.uidls[1], std::string(s.uidls()).substr(25, 24));
+  EXPECT_EQ(v->inode, 42u);
+  EXPECT_EQ(mbox.substr(v->messages[2].data_offset, v->messages[2].length).substr(0, 11),
+            "Subject: 3\n");
+
+  absl::StatusOr<v1::Commit> c = MakeCommit(*v, {0, 2});
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->deleted_size(), 2);
+  EXPECT_EQ(c->deleted(1).data_offset(), v->messages[2].data_offset);
+  EXPECT_EQ(c->deleted(1).content_hash(), s.content_hashes().substr(32, 16));
+  EXPECT_TRUE(absl::IsInvalidArgument(MakeCommit(*v, {3}).status()));
+}
+
+TEST(MaildropView, EmptyMaildrop) {
+  v1::Snapshot s;
+  absl::StatusOr<MaildropView> v = MakeMaildropView(s);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->maildrop.count, 0u);
+  EXPECT_TRUE(MakeCommit(*v, {}).ok());
+}
+
+TEST(MaildropView, MalformedSnapshotsAreRefused) {
+  struct Case {
+    const char* name;
+    std::function<void(v1::Snapshot*)> breakit;
+  };
+  const Case cases[] = {
+      {"count too high", [](v1::Snapshot* s) { s->set_count(4); }},
+      {"missing length", [](v1::Snapshot* s) { s->mutable_lengths()->RemoveLast(); }},
+      {"short hashes", [](v1::Snapshot* s) { s->mutable_content_hashes()->pop_back(); }},
+      {"overlap", [](v1::Snapshot* s) { s->set_data_offsets(1, s->data_offsets(0)); }},
+      {"past the file", [](v1::Snapshot* s) { s->mutable_file()->set_size(10); }},
+      {"header longer than message", [](v1::Snapshot* s) { s->set_header_lengths(0, 1 << 20); }},
+      {"impossible octets", [](v1::Snapshot* s) { s->set_octets(0, 1); }},
+      {"total", [](v1::Snapshot* s) { s->set_total_octets(s->total_octets() + 1); }},
+      {"uidl with space", [](v1::Snapshot* s) { (*s->mutable_uidls())[3] = ' '; }},
+      {"empty uidl", [](v1::Snapshot* s) { s->mutable_uidls()->insert(0, "\n"); }},
+      {"extra uidl", [](v1::Snapshot* s) { s->mutable_uidls()->append("\nextra"); }},
+      {"offset overflow", [](v1::Snapshot* s) { s->set_lengths(2, UINT64_MAX); }},
+  };
+  const std::string mbox = Msg(1) + Msg(2) + Msg(3);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::Snapshot s = SnapshotOf(mbox);
+    ASSERT_TRUE(MakeMaildropView(s).ok());
+    c.breakit(&s);
+    absl::StatusOr<MaildropView> v = MakeMaildropView(s);
+    EXPECT_TRUE(absl::IsFailedPrecondition(v.status())) << v.status();
+  }
+}
+
+}  // namespace
+}  // namespace poplar::popd

@@ -1,0 +1,98 @@
+#include "popd/message_stream.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/util/strings.h"
+
+namespace poplar::popd {
+namespace {
+
+absl::Status Changed(const std::string& path, std::string_view why) {
+  return absl::UnavailableError(absl::StrCat("mailbox changed since login: ", path, ": ", Absl(why)));
+}
+
+}  // namespace
+
+absl::StatusOr<MailboxFile> MailboxFile::Open(const MaildropView& view) {
+  UniqueFd fd(::open(view.mailbox_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) return Changed(view.mailbox_path, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Changed(view.mailbox_path, std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return Changed(view.mailbox_path, "not a regular file");
+  if (static_cast<uint64_t>(st.st_dev) != view.device ||
+      static_cast<uint64_t>(st.st_ino) != view.inode) {
+    return Changed(view.mailbox_path, "another file (device or inode differs)");
+  }
+  if (static_cast<uint64_t>(st.st_size) < view.covered_size) {
+    return Changed(view.mailbox_path, absl::StrCat("shorter (", st.st_size, " bytes) than the ",
+                                                   view.covered_size, " the snapshot covers"));
+  }
+  return MailboxFile(std::move(fd));
+}
+
+MessageStream::MessageStream(const MailboxFile& file, const MessageLocation& where,
+                             std::optional<uint64_t> top_lines, uint64_t expected_octets)
+    : fd_(file.fd()),
+      offset_(where.data_offset),
+      remaining_(where.length),
+      retr_(!top_lines.has_value()),
+      expected_octets_(expected_octets),
+      transform_(pop3::WireTransform::Options{.dot_stuff = true, .top_lines = top_lines}) {}
+
+absl::Status MessageStream::Next(std::string* out, size_t max_bytes) {
+  if (!error_.ok()) return error_;
+  if (done_) return absl::OkStatus();
+  const uint64_t want = std::min<uint64_t>({remaining_, std::max<size_t>(max_bytes, 1), kMaxChunk});
+  if (want > 0) {
+    buffer_.resize(static_cast<size_t>(want));
+    size_t got = 0;
+    while (got < want) {
+      const ssize_t r = ::pread(fd_, buffer_.data() + got, static_cast<size_t>(want) - got,
+                                static_cast<off_t>(offset_ + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) {
+        error_ = absl::UnavailableError(absl::StrCat("reading the mailbox: ", std::strerror(errno)));
+        return error_;
+      }
+      if (r == 0) {
+        error_ = absl::UnavailableError(absl::StrCat(
+            "mailbox changed since login: it ends at ", offset_ + got, ", inside the message"));
+        return error_;
+      }
+      got += static_cast<size_t>(r);
+    }
+    transform_.Feed(std::string_view(buffer_.data(), got), out);
+    offset_ += got;
+    remaining_ -= got;
+  }
+  if (remaining_ == 0 || transform_.done()) return Finish(out);
+  return absl::OkStatus();
+}
+
+absl::Status MessageStream::Finish(std::string* out) {
+  std::string tail;
+  transform_.Finish(/*terminator=*/true, &tail);
+  if (retr_ && transform_.octets() != expected_octets_) {
+    // Without the terminator the client sees an unfinished response, never a complete wrong one.
+    error_ = absl::DataLossError(absl::StrCat("message bytes changed since login: ",
+                                              transform_.octets(), " octets, snapshot says ",
+                                              expected_octets_));
+    return error_;
+  }
+  out->append(tail);
+  done_ = true;
+  buffer_.clear();
+  buffer_.shrink_to_fit();
+  return absl::OkStatus();
+}
+
+}  // namespace poplar::popd

@@ -27,6 +27,29 @@ mbox::UidlOptions UidlFromConfig(const config::IndexerConfig& c) {
   return o;
 }
 
+// Appends one message to a snapshot's columns and keeps count, total and covered size
+// current: the one place that knows the column layout of maildrop.proto's Snapshot.
+void AddToSnapshot(v1::Snapshot* snap, uint64_t data_offset, uint64_t length, uint64_t header_length,
+                   uint64_t octets, uint64_t lines, std::string_view uidl,
+                   std::string_view content_hash) {
+  snap->add_data_offsets(data_offset);
+  snap->add_lengths(length);
+  snap->add_header_lengths(header_length);
+  snap->add_octets(octets);
+  snap->add_lines(lines);
+  if (snap->data_offsets_size() > 1) snap->mutable_uidls()->push_back('\n');
+  snap->mutable_uidls()->append(uidl);
+  snap->mutable_content_hashes()->append(content_hash);
+  snap->set_count(static_cast<uint32_t>(snap->data_offsets_size()));
+  snap->set_total_octets(snap->total_octets() + octets);
+  snap->mutable_file()->set_size(std::max(snap->file().size(), data_offset + length));
+}
+
+void AddToSnapshot(v1::Snapshot* snap, const MessageRecord& m) {
+  AddToSnapshot(snap, m.data_offset, m.end_offset - m.data_offset, m.header_length, m.octets,
+                m.lines, m.uidl, m.content_hash.Bytes());
+}
+
 v1::MailboxSummary Summary(const MailboxRecord& m, uint64_t messages, uint64_t octets) {
   v1::MailboxSummary s;
   s.set_path(m.path);
@@ -104,39 +127,19 @@ std::shared_ptr<const v1::Snapshot> Indexer::SpliceSnapshot(const v1::Snapshot& 
     pos = static_cast<int>(nl == std::string::npos ? old.uidls().size() + 1 : nl + 1);
     uidl_start[i + 1] = static_cast<size_t>(pos);
   }
-  uint64_t total = 0;
-  uint64_t covered = 0;
   auto copy_old = [&](int i) {
-    snap->add_data_offsets(old.data_offsets(i));
-    snap->add_lengths(old.lengths(i));
-    snap->add_header_lengths(old.header_lengths(i));
-    snap->add_octets(old.octets(i));
-    snap->add_lines(old.lines(i));
-    if (snap->data_offsets_size() > 1) snap->mutable_uidls()->push_back('\n');
-    snap->mutable_uidls()->append(old.uidls(), uidl_start[i], uidl_start[i + 1] - uidl_start[i] - 1);
-    snap->mutable_content_hashes()->append(old.content_hashes(), 16 * static_cast<size_t>(i), 16);
-    total += old.octets(i);
-    covered = std::max(covered, old.data_offsets(i) + old.lengths(i));
+    const size_t u = uidl_start[i];
+    AddToSnapshot(snap.get(), old.data_offsets(i), old.lengths(i), old.header_lengths(i),
+                  old.octets(i), old.lines(i),
+                  std::string_view(old.uidls()).substr(u, uidl_start[i + 1] - u - 1),
+                  std::string_view(old.content_hashes()).substr(16 * static_cast<size_t>(i), 16));
   };
+  snap->mutable_file()->set_size(0);
   snap->mutable_uidls()->reserve(old.uidls().size() + 32 * added.size());
   snap->mutable_content_hashes()->reserve(old.content_hashes().size() + 16 * added.size());
   for (int i = 0; i < prefix; ++i) copy_old(i);
-  for (const MessageRecord& m : added) {
-    snap->add_data_offsets(m.data_offset);
-    snap->add_lengths(m.end_offset - m.data_offset);
-    snap->add_header_lengths(m.header_length);
-    snap->add_octets(m.octets);
-    snap->add_lines(m.lines);
-    if (snap->data_offsets_size() > 1) snap->mutable_uidls()->push_back('\n');
-    snap->mutable_uidls()->append(m.uidl);
-    snap->mutable_content_hashes()->append(m.content_hash.Bytes());
-    total += m.octets;
-    covered = std::max(covered, m.end_offset);
-  }
+  for (const MessageRecord& m : added) AddToSnapshot(snap.get(), m);
   for (int i = std::max(suffix, prefix); i < n; ++i) copy_old(i);
-  snap->set_count(static_cast<uint32_t>(snap->data_offsets_size()));
-  snap->set_total_octets(total);
-  snap->mutable_file()->set_size(covered);
   return snap;
 }
 
@@ -159,27 +162,9 @@ absl::StatusOr<std::shared_ptr<const v1::Snapshot>> Indexer::CachedSnapshotLocke
   snap->mutable_header_lengths()->Reserve(static_cast<int>(n));
   snap->mutable_octets()->Reserve(static_cast<int>(n));
   snap->mutable_lines()->Reserve(static_cast<int>(n));
-  std::string* uidls = snap->mutable_uidls();
-  std::string* hashes = snap->mutable_content_hashes();
-  hashes->reserve(16 * n);
-  uint64_t total = 0;
-  uint64_t covered = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const MessageRecord& m = (*messages)[i];
-    snap->add_data_offsets(m.data_offset);
-    snap->add_lengths(m.end_offset - m.data_offset);
-    snap->add_header_lengths(m.header_length);
-    snap->add_octets(m.octets);
-    snap->add_lines(m.lines);
-    if (i) uidls->push_back('\n');
-    uidls->append(m.uidl);
-    hashes->append(m.content_hash.Bytes());
-    total += m.octets;
-    covered = std::max(covered, m.end_offset);
-  }
-  file->set_size(covered);
-  snap->set_count(static_cast<uint32_t>(n));
-  snap->set_total_octets(total);
+  snap->mutable_uidls()->reserve(25 * n);
+  snap->mutable_content_hashes()->reserve(16 * n);
+  for (const MessageRecord& m : *messages) AddToSnapshot(snap.get(), m);
   std::shared_ptr<const v1::Snapshot> shared = std::move(snap);
   snapshots_[path] = shared;
   return shared;
@@ -448,11 +433,6 @@ absl::StatusOr<v1::MailboxList> Indexer::ListMailboxes() {
   v1::MailboxList out;
   for (const MailboxRecord& m : *all) *out.add_mailboxes() = Summary(m, m.messages, m.octets);
   return out;
-}
-
-absl::StatusOr<std::string> Indexer::ResolveMailbox(const std::string& name) {
-  absl::MutexLock lock(&mu_);
-  return ResolveMailboxLocked(name);
 }
 
 absl::StatusOr<std::string> Indexer::ResolveMailboxLocked(const std::string& name) {

@@ -72,12 +72,10 @@ class Indexer {
   absl::Status EndSession(const std::string& session_id);
   absl::StatusOr<v1::IndexerStatus> Status();
 
-  // The mailbox path an account or user name refers to (admin commands accept both).
-  absl::StatusOr<std::string> ResolveMailbox(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
-
  private:
   Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store,
           std::unique_ptr<SpoolWatcher> watcher);
+  // The mailbox path an account or user name refers to (admin commands accept both).
   absl::StatusOr<std::string> ResolveMailboxLocked(const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<IndexOutcome> UpdateLocked(const std::string& path, const std::string& user,

@@ -8,36 +8,13 @@
 #include "common/mbox/scanner.h"
 #include "common/mbox/uidl.h"
 #include "gtest/gtest.h"
+#include "tests/component/snapshot_testing.h"
 
 namespace poplar::popd {
 namespace {
 
-// The snapshot the indexer would send for `mbox` (same columns as Indexer::CachedSnapshotLocked).
 v1::Snapshot SnapshotOf(const std::string& mbox) {
-  mbox::ScanResult r = mbox::ScanMbox(mbox, 0, {.final = true});
-  mbox::UidlAssigner uidls;
-  v1::Snapshot s;
-  s.set_session_id("1-abc");
-  s.set_mailbox_path("/var/mail/alice");
-  s.mutable_file()->set_device(8);
-  s.mutable_file()->set_inode(42);
-  uint64_t total = 0;
-  for (size_t i = 0; i < r.messages.size(); ++i) {
-    const mbox::MessageInfo& m = r.messages[i];
-    s.add_data_offsets(m.data_offset);
-    s.add_lengths(m.length());
-    s.add_header_lengths(m.header_length);
-    s.add_octets(m.octets);
-    s.add_lines(m.lines);
-    if (i) s.mutable_uidls()->push_back('\n');
-    s.mutable_uidls()->append(uidls.Assign(m));
-    s.mutable_content_hashes()->append(m.content_hash.Bytes());
-    total += m.octets;
-    s.mutable_file()->set_size(m.end_offset);
-  }
-  s.set_count(static_cast<uint32_t>(r.messages.size()));
-  s.set_total_octets(total);
-  return s;
+  return testing::SnapshotOf(mbox, "/var/mail/alice", 8, 42);
 }
 
 std::string Msg(int i) {

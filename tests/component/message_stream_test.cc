@@ -14,6 +14,7 @@
 #include "common/mbox/uidl.h"
 #include "common/pop3/wire_transform.h"
 #include "gtest/gtest.h"
+#include "tests/component/snapshot_testing.h"
 #include "tests/component/temp_dir.h"
 
 namespace poplar::popd {
@@ -22,35 +23,11 @@ namespace {
 using testing::TempDir;
 using testing::WriteFile;
 
-// The snapshot the indexer would send for `mbox` stored at `path` (same columns as
-// Indexer::CachedSnapshotLocked; copied from maildrop_view_test.cc, with the real identity).
+// The indexer's snapshot for `mbox` stored at `path`, with the file's real identity.
 v1::Snapshot SnapshotOf(const std::string& mbox, const std::string& path) {
-  mbox::ScanResult r = mbox::ScanMbox(mbox, 0, {.final = true});
-  mbox::UidlAssigner uidls;
   struct stat st {};
   EXPECT_EQ(::stat(path.c_str(), &st), 0);
-  v1::Snapshot s;
-  s.set_session_id("1-abc");
-  s.set_mailbox_path(path);
-  s.mutable_file()->set_device(st.st_dev);
-  s.mutable_file()->set_inode(st.st_ino);
-  uint64_t total = 0;
-  for (size_t i = 0; i < r.messages.size(); ++i) {
-    const mbox::MessageInfo& m = r.messages[i];
-    s.add_data_offsets(m.data_offset);
-    s.add_lengths(m.length());
-    s.add_header_lengths(m.header_length);
-    s.add_octets(m.octets);
-    s.add_lines(m.lines);
-    if (i) s.mutable_uidls()->push_back('\n');
-    s.mutable_uidls()->append(uidls.Assign(m));
-    s.mutable_content_hashes()->append(m.content_hash.Bytes());
-    total += m.octets;
-    s.mutable_file()->set_size(m.end_offset);
-  }
-  s.set_count(static_cast<uint32_t>(r.messages.size()));
-  s.set_total_octets(total);
-  return s;
+  return testing::SnapshotOf(mbox, path, st.st_dev, st.st_ino);
 }
 
 // Writes `mbox` to a file in `dir` and returns the view of its snapshot.

@@ -236,6 +236,13 @@ Step Session::OnRetrDone(const absl::Status& status) {
   return Drain({});
 }
 
+Step Session::OnRetrRefused(const absl::Status& status) {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kWaitRetr) std::abort();
+  EnterState(State::kTransaction);
+  return Drain(Reply(ErrorLine(status)));
+}
+
 Step Session::OnCommitResult(const absl::Status& status) {
   if (state_ == State::kClosed) return {};
   if (state_ != State::kWaitCommit) std::abort();
@@ -300,13 +307,13 @@ Step Session::List(const Args& args) {
 Step Session::Retr(const Args& args) {
   const uint32_t index = *args.msg - 1;
   EnterState(State::kWaitRetr);
-  return Step{"+OK " + Num(maildrop_.octets[index]) + " octets\r\n",
-              RetrRequest{index, std::nullopt}};
+  return Step{"", RetrRequest{index, std::nullopt,
+                              "+OK " + Num(maildrop_.octets[index]) + " octets\r\n"}};
 }
 
 Step Session::Top(const Args& args) {
   EnterState(State::kWaitRetr);
-  return Step{"+OK\r\n", RetrRequest{*args.msg - 1, args.lines}};
+  return Step{"", RetrRequest{*args.msg - 1, args.lines, "+OK\r\n"}};
 }
 
 Step Session::Dele(const Args& args) {

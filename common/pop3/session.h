@@ -5,9 +5,13 @@
 //   each line:    Step s = session.OnLine(line_without_crlf); send s.reply, then do s.action.
 //   AuthRequest:  ask the indexer; feed the answer to OnAuthResult (it holds the maildrop lease
 //                 from then on if the status is OK).
-//   RetrRequest:  s.reply already ends with RETR's "+OK <octets> octets" or TOP's "+OK"; stream
-//                 the message through WireTransform with the ".\r\n" terminator, then call
-//                 OnRetrDone(status).
+//   RetrRequest:  check that the message can be served (the file is still the snapshot's);
+//                 if not, call OnRetrRefused(status), which answers -ERR instead. Otherwise send
+//                 r.ok_line (RETR's "+OK <octets> octets" or TOP's "+OK"), stream the message
+//                 through WireTransform with the ".\r\n" terminator, then call
+//                 OnRetrDone(status). The +OK is held back in ok_line so that a file that
+//                 changed under the session gets -ERR [SYS/TEMP], never a promise of bytes
+//                 that cannot be kept (design invariant 5).
 //   CommitRequest:send the deletions (possibly none: the indexer releases the lease either way)
 //                 and feed the answer to OnCommitResult.
 //   Close:        flush s.reply and close the connection; the session ignores all later input.
@@ -63,6 +67,7 @@ struct AuthRequest {
 struct RetrRequest {
   uint32_t message_index = 0;            // 0-based
   std::optional<uint64_t> top_lines;     // set for TOP
+  std::string ok_line;                   // sent only once the stream is known to start
 };
 struct CommitRequest {
   std::vector<uint32_t> deleted;         // 0-based, ascending; empty = release only
@@ -99,6 +104,9 @@ class Session {
   Step OnLine(std::string_view line);
   Step OnAuthResult(const absl::Status& status, Maildrop maildrop);
   Step OnRetrDone(const absl::Status& status);
+  // The message could not be served at all (nothing of ok_line or the body was sent): the
+  // client gets ErrorLine(status) and the session goes on.
+  Step OnRetrRefused(const absl::Status& status);
   Step OnCommitResult(const absl::Status& status);
 
   State state() const { return state_; }
@@ -106,6 +114,8 @@ class Session {
     return state_ != State::kClosed && queue_.size() < options_.max_queued_lines;
   }
   size_t queued_lines() const { return queue_.size(); }
+  // The snapshot given at login (empty before): the I/O layer reads RETR's announced size here.
+  const Maildrop& maildrop() const { return maildrop_; }
 
  private:
   using Handler = Step (Session::*)(const Args&);

@@ -110,6 +110,8 @@ class Driver {
     POPLAR_FUZZ_CHECK(!pending_);
     if (const auto* r = std::get_if<pop3::RetrRequest>(&step.action)) {
       POPLAR_FUZZ_CHECK(r->message_index < m.count);
+      CheckReply(r->ok_line);
+      POPLAR_FUZZ_CHECK(r->ok_line.rfind("+OK", 0) == 0);
       POPLAR_FUZZ_CHECK(session_.state() == State::kWaitRetr);
     } else if (const auto* c = std::get_if<pop3::CommitRequest>(&step.action)) {
       for (size_t i = 0; i < c->deleted.size(); ++i) {
@@ -132,7 +134,12 @@ class Driver {
     if (std::holds_alternative<pop3::AuthRequest>(action)) {
       Handle(session_.OnAuthResult(status, FakeMaildrop()));
     } else if (std::holds_alternative<pop3::RetrRequest>(action)) {
-      Handle(session_.OnRetrDone(status));
+      // The I/O layer either refuses the message before its +OK (file changed) or streams it.
+      if (control_->Byte() % 2 == 0) {
+        Handle(session_.OnRetrRefused(status));
+      } else {
+        Handle(session_.OnRetrDone(status));
+      }
     } else if (std::holds_alternative<pop3::CommitRequest>(action)) {
       Handle(session_.OnCommitResult(status));
     }

@@ -25,6 +25,13 @@ Maildrop FakeMaildrop() {
   return m;
 }
 
+// What the client sees for a step: the reply, then a RETR/TOP's +OK line once the I/O layer
+// has found the message servable.
+std::string Wire(const Step& step) {
+  if (const auto* r = std::get_if<RetrRequest>(&step.action)) return step.reply + r->ok_line;
+  return step.reply;
+}
+
 Session::Options Plaintext() {
   Session::Options o;
   o.allow_plaintext = true;
@@ -137,7 +144,7 @@ TEST(SessionTest, EveryCommandInEveryState) {
       const Step step = s.OnLine(c.line);
       if (state == State::kAuthorization || state == State::kTransaction) {
         const Expect& e = state == State::kAuthorization ? c.authorization : c.transaction;
-        EXPECT_EQ(step.reply, e.reply);
+        EXPECT_EQ(Wire(step), e.reply);
         EXPECT_EQ(step.action.index(), e.action);
         EXPECT_EQ(s.state(), e.next);
       } else if (state == State::kClosed) {
@@ -229,7 +236,8 @@ TEST(SessionTest, TopLineCountZeroAndHugeClamp) {
   EXPECT_EQ(s.state(), State::kTransaction);
   step = s.OnLine("RETR 3");
   ASSERT_EQ(step.action.index(), kRetr);
-  EXPECT_EQ(step.reply, "+OK 300 octets\r\n");
+  EXPECT_EQ(step.reply, "");
+  EXPECT_EQ(std::get<RetrRequest>(step.action).ok_line, "+OK 300 octets\r\n");
   EXPECT_EQ(std::get<RetrRequest>(step.action).top_lines, std::nullopt);
 }
 
@@ -405,7 +413,7 @@ TEST(SessionTest, PipelinedInputDuringWaitAuthAnsweredInOrder) {
   EXPECT_EQ(s.queued_lines(), 6u);
   // Runs up to the first command that needs the I/O layer (RETR), replies in order.
   Step step = s.OnAuthResult(absl::OkStatus(), FakeMaildrop());
-  EXPECT_EQ(step.reply,
+  EXPECT_EQ(Wire(step),
             "+OK maildrop has 3 messages (600 octets)\r\n+OK 3 600\r\n+OK 1 100\r\n"
             "+OK message 1 deleted\r\n+OK 200 octets\r\n");
   ASSERT_EQ(step.action.index(), kRetr);
@@ -545,6 +553,21 @@ TEST(SessionTest, FailedStreamCloses) {
   EXPECT_EQ(step.reply, "");
   EXPECT_EQ(step.action.index(), kClose);
   EXPECT_EQ(s.state(), State::kClosed);
+}
+
+TEST(SessionTest, RefusedRetrAnswersErrAndGoesOn) {
+  Session s = LoggedIn();
+  Step step = s.OnLine("RETR 2");
+  ASSERT_EQ(step.action.index(), kRetr);
+  EXPECT_EQ(s.OnLine("STAT").reply, "");  // pipelined behind the RETR
+  step = s.OnRetrRefused(absl::UnavailableError("mailbox changed since login"));
+  EXPECT_EQ(step.reply, "-ERR [SYS/TEMP] Temporary server failure, try again later\r\n+OK 3 600\r\n");
+  EXPECT_EQ(step.action.index(), kNone);
+  EXPECT_EQ(s.state(), State::kTransaction);
+  step = s.OnLine("TOP 1 1");
+  ASSERT_EQ(step.action.index(), kRetr);
+  EXPECT_EQ(std::get<RetrRequest>(step.action).ok_line, "+OK\r\n");
+  EXPECT_EQ(s.OnRetrRefused(absl::InternalError("x")).reply.rfind("-ERR [SYS/PERM] ", 0), 0u);
 }
 
 TEST(SessionTest, EmptyMaildrop) {

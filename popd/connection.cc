@@ -1,0 +1,415 @@
+#include "popd/connection.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "common/pop3/command.h"
+#include "common/util/strings.h"
+#include "popd/log.h"
+
+namespace poplar::popd {
+namespace {
+
+// Received bytes held before reading pauses: a full pipeline of 255-octet commands.
+constexpr size_t kMaxInput = 16 * 1024;
+// Stored bytes read per MessageStream::Next call, at most (output is up to twice that).
+constexpr size_t kMaxStreamChunk = 128 * 1024;
+// Rounds of produce-and-write per wake-up for one connection, so one fast reader of a huge
+// message cannot starve the loop's other connections.
+constexpr int kMaxRoundsPerEvent = 16;
+
+pop3::Session::Options SessionOptions(const Settings& s, const IpAddress& peer) {
+  pop3::Session::Options o = s.session;
+  o.allow_plaintext = s.PlaintextAllowedFrom(peer);
+  return o;
+}
+
+}  // namespace
+
+Connection::Connection(ConnectionHost* host, uint64_t id, UniqueFd fd, IpAddress peer,
+                       std::shared_ptr<const Settings> settings)
+    : host_(host),
+      id_(id),
+      fd_(std::move(fd)),
+      peer_(peer),
+      settings_(std::move(settings)),
+      session_(SessionOptions(*settings_, peer_)) {
+  connected_at_ = last_activity_ = EventLoop::Clock::now();
+}
+
+Connection::~Connection() {
+  // Whatever ended the connection, an open stream must end now: that releases the lease and,
+  // without a Commit, deletes nothing.
+  if (auth_call_) auth_call_->Cancel();
+  if (session_call_) session_call_->Cancel();
+}
+
+std::function<void(std::function<void(Connection&)>)> Connection::Deliverer() const {
+  std::shared_ptr<EventLoop::Inbox> inbox = host_->loop().inbox();
+  ConnectionHost* host = host_;
+  const uint64_t id = id_;
+  return [inbox, host, id](std::function<void(Connection&)> fn) {
+    // The closure runs on the loop, so `host` (which owns the loop) is alive when it runs.
+    inbox->Post([host, id, fn = std::move(fn)] { host->WithConnection(id, fn); });
+  };
+}
+
+void Connection::Start() {
+  out_ = pop3::Session::Greeting();
+  interest_ = EPOLLIN;
+  if (absl::Status s = host_->loop().Add(fd_.get(), interest_, this); !s.ok()) {
+    closed_ = true;
+    host_->Closed(id_);
+    return;
+  }
+  Pump();
+}
+
+void Connection::OnEvents(uint32_t events) {
+  if (closed_) return;
+  if ((events & EPOLLERR) != 0) {
+    CloseNow("socket error");
+    return;
+  }
+  if ((events & (EPOLLIN | EPOLLHUP)) != 0) ReadInput();
+  Pump();
+}
+
+void Connection::ReadInput() {
+  static thread_local char buffer[16 * 1024];
+  const ssize_t n = ::recv(fd_.get(), buffer, sizeof buffer, 0);
+  if (n > 0) {
+    in_.append(buffer, static_cast<size_t>(n));
+    last_activity_ = EventLoop::Clock::now();
+  } else if (n == 0) {
+    eof_ = true;
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    eof_ = true;  // ECONNRESET and friends: the client is gone
+  }
+}
+
+void Connection::ProcessInput() {
+  size_t pos = 0;
+  while (!closed_ && !close_after_flush_ && session_.CanAcceptLine() &&
+         pending_output() < settings_->output_high_water) {
+    const size_t lf = in_.find('\n', pos);
+    if (skipping_line_) {
+      if (lf == std::string::npos) {
+        pos = in_.size();
+        break;
+      }
+      pos = lf + 1;
+      skipping_line_ = false;
+      continue;
+    }
+    if (lf == std::string::npos) {
+      // No end of line yet. Past the limit it cannot become a valid command: answer it now
+      // (the session sees more than 255 octets and says so) and skip the rest when it comes.
+      if (in_.size() - pos > pop3::kMaxCommandLine + 1) {
+        Handle(session_.OnLine(std::string_view(in_).substr(pos, pop3::kMaxCommandLine + 2)));
+        skipping_line_ = true;
+        pos = in_.size();
+      }
+      break;
+    }
+    std::string_view line(in_.data() + pos, lf - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    pos = lf + 1;
+    Handle(session_.OnLine(line));
+  }
+  in_.erase(0, pos);
+  if (in_.empty() && in_.capacity() > 1024) std::string().swap(in_);
+}
+
+void Connection::Handle(pop3::Step step) {
+  out_ += step.reply;
+  if (auto* auth = std::get_if<pop3::AuthRequest>(&step.action)) {
+    StartLogin(std::move(*auth));
+  } else if (auto* retr = std::get_if<pop3::RetrRequest>(&step.action)) {
+    StartRetr(*retr);
+  } else if (auto* commit = std::get_if<pop3::CommitRequest>(&step.action)) {
+    StartCommit(*commit);
+  } else if (std::holds_alternative<pop3::Close>(step.action)) {
+    close_after_flush_ = true;
+  }
+}
+
+void Connection::Pump() {
+  for (int round = 0; round < kMaxRoundsPerEvent && !closed_; ++round) {
+    ProcessInput();
+    StreamSome();
+    Flush();
+    if (closed_ || !stream_ || pending_output() > 0) break;
+  }
+  if (closed_) return;
+  if (close_after_flush_ && pending_output() == 0) {
+    CloseNow(outcome_.empty() ? "closed" : outcome_);
+    return;
+  }
+  if (eof_) {
+    // The client shut down its side. Lines it sent before still run (a client may pipeline
+    // "...QUIT" and half-close); once nothing is outstanding there is no one to answer.
+    const pop3::State st = session_.state();
+    const bool idle = (st == pop3::State::kAuthorization || st == pop3::State::kTransaction) &&
+                      !stream_ && in_.find('\n') == std::string::npos;
+    if (idle || st == pop3::State::kClosed) {
+      CloseNow("client disconnected");
+      return;
+    }
+  }
+  UpdateInterest();
+}
+
+void Connection::UpdateInterest() {
+  uint32_t want = 0;
+  if (!eof_ && !close_after_flush_ && session_.CanAcceptLine() && in_.size() < kMaxInput &&
+      pending_output() < settings_->output_high_water) {
+    want |= EPOLLIN;
+  }
+  if (pending_output() > 0) want |= EPOLLOUT;
+  if (want == interest_) return;
+  interest_ = want;
+  if (!host_->loop().Modify(fd_.get(), want, this).ok()) CloseNow("epoll error");
+}
+
+void Connection::Flush() {
+  while (pending_output() > 0) {
+    const ssize_t n = ::send(fd_.get(), out_.data() + out_sent_, pending_output(), MSG_NOSIGNAL);
+    if (n > 0) {
+      out_sent_ += static_cast<size_t>(n);
+      bytes_out_ += static_cast<uint64_t>(n);
+      last_activity_ = EventLoop::Clock::now();
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0 && errno == EINTR) continue;
+    CloseNow("client disconnected");
+    return;
+  }
+  out_.clear();
+  out_sent_ = 0;
+  // An idle connection keeps no large buffer (design §9: memory per idle connection).
+  if (out_.capacity() > 4096) std::string().swap(out_);
+}
+
+// ---- login ----
+
+void Connection::StartLogin(pop3::AuthRequest request) {
+  login_deadline_ = EventLoop::Clock::now() + settings_->login_timeout;
+  auto deliver = Deliverer();
+  auth_call_ = host_->indexer().Authenticate(
+      request.user, request.password, peer_.ToString(),
+      std::chrono::system_clock::now() + settings_->login_timeout,
+      [deliver](absl::StatusOr<std::string> user) {
+        deliver([user = std::move(user)](Connection& c) mutable { c.OnAuthenticated(std::move(user)); });
+      });
+  std::fill(request.password.begin(), request.password.end(), '\0');
+}
+
+void Connection::OnAuthenticated(absl::StatusOr<std::string> user) {
+  if (!auth_call_ || !login_deadline_) return;  // timed out meanwhile
+  auth_call_.reset();
+  if (!user.ok()) {
+    FinishLogin(user.status());
+    Pump();
+    return;
+  }
+  user_ = *user;
+  auto deliver = Deliverer();
+  SessionCall::Handlers handlers;
+  handlers.on_snapshot = [deliver](absl::StatusOr<v1::Snapshot> snapshot) {
+    auto shared = std::make_shared<absl::StatusOr<v1::Snapshot>>(std::move(snapshot));
+    deliver([shared](Connection& c) { c.OnSnapshot(std::move(*shared)); });
+  };
+  handlers.on_commit = [deliver](absl::StatusOr<v1::CommitResult> result) {
+    deliver([result](Connection& c) { c.OnCommitted(result); });
+  };
+  handlers.on_lost = [deliver](absl::Status why) {
+    deliver([why](Connection& c) { c.OnLeaseLost(why); });
+  };
+  session_call_ = host_->indexer().OpenSession(user_, peer_.ToString(), settings_->front_end_name,
+                                               std::move(handlers));
+}
+
+void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
+  if (!session_call_ || !login_deadline_) return;  // timed out meanwhile
+  if (!snapshot.ok()) {
+    FinishLogin(snapshot.status());
+    Pump();
+    return;
+  }
+  absl::StatusOr<MaildropView> view = MakeMaildropView(*snapshot);
+  if (!view.ok()) {
+    Log(absl::StrCat("refusing a malformed snapshot for ", user_, ": ", view.status().message()));
+    FinishLogin(view.status());
+    Pump();
+    return;
+  }
+  // The file is opened and checked against the snapshot before the session says +OK: from
+  // here on RETR reads exactly the bytes the snapshot describes (design invariant 5).
+  absl::StatusOr<MailboxFile> file = MailboxFile::Open(*view);
+  if (!file.ok()) {
+    Log(absl::StrCat("mailbox of ", user_, " unusable at login: ", file.status().message()));
+    FinishLogin(file.status());
+    Pump();
+    return;
+  }
+  view_ = std::move(*view);
+  file_ = std::move(*file);
+  login_deadline_.reset();
+  pop3::Maildrop maildrop = std::move(view_->maildrop);
+  Handle(session_.OnAuthResult(absl::OkStatus(), std::move(maildrop)));
+  Pump();
+}
+
+void Connection::FinishLogin(const absl::Status& status) {
+  login_deadline_.reset();
+  if (auth_call_) auth_call_->Cancel();
+  auth_call_.reset();
+  if (session_call_) session_call_->Cancel();
+  session_call_.reset();
+  view_.reset();
+  file_.reset();
+  if (!status.ok()) user_.clear();
+  Handle(session_.OnAuthResult(status, {}));
+}
+
+// ---- RETR / TOP ----
+
+void Connection::StartRetr(const pop3::RetrRequest& request) {
+  const MessageLocation& where = view_->messages[request.message_index];
+  // Before promising the bytes: the file still holds the whole message (the identity was
+  // checked at login; the fd keeps us on that inode whatever renames happen).
+  struct stat st {};
+  if (::fstat(file_->fd(), &st) != 0 ||
+      static_cast<uint64_t>(st.st_size) < where.data_offset + where.length) {
+    Log(absl::StrCat("mailbox of ", user_, " shrank during the session; refusing RETR"));
+    Handle(session_.OnRetrRefused(absl::UnavailableError("mailbox changed since login")));
+    return;
+  }
+  out_ += request.ok_line;
+  stream_.emplace(*file_, where, request.top_lines,
+                  session_.maildrop().octets[request.message_index]);
+  ++retrieved_;
+}
+
+void Connection::StreamSome() {
+  while (stream_ && pending_output() < settings_->output_high_water) {
+    const size_t room = settings_->output_high_water - pending_output();
+    const absl::Status status = stream_->Next(&out_, std::max<size_t>(4096, std::min(room / 2, kMaxStreamChunk)));
+    if (!status.ok()) {
+      // The body is cut short with no terminator: the client cannot mistake it for the
+      // message. Hanging up is the only signal left once +OK went out.
+      Log(absl::StrCat("RETR for ", user_, " failed mid-stream: ", status.message()));
+      stream_.reset();
+      outcome_ = "mailbox changed during RETR";
+      Handle(session_.OnRetrDone(status));
+      return;
+    }
+    if (stream_->done()) {
+      stream_.reset();
+      Handle(session_.OnRetrDone(absl::OkStatus()));
+      return;
+    }
+  }
+}
+
+// ---- QUIT ----
+
+void Connection::StartCommit(const pop3::CommitRequest& request) {
+  absl::StatusOr<v1::Commit> commit = MakeCommit(*view_, request.deleted);
+  if (!commit.ok() || !session_call_) {
+    Handle(session_.OnCommitResult(commit.ok() ? absl::UnavailableError("maildrop session lost")
+                                               : commit.status()));
+    return;
+  }
+  commit_deadline_ = EventLoop::Clock::now() + settings_->commit_timeout;
+  session_call_->Commit(*std::move(commit));
+}
+
+void Connection::OnCommitted(absl::StatusOr<v1::CommitResult> result) {
+  if (!commit_deadline_) return;  // timed out meanwhile
+  commit_deadline_.reset();
+  if (result.ok()) {
+    outcome_ = absl::StrCat("quit, deleted ", result->deleted(), " (", result->bytes_removed(), " bytes)");
+  } else {
+    outcome_ = absl::StrCat("quit, commit failed: ", result.status().message());
+  }
+  Handle(session_.OnCommitResult(result.status()));
+  Pump();
+}
+
+void Connection::OnLeaseLost(const absl::Status& why) {
+  session_call_.reset();
+  // Nothing can be committed any more; the client learns at its next command that the
+  // connection is gone, which is what RFC 1939 allows for an unusable maildrop.
+  CloseNow(absl::StrCat("maildrop session ended by the indexer: ", why.message()));
+}
+
+// ---- timeouts and the end ----
+
+void Connection::OnTick(EventLoop::Clock::time_point now) {
+  if (closed_) return;
+  const pop3::State st = session_.state();
+  if (login_deadline_ && now >= *login_deadline_) {
+    Log(absl::StrCat("login for a client at ", peer_.ToString(), " timed out waiting for the indexer"));
+    FinishLogin(absl::DeadlineExceededError("login timed out"));
+  } else if (commit_deadline_ && now >= *commit_deadline_) {
+    commit_deadline_.reset();
+    if (session_call_) session_call_->Cancel();
+    session_call_.reset();
+    outcome_ = "quit, commit timed out";
+    Handle(session_.OnCommitResult(absl::DeadlineExceededError("commit timed out")));
+  } else if ((st == pop3::State::kAuthorization || st == pop3::State::kWaitAuth) &&
+             now - connected_at_ >= settings_->preauth_timeout && !close_after_flush_) {
+    out_ += "-ERR Autologout: no login in time\r\n";
+    outcome_ = "pre-login timeout";
+    close_after_flush_ = true;
+  } else if ((st == pop3::State::kTransaction || st == pop3::State::kWaitRetr) &&
+             now - last_activity_ >= settings_->autologout && !close_after_flush_) {
+    // RFC 1939 §3: the autologout timer; the session ends without UPDATE, deleting nothing.
+    if (st == pop3::State::kTransaction) out_ += "-ERR Autologout: idle for too long\r\n";
+    outcome_ = "autologout";
+    if (st == pop3::State::kWaitRetr) {
+      CloseNow(outcome_);
+      return;
+    }
+    close_after_flush_ = true;
+  } else {
+    return;
+  }
+  Pump();
+}
+
+void Connection::Abort() {
+  if (closed_) return;
+  if (!stream_ && pending_output() == 0) {
+    // Best effort; a RETR in flight gets no text appended into its body.
+    static constexpr std::string_view kBye = "-ERR [SYS/TEMP] Server shutting down\r\n";
+    [[maybe_unused]] ssize_t n = ::send(fd_.get(), kBye.data(), kBye.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  CloseNow("server shutdown");
+}
+
+void Connection::CloseNow(std::string_view why) {
+  if (closed_) return;
+  closed_ = true;
+  host_->loop().Remove(fd_.get());
+  if (auth_call_) auth_call_->Cancel();
+  if (session_call_) session_call_->Cancel();
+  stream_.reset();
+  if (!user_.empty()) {
+    Log(absl::StrCat("session user=", user_, " peer=", peer_.ToString(), " retrieved=", retrieved_,
+                     " bytes_out=", bytes_out_, " end=", Absl(why)));
+  }
+  fd_.Reset();
+  host_->Closed(id_);
+}
+
+}  // namespace poplar::popd

@@ -1,0 +1,107 @@
+// poplar-popd --config FILE [--check-config]
+//
+// Signals: SIGTERM/SIGINT drain (stop accepting, let sessions finish up to
+// limits.drain_timeout_s, then hang up; nothing partial is committed), SIGHUP reloads the
+// configuration file (limits, timeouts, plaintext networks; a change of listen address,
+// threads or indexer target needs a restart and is logged as such).
+#include <signal.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "popd/log.h"
+#include "popd/popd_config.h"
+#include "popd/server.h"
+
+namespace {
+
+std::string DefaultFrontEndName() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return absl::StrCat("popd@", host, ":", getpid());
+}
+
+bool NeedsRestart(const poplar::config::PopdConfig& a, const poplar::config::PopdConfig& b) {
+  using google::protobuf::util::MessageDifferencer;
+  return !MessageDifferencer::Equals(a.listen(), b.listen()) ||
+         !MessageDifferencer::Equals(a.indexer(), b.indexer()) || a.threads() != b.threads();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = "/etc/poplar/popd.conf";
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(9);
+    } else if (arg == "--check-config") {
+      check_only = true;
+    } else {
+      std::cerr << "usage: poplar-popd [--config FILE] [--check-config]\n";
+      return 2;
+    }
+  }
+  absl::StatusOr<poplar::config::PopdConfig> config = poplar::popd::LoadPopdConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "poplar-popd: " << config.status().message() << "\n";
+    return 2;
+  }
+  if (check_only) {
+    std::cout << "poplar-popd: " << config_path << " is valid\n";
+    return 0;
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // every thread started later inherits it
+  ::signal(SIGPIPE, SIG_IGN);
+
+  const std::string front_end = DefaultFrontEndName();
+  poplar::popd::Server::Options options;
+  options.listen = *poplar::popd::Endpoint::Parse(config->listen().address());
+  options.threads = config->threads() != 0 ? static_cast<int>(config->threads())
+                                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.indexer.target = config->indexer().target();
+  options.indexer.max_snapshot_bytes = config->indexer().max_snapshot_bytes();
+  absl::StatusOr<std::unique_ptr<poplar::popd::Server>> server = poplar::popd::Server::Start(
+      options, std::make_shared<const poplar::popd::Settings>(poplar::popd::MakeSettings(*config, front_end)));
+  if (!server.ok()) {
+    std::cerr << "poplar-popd: " << server.status().message() << "\n";
+    return 1;
+  }
+  poplar::popd::Endpoint bound = options.listen;
+  bound.port = (*server)->port();
+  std::cout << "poplar-popd: listening on pop3 " << bound.ToString() << " with " << options.threads
+            << " event loop(s), indexer " << options.indexer.target << std::endl;
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      absl::StatusOr<poplar::config::PopdConfig> next = poplar::popd::LoadPopdConfig(config_path);
+      if (!next.ok()) {
+        poplar::popd::Log(absl::StrCat("SIGHUP: keeping the running configuration: ", next.status().message()));
+        continue;
+      }
+      if (NeedsRestart(*config, *next)) {
+        poplar::popd::Log("SIGHUP: listen, indexer and threads changes take effect only after a restart");
+      }
+      (*server)->Reload(std::make_shared<const poplar::popd::Settings>(poplar::popd::MakeSettings(*next, front_end)));
+      poplar::popd::Log("SIGHUP: configuration reloaded");
+      continue;
+    }
+    poplar::popd::Log(absl::StrCat("draining ", (*server)->connections(), " connection(s)"));
+    (*server)->Drain(std::chrono::seconds(config->limits().drain_timeout_s()));
+    poplar::popd::Log("stopped");
+    return 0;
+  }
+}

@@ -1,0 +1,195 @@
+#include "popd/server.h"
+
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/util/strings.h"
+#include "popd/connection.h"
+#include "popd/event_loop.h"
+#include "popd/log.h"
+
+namespace poplar::popd {
+namespace {
+
+absl::Status Errno(std::string_view what) {
+  return absl::UnavailableError(absl::StrCat(Absl(what), ": ", std::strerror(errno)));
+}
+
+absl::StatusOr<UniqueFd> Listen(const Endpoint& at) {
+  sockaddr_storage sa{};
+  const socklen_t len = at.ToSockaddr(&sa);
+  UniqueFd fd(::socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Errno("socket");
+  const int one = 1;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    return Errno("setsockopt");
+  }
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), len) != 0) {
+    return Errno(absl::StrCat("bind ", at.ToString()));
+  }
+  if (::listen(fd.get(), 1024) != 0) return Errno("listen");
+  return fd;
+}
+
+}  // namespace
+
+class Worker final : public ConnectionHost, public EventLoop::Handler {
+ public:
+  Worker(IndexerClient* indexer, std::atomic<size_t>* connections, UniqueFd listener,
+         std::shared_ptr<const Settings> settings)
+      : indexer_(indexer), connections_(connections), listener_(std::move(listener)),
+        settings_(std::move(settings)) {}
+
+  ~Worker() override {
+    // Connections go before the loop: their destructors cancel their gRPC calls.
+    connections_->fetch_sub(connections_map_.size());
+    connections_map_.clear();
+  }
+
+  absl::Status Init() {
+    absl::StatusOr<std::unique_ptr<EventLoop>> loop =
+        EventLoop::Create(std::chrono::milliseconds(1000), [this] { OnTick(); });
+    if (!loop.ok()) return loop.status();
+    loop_ = std::move(*loop);
+    return loop_->Add(listener_.get(), EPOLLIN, this);
+  }
+
+  void Run() { loop_->Run(); }
+
+  // ConnectionHost
+  EventLoop& loop() override { return *loop_; }
+  IndexerClient& indexer() override { return *indexer_; }
+  void WithConnection(uint64_t id, const std::function<void(Connection&)>& fn) override {
+    auto it = connections_map_.find(id);
+    if (it != connections_map_.end() && !it->second->closed()) fn(*it->second);
+  }
+  void Closed(uint64_t id) override {
+    // Deleted from a posted closure: after the current event batch, never under our caller.
+    loop_->Post([this, id] {
+      if (connections_map_.erase(id) > 0) connections_->fetch_sub(1);
+      MaybeFinishDrain();
+    });
+  }
+
+  // Listener readable: accept everything that is queued.
+  void OnEvents(uint32_t) override {
+    for (int i = 0; i < 64 && listener_.valid(); ++i) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof peer;
+      UniqueFd fd(::accept4(listener_.get(), reinterpret_cast<sockaddr*>(&peer), &len,
+                            SOCK_NONBLOCK | SOCK_CLOEXEC));
+      if (!fd.valid()) {
+        if (errno == EMFILE || errno == ENFILE) Log("accept: out of file descriptors");
+        return;
+      }
+      if (connections_->load() >= settings_->max_connections) {
+        static constexpr std::string_view kBusy = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
+        [[maybe_unused]] ssize_t n = ::send(fd.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        continue;
+      }
+      const int one = 1;
+      ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      connections_->fetch_add(1);
+      const uint64_t id = next_id_++;
+      auto conn = std::make_unique<Connection>(this, id, std::move(fd), IpAddress::FromSockaddr(peer),
+                                               settings_);
+      Connection* raw = conn.get();
+      connections_map_.emplace(id, std::move(conn));
+      raw->Start();
+    }
+  }
+
+  void SetSettings(std::shared_ptr<const Settings> settings) { settings_ = std::move(settings); }
+
+  void BeginDrain(EventLoop::Clock::time_point deadline) {
+    if (listener_.valid()) {
+      loop_->Remove(listener_.get());
+      listener_.Reset();
+    }
+    drain_deadline_ = deadline;
+    MaybeFinishDrain();
+  }
+
+ private:
+  void OnTick() {
+    const auto now = EventLoop::Clock::now();
+    if (drain_deadline_ && now >= *drain_deadline_) {
+      for (auto& entry : connections_map_) entry.second->Abort();
+    } else {
+      for (auto& entry : connections_map_) entry.second->OnTick(now);
+    }
+    MaybeFinishDrain();
+  }
+
+  void MaybeFinishDrain() {
+    if (drain_deadline_ && connections_map_.empty()) loop_->Stop();
+  }
+
+  IndexerClient* indexer_;
+  std::atomic<size_t>* connections_;
+  UniqueFd listener_;
+  std::shared_ptr<const Settings> settings_;
+  std::unique_ptr<EventLoop> loop_;
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_map_;
+  uint64_t next_id_ = 1;
+  std::optional<EventLoop::Clock::time_point> drain_deadline_;
+};
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
+                                                     std::shared_ptr<const Settings> settings) {
+  std::unique_ptr<Server> server(new Server());
+  server->indexer_ = std::make_unique<IndexerClient>(options.indexer);
+  Endpoint at = options.listen;
+  for (int i = 0; i < options.threads; ++i) {
+    absl::StatusOr<UniqueFd> fd = Listen(at);
+    if (!fd.ok()) return fd.status();
+    if (i == 0) {
+      // Port 0: the first bind picks the port; the other workers join it.
+      sockaddr_storage sa{};
+      socklen_t len = sizeof sa;
+      if (::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&sa), &len) != 0) return Errno("getsockname");
+      at.port = ntohs(sa.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&sa)->sin_port
+                                              : reinterpret_cast<sockaddr_in6*>(&sa)->sin6_port);
+      server->port_ = at.port;
+    }
+    auto worker = std::make_unique<Worker>(server->indexer_.get(), &server->connections_,
+                                           std::move(*fd), settings);
+    if (absl::Status s = worker->Init(); !s.ok()) return s;
+    server->workers_.push_back(std::move(worker));
+  }
+  for (auto& w : server->workers_) server->threads_.emplace_back([w = w.get()] { w->Run(); });
+  return server;
+}
+
+void Server::Reload(std::shared_ptr<const Settings> settings) {
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    w->loop().Post([worker, settings] { worker->SetSettings(settings); });
+  }
+}
+
+void Server::Drain(std::chrono::seconds timeout) {
+  const auto deadline = EventLoop::Clock::now() + timeout;
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    w->loop().Post([worker, deadline] { worker->BeginDrain(deadline); });
+  }
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
+Server::~Server() {
+  for (auto& w : workers_) w->loop().Stop();
+  for (std::thread& t : threads_) t.join();
+  workers_.clear();
+}
+
+}  // namespace poplar::popd

@@ -29,9 +29,10 @@ mbox::UidlOptions UidlFromConfig(const config::IndexerConfig& c) {
 
 // Appends one message to a snapshot's columns and keeps count, total and covered size
 // current: the one place that knows the column layout of maildrop.proto's Snapshot.
-void AddToSnapshot(v1::Snapshot* snap, uint64_t data_offset, uint64_t length, uint64_t header_length,
-                   uint64_t octets, uint64_t lines, std::string_view uidl,
+void AddToSnapshot(v1::Snapshot* snap, uint64_t from_offset, uint64_t data_offset, uint64_t length,
+                   uint64_t header_length, uint64_t octets, uint64_t lines, std::string_view uidl,
                    std::string_view content_hash) {
+  snap->add_from_offsets(from_offset);
   snap->add_data_offsets(data_offset);
   snap->add_lengths(length);
   snap->add_header_lengths(header_length);
@@ -46,7 +47,7 @@ void AddToSnapshot(v1::Snapshot* snap, uint64_t data_offset, uint64_t length, ui
 }
 
 void AddToSnapshot(v1::Snapshot* snap, const MessageRecord& m) {
-  AddToSnapshot(snap, m.data_offset, m.end_offset - m.data_offset, m.header_length, m.octets,
+  AddToSnapshot(snap, m.offset, m.data_offset, m.end_offset - m.data_offset, m.header_length, m.octets,
                 m.lines, m.uidl, m.content_hash.Bytes());
 }
 
@@ -129,7 +130,7 @@ std::shared_ptr<const v1::Snapshot> Indexer::SpliceSnapshot(const v1::Snapshot& 
   }
   auto copy_old = [&](int i) {
     const size_t u = uidl_start[i];
-    AddToSnapshot(snap.get(), old.data_offsets(i), old.lengths(i), old.header_lengths(i),
+    AddToSnapshot(snap.get(), old.from_offsets(i), old.data_offsets(i), old.lengths(i), old.header_lengths(i),
                   old.octets(i), old.lines(i),
                   std::string_view(old.uidls()).substr(u, uidl_start[i + 1] - u - 1),
                   std::string_view(old.content_hashes()).substr(16 * static_cast<size_t>(i), 16));

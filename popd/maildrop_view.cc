@@ -1,10 +1,14 @@
 #include "popd/maildrop_view.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/mbox/from_line.h"
 #include "common/mbox/uidl.h"
 
 namespace poplar::popd {
 namespace {
+
+// A From_ line the scanner accepts, with its line end.
+constexpr uint64_t kMaxFromLine = mbox::kMaxFromLineLength + 2;
 
 absl::Status Bad(const std::string& what) {
   return absl::FailedPreconditionError(absl::StrCat("malformed snapshot: ", what));
@@ -17,7 +21,8 @@ absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& s) {
   if (static_cast<uint64_t>(s.data_offsets_size()) != n ||
       static_cast<uint64_t>(s.lengths_size()) != n ||
       static_cast<uint64_t>(s.header_lengths_size()) != n ||
-      static_cast<uint64_t>(s.octets_size()) != n) {
+      static_cast<uint64_t>(s.octets_size()) != n ||
+      static_cast<uint64_t>(s.from_offsets_size()) != n) {
     return Bad(absl::StrCat("columns do not all have ", n, " entries"));
   }
   if (s.content_hashes().size() != 16 * n) return Bad("content hashes are not 16 bytes each");
@@ -37,10 +42,16 @@ absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& s) {
   size_t pos = 0;
   const std::string& uidls = s.uidls();
   for (uint64_t i = 0; i < n; ++i) {
+    const uint64_t from = s.from_offsets(static_cast<int>(i));
     const uint64_t offset = s.data_offsets(static_cast<int>(i));
     const uint64_t length = s.lengths(static_cast<int>(i));
     const uint64_t header = s.header_lengths(static_cast<int>(i));
     const uint64_t octets = s.octets(static_cast<int>(i));
+    // The From_ line sits between the previous message and this one's data, and is a line of
+    // sane length (the scanner refuses longer ones).
+    if (from < previous_end || from >= offset || offset - from > kMaxFromLine) {
+      return Bad(absl::StrCat("message ", i + 1, " has an impossible From_ line offset"));
+    }
     if (offset < previous_end || length > UINT64_MAX - offset) {
       return Bad(absl::StrCat("message ", i + 1, " overlaps the one before it"));
     }
@@ -62,7 +73,7 @@ absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& s) {
     view.maildrop.octets.push_back(octets);
     view.maildrop.uidls.push_back(std::move(uidl));
     view.messages.push_back(
-        MessageLocation{offset, length, header, s.content_hashes().substr(16 * i, 16)});
+        MessageLocation{offset, length, header, s.content_hashes().substr(16 * i, 16), from});
   }
   if (n > 0 ? pos != uidls.size() + 1 : !uidls.empty()) return Bad("more UIDLs than messages");
   if (total != s.total_octets()) return Bad("total octets do not add up");

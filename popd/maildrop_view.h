@@ -25,6 +25,7 @@ struct MessageLocation {
   uint64_t length = 0;
   uint64_t header_length = 0;
   std::string content_hash;  // 16 bytes, as in the snapshot; sent back in Commit
+  uint64_t from_offset = 0;  // the From_ line: [from_offset, data_offset), covered by the hash
 };
 
 struct MaildropView {

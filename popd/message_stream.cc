@@ -46,31 +46,61 @@ MessageStream::MessageStream(const MailboxFile& file, const MessageLocation& whe
       remaining_(where.length),
       retr_(!top_lines.has_value()),
       expected_octets_(expected_octets),
-      transform_(pop3::WireTransform::Options{.dot_stuff = true, .top_lines = top_lines}) {}
+      transform_(pop3::WireTransform::Options{.dot_stuff = true, .top_lines = top_lines}),
+      from_offset_(where.from_offset),
+      body_offset_(where.data_offset + where.header_length),
+      expected_hash_(where.content_hash) {
+  if (retr_) {
+    head_hash_ = std::make_unique<Xxh3Stream>();
+    body_hash_ = std::make_unique<Xxh3Stream>();
+  }
+}
+
+absl::Status MessageStream::ReadAt(uint64_t offset, size_t want) {
+  buffer_.resize(want);
+  size_t got = 0;
+  while (got < want) {
+    const ssize_t r = ::pread(fd_, buffer_.data() + got, want - got, static_cast<off_t>(offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return absl::UnavailableError(absl::StrCat("reading the mailbox: ", std::strerror(errno)));
+    if (r == 0) {
+      return absl::UnavailableError(absl::StrCat("mailbox changed since login: it ends at ",
+                                                 offset + got, ", inside the message"));
+    }
+    got += static_cast<size_t>(r);
+  }
+  return absl::OkStatus();
+}
 
 absl::Status MessageStream::Next(std::string* out, size_t max_bytes) {
   if (!error_.ok()) return error_;
   if (done_) return absl::OkStatus();
+  if (retr_ && !prefix_read_) {
+    // The From_ line is not sent, but the content hash starts with it.
+    if (absl::Status s = ReadAt(from_offset_, static_cast<size_t>(offset_ - from_offset_)); !s.ok()) {
+      error_ = s;
+      return error_;
+    }
+    head_hash_->Update(buffer_);
+    prefix_read_ = true;
+  }
   const uint64_t want = std::min<uint64_t>({remaining_, std::max<size_t>(max_bytes, 1), kMaxChunk});
   if (want > 0) {
-    buffer_.resize(static_cast<size_t>(want));
-    size_t got = 0;
-    while (got < want) {
-      const ssize_t r = ::pread(fd_, buffer_.data() + got, static_cast<size_t>(want) - got,
-                                static_cast<off_t>(offset_ + got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) {
-        error_ = absl::UnavailableError(absl::StrCat("reading the mailbox: ", std::strerror(errno)));
-        return error_;
-      }
-      if (r == 0) {
-        error_ = absl::UnavailableError(absl::StrCat(
-            "mailbox changed since login: it ends at ", offset_ + got, ", inside the message"));
-        return error_;
-      }
-      got += static_cast<size_t>(r);
+    const size_t got = static_cast<size_t>(want);
+    if (absl::Status s = ReadAt(offset_, got); !s.ok()) {
+      error_ = s;
+      return error_;
     }
-    transform_.Feed(std::string_view(buffer_.data(), got), out);
+    const std::string_view chunk(buffer_.data(), got);
+    if (retr_) {
+      // Bytes before body_offset_ are the header block (hashed as they are), the rest the body
+      // (hashed on its own; its digest closes the content hash).
+      const size_t split = offset_ >= body_offset_ ? 0
+                                                   : static_cast<size_t>(std::min<uint64_t>(body_offset_ - offset_, got));
+      head_hash_->Update(chunk.substr(0, split));
+      body_hash_->Update(chunk.substr(split));
+    }
+    transform_.Feed(chunk, out);
     offset_ += got;
     remaining_ -= got;
   }
@@ -87,6 +117,13 @@ absl::Status MessageStream::Finish(std::string* out) {
                                               transform_.octets(), " octets, snapshot says ",
                                               expected_octets_));
     return error_;
+  }
+  if (retr_) {
+    head_hash_->Update(body_hash_->Digest().Bytes());
+    if (head_hash_->Digest().Bytes() != expected_hash_) {
+      error_ = absl::DataLossError("message bytes changed since login: content hash differs");
+      return error_;
+    }
   }
   out->append(tail);
   done_ = true;

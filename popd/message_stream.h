@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -22,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/pop3/wire_transform.h"
+#include "common/util/hash.h"
 #include "common/util/unique_fd.h"
 #include "popd/maildrop_view.h"
 
@@ -64,7 +66,8 @@ class MessageStream {
   // so *out grows by at most 2 * max_bytes + 5 (every byte a bare LF, then "\r\n.\r\n").
   // The last call also appends the ".\r\n" terminator and makes done() true.
   // Unavailable if the read fails or comes up short (the file shrank); DataLoss if, for RETR,
-  // the message's wire size differs from expected_octets (its bytes changed under us); then
+  // the message's wire size differs from expected_octets or its bytes do not hash to the
+  // snapshot's content hash (they changed under us); then
   // nothing more is appended (no terminator), and every later call returns the same error.
   // OK and no-op once done().
   absl::Status Next(std::string* out, size_t max_bytes);
@@ -73,6 +76,7 @@ class MessageStream {
 
  private:
   absl::Status Finish(std::string* out);
+  absl::Status ReadAt(uint64_t offset, size_t want);  // exactly `want` bytes into buffer_
 
   int fd_;
   uint64_t offset_;     // next stored byte to read
@@ -80,6 +84,15 @@ class MessageStream {
   bool retr_;
   uint64_t expected_octets_;
   pop3::WireTransform transform_;
+  // RETR only: the content hash recomputed from the bytes actually read (the From_ line, the
+  // header block, then the body's own digest, as the scanner defines it), so a message
+  // rewritten in place to the same size is caught too, not only a size change.
+  uint64_t from_offset_;
+  uint64_t body_offset_;
+  std::string expected_hash_;
+  bool prefix_read_ = false;
+  std::unique_ptr<Xxh3Stream> head_hash_;
+  std::unique_ptr<Xxh3Stream> body_hash_;
   std::string buffer_;  // the chunk buffer
   bool done_ = false;
   absl::Status error_;

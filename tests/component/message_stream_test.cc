@@ -257,5 +257,43 @@ TEST(MessageStream, BytesChangedInPlaceIsDataLoss) {
   EXPECT_TRUE(Drain(s, 7).ok());
 }
 
+TEST(MessageStream, SameSizeRewriteInPlaceIsCaughtByTheContentHash) {
+  TempDir dir;
+  const MaildropView v = ViewOf(dir, kMbox);
+  // Same file, same size, same line structure, one letter of message 3 changed: sizes and
+  // octets all still match; only the content hash can tell.
+  std::string changed = kMbox;
+  const size_t at = kMbox.find("xxxx");
+  ASSERT_NE(at, std::string::npos);
+  changed[at + 10] = 'y';
+  WriteFile(v.mailbox_path, changed);
+  absl::StatusOr<MailboxFile> f = MailboxFile::Open(v);
+  ASSERT_TRUE(f.ok()) << f.status();
+  for (size_t max : {size_t{1}, size_t{5}, size_t{4096}}) {
+    MessageStream s(*f, v.messages[2], std::nullopt, v.maildrop.octets[2]);
+    std::string out;
+    absl::Status st = absl::OkStatus();
+    while (st.ok() && !s.done()) st = s.Next(&out, max);
+    EXPECT_TRUE(absl::IsDataLoss(st)) << st;
+    EXPECT_FALSE(out.ends_with("\r\n.\r\n"));
+  }
+  // A changed From_ line (not sent, but part of the message's identity) is caught as well.
+  std::string from_changed = kMbox;
+  const size_t from = v.messages[1].from_offset + 5;  // inside "From sender..."
+  from_changed[from] = from_changed[from] == 'a' ? 'b' : 'a';
+  WriteFile(v.mailbox_path, from_changed);
+  MessageStream s2(*f, v.messages[1], std::nullopt, v.maildrop.octets[1]);
+  EXPECT_TRUE(absl::IsDataLoss(Drain(s2, 4096).status()));
+  // TOP reads only part of a message and is not checked against the hash; it still streams.
+  MessageStream top(*f, v.messages[1], uint64_t{0}, 0);
+  EXPECT_TRUE(Drain(top, 4096).ok());
+  // Every message of the unchanged file passes.
+  WriteFile(v.mailbox_path, kMbox);
+  for (size_t i = 0; i < v.messages.size(); ++i) {
+    MessageStream s(*f, v.messages[i], std::nullopt, v.maildrop.octets[i]);
+    EXPECT_TRUE(Drain(s, 3).ok()) << i;
+  }
+}
+
 }  // namespace
 }  // namespace poplar::popd

@@ -24,6 +24,7 @@ inline v1::Snapshot SnapshotOf(const std::string& mbox, const std::string& path,
   uint64_t total = 0;
   for (size_t i = 0; i < r.messages.size(); ++i) {
     const mbox::MessageInfo& m = r.messages[i];
+    s.add_from_offsets(m.offset);
     s.add_data_offsets(m.data_offset);
     s.add_lengths(m.length());
     s.add_header_lengths(m.header_length);

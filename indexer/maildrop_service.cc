@@ -62,6 +62,9 @@ class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, 
         event_.Clear();
         *event_.mutable_committed() = *r;
         state_ = State::kCommitted;
+        // The session is over once committed: the lease ends before the front-end can answer
+        // QUIT, so the client's next login never finds its own finished session [IN-USE].
+        ReleaseLease();
         StartWrite(&event_);
         return;
       }

@@ -216,6 +216,23 @@ TEST_F(IndexerServiceTest, SecondSessionIsInUseAtOnceAndFreeAfterClose) {
   EXPECT_TRUE(Close(c).ok());
 }
 
+TEST_F(IndexerServiceTest, LeaseEndsWithTheCommitResult) {
+  // popd answers QUIT when CommitResult arrives and the client may log in again at once,
+  // before popd has half-closed the stream: that login must not be [IN-USE].
+  Open a = OpenSession("alice");
+  ASSERT_TRUE(a.got_snapshot);
+  v1::SessionRequest commit;
+  commit.mutable_commit();
+  ASSERT_TRUE(a.stream->Write(commit));
+  v1::SessionEvent ev;
+  ASSERT_TRUE(a.stream->Read(&ev));
+  ASSERT_TRUE(ev.has_committed());
+  Open b = OpenSession("alice");
+  EXPECT_TRUE(b.got_snapshot);
+  EXPECT_TRUE(Close(b).ok());
+  EXPECT_TRUE(Close(a).ok());
+}
+
 TEST_F(IndexerServiceTest, CancelledStreamReleasesTheLease) {
   Open a = OpenSession("alice");
   ASSERT_TRUE(a.got_snapshot);

@@ -172,7 +172,10 @@ void Connection::UpdateInterest() {
       pending_output() < settings_->output_high_water) {
     want |= EPOLLIN;
   }
-  if (pending_output() > 0) want |= EPOLLOUT;
+  // A stream still in progress with its output flushed (Pump stopped after kMaxRoundsPerEvent
+  // to let other connections run) must be woken again: the socket is writable, so EPOLLOUT
+  // fires at once. Without it nothing ever resumes the stream and the client waits forever.
+  if (pending_output() > 0 || stream_) want |= EPOLLOUT;
   if (want == interest_) return;
   interest_ = want;
   if (!host_->loop().Modify(fd_.get(), want, this).ok()) CloseNow("epoll error");

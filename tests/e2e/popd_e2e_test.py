@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import poplar_harness as h  # noqa: E402
 
 PW = {"alice": "alice pw with spaces", "bob": "bob-secret", "carol": "carol-secret",
-      "dave": "dave-secret"}
+      "dave": "dave-secret", "erin": "erin-secret", "frank": "frank-secret"}
 
 
 def extra_messages():
@@ -60,7 +60,18 @@ def run(env, c):
     for user, seed in (("bob", 3), ("carol", 4), ("dave", 5)):
         env.genmbox(user, 6, seed=seed)
 
+    big = ix.mailbox("erin")
+    with open(big, "wb") as f:
+        f.write(h.make_message("a@example.org", "small before", ["hello", ".dot"]))
+        f.write(h.make_message("big@example.org", "six megabytes", [
+            (f".dotted line {i}" if i % 5 == 0 else f"line {i} of a large message body")
+            for i in range(200000)]))
+        f.write(h.make_message("c@example.org", "small after", ["bye"]))
+    env.genmbox("frank", 4, seed=9)
+
     all_commands(env, c, port, alice)
+    large_message(c, port, big)
+    changed_under_session(env, c, port)
     uidl_and_delivery(env, c, port)
     credentials(c, port)
     in_use_and_leases(env, c, port)
@@ -180,6 +191,91 @@ def all_commands(env, c, port, path):
     stuffed_total = sum(len(h.stuffed(w)) - len(w) for w in want)
     c.check("the fixture really exercises stuffing", stuffed_total > 10, str(stuffed_total))
     c.check("raw QUIT", r.cmd("QUIT").startswith(b"+OK"))
+    r.close()
+
+
+def large_message(c, port, path):
+    want = h.expected_messages(path)
+    c.check("large fixture: a message over 6 MB", len(want) == 3 and len(want[1]) > 6_000_000,
+            str([len(w) for w in want]))
+    r = h.Raw(port, timeout=20)
+    r.line()
+    r.cmd("USER erin")
+    r.cmd("PASS " + PW["erin"])
+    c.check("LIST 2 of the large message", r.cmd("LIST 2") == b"+OK 2 %d" % len(want[1]))
+    t0 = time.monotonic()
+    first = r.cmd("RETR 2")
+    body = r.multi()
+    c.check(f"RETR of a {len(want[1]) / 1e6:.1f} MB message: complete, byte-exact, stuffed "
+            f"({time.monotonic() - t0:.2f} s)",
+            first == b"+OK %d octets" % len(want[1]) and body == h.stuffed(want[1]),
+            f"{first!r}, {len(body)} of {len(h.stuffed(want[1]))} bytes")
+    r.cmd("TOP 2 99999999")
+    c.check("TOP 2 99999999 (fetchmail's keep mode) gives the whole large message",
+            r.multi() == h.stuffed(want[1]))
+    r.send(b"RETR 2\r\nRETR 3\r\nRETR 1\r\n")
+    ok = True
+    for i in (2, 3, 1):
+        ok = ok and r.line() == b"+OK %d octets" % len(want[i - 1]) and r.multi() == h.stuffed(want[i - 1])
+    c.check("pipelined RETR of the large message and two small ones: all complete, in order", ok)
+    c.check("the session goes on after them", r.cmd("QUIT").startswith(b"+OK"))
+    r.close()
+
+
+def changed_under_session(env, c, port):
+    """Invariant 5: if the file is not what the snapshot says, the client gets an error (or,
+    once streaming started, a cut connection without the terminator), never other bytes."""
+    path = env.indexer.mailbox("frank")
+    with open(path, "rb") as f:
+        original = f.read()
+    msgs = h.split_mbox(original)
+    want = [h.wire(m) for m in msgs]
+    r = h.Raw(port)
+    r.line()
+    r.cmd("USER frank")
+    r.cmd("PASS " + PW["frank"])
+    # Another program rewrites message 1's body in place, same size (swapcase of the body).
+    start = original.index(msgs[0])
+    head, _, body = msgs[0].partition(b"\n\n")
+    changed = head + b"\n\n" + body.swapcase()
+    assert len(changed) == len(msgs[0]) and changed != msgs[0]
+    with open(path, "r+b") as f:
+        f.seek(start)
+        f.write(changed)
+    first = r.cmd("RETR 1")
+    if first.startswith(b"+OK"):
+        try:
+            body = r.multi()
+            complete = True
+        except (EOFError, OSError):
+            body, complete = r.buf, False
+        c.check("same-size in-place rewrite during a session: RETR never completes with the "
+                "new bytes (error or cut without the terminator)",
+                not complete or body == h.stuffed(want[0]), f"{first!r} complete={complete}")
+    else:
+        c.check("same-size in-place rewrite during a session: RETR 1 -> -ERR [SYS/TEMP]",
+                first.startswith(b"-ERR [SYS/TEMP]"), repr(first))
+    r.close()
+    # Truncated under an open session: RETR of the last message must be refused.
+    r = h.Raw(port)
+    r.line()
+    r.cmd("USER frank")
+    took = None
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 3:  # the previous session's lease may still be ending
+        reply = r.cmd("PASS " + PW["frank"])
+        if reply.startswith(b"+OK"):
+            took = time.monotonic() - t0
+            break
+        r.cmd("USER frank")
+        time.sleep(0.05)
+    c.check("login after the rewritten session", took is not None, repr(reply))
+    n = int(r.cmd("STAT").split()[1])
+    with open(path, "r+b") as f:
+        f.truncate(len(original) // 2)
+    first = r.cmd(f"RETR {n}")
+    c.check("mbox truncated during a session: RETR of a message past the end -> -ERR [SYS/TEMP]",
+            first.startswith(b"-ERR [SYS/TEMP]"), repr(first))
     r.close()
 
 
@@ -355,10 +451,17 @@ def deletions(env, c, port):
     # Only the known gap may be skipped: the indexer's UNIMPLEMENTED answer to a non-empty
     # Commit ("expunge is not available yet", indexer/indexer.cc), which popd maps to
     # [SYS/PERM] and logs. Any other failure of QUIT is a failure.
-    log = env.popd.log_text()
-    unimplemented = any("user=carol" in l and "commit failed" in l 
-                        and ("unimplemented" in l.lower() or "expunge is not available yet" in l)
-                        for l in log.splitlines())
+    # popd writes the session's log line when it closes the connection, just after the
+    # reply went out: wait (bounded) for the line rather than race it.
+    deadline = time.monotonic() + 5
+    while True:
+        log = env.popd.log_text()
+        unimplemented = any("user=carol" in l and "commit failed" in l
+                            and ("unimplemented" in l.lower() or "expunge is not available yet" in l)
+                            for l in log.splitlines())
+        if unimplemented or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     c.check(f"QUIT with DELE failed only because the commit is UNIMPLEMENTED: {quit_reply!r}",
             quit_reply.startswith(b"-ERR [SYS/PERM]") and unimplemented, log[-600:])
     c.check("a failed QUIT deleted nothing (mbox byte-identical)", after == original)

@@ -50,6 +50,10 @@ def run(env, c):
     normal("1,000 pipelined commands")
     half_lines(c, env)
     normal("half lines and disconnects")
+    odd_commands(c, env)
+    normal("odd commands and failed logins")
+    slow_reader(c, env)
+    normal("a client that pipelines big RETRs and does not read")
     silent_clients(c, env, state)
     normal("silent and slow clients")
     concurrent(c, env)
@@ -267,6 +271,73 @@ def half_lines(c, env):
         time.sleep(0.05)  # polling the lease, bounded
     c.check(f"half a RETR then a disconnect: the lease is free again "
             f"({time.monotonic() - t0:.2f} s)", reply.startswith(b"+OK"), repr(reply))
+
+
+def odd_commands(c, env):
+    r = h.Raw(env.popd.port)
+    r.line()
+    r.send(b"CAPA\n")
+    c.check("bare LF ends a line (CAPA\\n answered)", r.line().startswith(b"+OK") and r.multi() != b"")
+    r.send(b"NO\rOP\r\nSTAT\r\nRETR 1\r\nAPOP vic 0123456789abcdef0123456789abcdef\r\n"
+           b"AUTH PLAIN\r\nSTLS\r\n\r\nUSER\r\n")
+    got = replies(r, 8)
+    c.check("bare CR in a verb, TRANSACTION commands before login, unsupported APOP/AUTH/STLS, "
+            "an empty line, USER without a name: -ERR each", all(g.startswith(b"-ERR") for g in got),
+            repr(got))
+    r.close()
+    # Failed logins: the connection is closed after max_auth_failures (3), with -ERR [AUTH].
+    r = h.Raw(env.popd.port)
+    r.line()
+    r.send(b"USER vic\r\nPASS a\r\nUSER vic\r\nPASS b\r\nUSER vic\r\nPASS c\r\nUSER vic\r\n")
+    got = replies(r, 6)
+    closed = r.closed_within(5)
+    c.check("three wrong passwords: [AUTH] each, then the connection is closed",
+            [g[:11] for g in got[1::2]] == [b"-ERR [AUTH]"] * 3 and closed and r.buf == b"",
+            f"{got!r} closed={closed} {r.buf!r}")
+    r.close()
+    r = logged_in_raw(env)
+    r.send(b"USER vic\r\nPASS vic-pw\r\nSTAT extra\r\nRETR\r\nTOP 1\r\nTOP 1 -1\r\n"
+           b"UIDL 1 2\r\nDELE 99\r\nNOOP\r\n")
+    got = replies(r, 9)
+    c.check("after login: USER/PASS again, bad arities, out-of-range numbers: -ERR each, then "
+            "NOOP +OK", all(g.startswith(b"-ERR") for g in got[:8]) and got[8].startswith(b"+OK"),
+            repr(got))
+    r.cmd("QUIT")
+    r.close()
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def slow_reader(c, env):
+    """A client pipelines 10 RETRs of a 6.6 MB message (66 MB of output) and reads nothing for
+    a second: popd must stop producing at its output high-water mark, not buffer it all."""
+    ix = env.indexer
+    ix.add_account("slow", "slow-pw")
+    with open(ix.mailbox("slow"), "wb") as f:
+        f.write(h.make_message("big@example.org", "big", [
+            (f".dotted {i}" if i % 9 == 0 else f"line {i} of a large body, padded out a bit")
+            for i in range(150000)]))
+    want = h.expected_messages(ix.mailbox("slow"))[0]
+    r = logged_in_raw(env, "slow", "slow-pw")
+    r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    before = rss_kb(env.popd.proc.pid)
+    r.send(b"RETR 1\r\n" * 10 + b"QUIT\r\n")
+    time.sleep(1.0)  # the client not reading: this is the behaviour under test
+    grown = rss_kb(env.popd.proc.pid) - before
+    c.check(f"10 pipelined RETRs of {len(want) / 1e6:.1f} MB, client not reading: popd grew by "
+            f"{grown} KB (< 16 MB, not the 66 MB of output)", grown < 16 * 1024)
+    ok = True
+    for _ in range(10):
+        ok = ok and r.line() == b"+OK %d octets" % len(want) and r.multi() == h.stuffed(want)
+    c.check("... then the client reads: all 10 bodies complete and byte-exact, QUIT +OK",
+            ok and r.line().startswith(b"+OK"))
+    r.close()
 
 
 def silent_clients(c, env, state):

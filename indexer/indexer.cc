@@ -250,9 +250,15 @@ absl::StatusOr<std::string> Indexer::Authenticate(const std::string& user,
 absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& request,
                                                      std::function<void()> on_revoke) {
   std::string mailbox;
+  std::string user = request.user();
+  if (!request.password().empty()) {
+    absl::StatusOr<std::string> canonical = Authenticate(request.user(), request.password());
+    if (!canonical.ok()) return canonical.status();
+    user = *canonical;
+  }
   {
     absl::MutexLock lock(&mu_);
-    absl::StatusOr<AccountRecord> account = accounts_->Get(request.user());
+    absl::StatusOr<AccountRecord> account = accounts_->Get(user);
     if (!account.ok()) {
       if (absl::IsNotFound(account.status()) || absl::IsInvalidArgument(account.status())) {
         return absl::UnauthenticatedError("no such account");
@@ -263,7 +269,7 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
   }
   LeaseInfo info;
   info.mailbox = mailbox;
-  info.user = request.user();
+  info.user = user;
   info.client_address = request.client_address();
   info.front_end = request.front_end();
   absl::StatusOr<LeaseInfo> lease = leases_.Acquire(std::move(info), std::move(on_revoke));
@@ -276,7 +282,7 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
   };
   // Catch-up: the index must cover the file as it is now (design §5). A missing file is an
   // empty maildrop (RFC 1939 allows it; the MDA creates the file on first delivery).
-  absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, request.user(), false);
+  absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, user, false);
   if (!o.ok() && !absl::IsNotFound(o.status())) return fail(o.status());
   absl::StatusOr<std::shared_ptr<const v1::Snapshot>> cached = CachedSnapshotLocked(mailbox);
   if (!cached.ok()) return fail(cached.status());

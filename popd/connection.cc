@@ -46,7 +46,6 @@ Connection::Connection(ConnectionHost* host, uint64_t id, UniqueFd fd, IpAddress
 Connection::~Connection() {
   // Whatever ended the connection, an open stream must end now: that releases the lease and,
   // without a Commit, deletes nothing.
-  if (auth_call_) auth_call_->Cancel();
   if (session_call_) session_call_->Cancel();
 }
 
@@ -204,26 +203,10 @@ void Connection::Flush() {
 // ---- login ----
 
 void Connection::StartLogin(pop3::AuthRequest request) {
+  // One round trip: the indexer checks the password and, if it is right, grants the lease and
+  // answers with the snapshot (OpenSession with a password).
   login_deadline_ = EventLoop::Clock::now() + settings_->login_timeout;
-  auto deliver = Deliverer();
-  auth_call_ = host_->indexer().Authenticate(
-      request.user, request.password, peer_.ToString(),
-      std::chrono::system_clock::now() + settings_->login_timeout,
-      [deliver](absl::StatusOr<std::string> user) {
-        deliver([user = std::move(user)](Connection& c) mutable { c.OnAuthenticated(std::move(user)); });
-      });
-  std::fill(request.password.begin(), request.password.end(), '\0');
-}
-
-void Connection::OnAuthenticated(absl::StatusOr<std::string> user) {
-  if (!auth_call_ || !login_deadline_) return;  // timed out meanwhile
-  auth_call_.reset();
-  if (!user.ok()) {
-    FinishLogin(user.status());
-    Pump();
-    return;
-  }
-  user_ = *user;
+  user_ = request.user;
   auto deliver = Deliverer();
   SessionCall::Handlers handlers;
   handlers.on_snapshot = [deliver](absl::StatusOr<v1::Snapshot> snapshot) {
@@ -236,8 +219,9 @@ void Connection::OnAuthenticated(absl::StatusOr<std::string> user) {
   handlers.on_lost = [deliver](absl::Status why) {
     deliver([why](Connection& c) { c.OnLeaseLost(why); });
   };
-  session_call_ = host_->indexer().OpenSession(user_, peer_.ToString(), settings_->front_end_name,
-                                               std::move(handlers));
+  session_call_ = host_->indexer().OpenSession(request.user, request.password, peer_.ToString(),
+                                               settings_->front_end_name, std::move(handlers));
+  std::fill(request.password.begin(), request.password.end(), '\0');
 }
 
 void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
@@ -273,8 +257,6 @@ void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
 
 void Connection::FinishLogin(const absl::Status& status) {
   login_deadline_.reset();
-  if (auth_call_) auth_call_->Cancel();
-  auth_call_.reset();
   if (session_call_) session_call_->Cancel();
   session_call_.reset();
   view_.reset();
@@ -404,7 +386,6 @@ void Connection::CloseNow(std::string_view why) {
   if (closed_) return;
   closed_ = true;
   host_->loop().Remove(fd_.get());
-  if (auth_call_) auth_call_->Cancel();
   if (session_call_) session_call_->Cancel();
   stream_.reset();
   if (!user_.empty()) {

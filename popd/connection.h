@@ -1,11 +1,12 @@
 // One POP3 client connection: the I/O around the pure pop3::Session (design §6).
 //
 // The connection reads lines, feeds them to the session, writes the replies, and performs the
-// session's actions asynchronously: login through the indexer (Authenticate, then the Session
-// stream whose snapshot is the maildrop and whose life is the lease), RETR/TOP streamed from
-// the mbox through MessageStream, and the QUIT commit. It lives on one event loop and is
-// touched only by that loop's thread; gRPC completions reach it through ConnectionHost::Deliver,
-// which finds it by id, so a completion for a connection that is already gone is dropped.
+// session's actions asynchronously: login through the indexer (one Session stream: its first
+// message carries USER/PASS, its answer is the snapshot, its life is the lease), RETR/TOP
+// streamed from the mbox through MessageStream, and the QUIT commit. It lives on one event loop
+// and is touched only by that loop's thread; gRPC completions reach it through
+// ConnectionHost::WithConnection, which finds it by id, so a completion for a connection that
+// is already gone is dropped.
 //
 // Bounded everything (design §2.7): input is read only while the session can take more lines
 // and the output is below the high-water mark; a RETR produces output only while the client
@@ -75,7 +76,6 @@ class Connection final : public EventLoop::Handler {
   void Pump();  // process input, stream, flush, re-arm epoll, close if finished
 
   void StartLogin(pop3::AuthRequest request);
-  void OnAuthenticated(absl::StatusOr<std::string> user);
   void OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot);
   void FinishLogin(const absl::Status& status);
   void StartRetr(const pop3::RetrRequest& request);
@@ -113,8 +113,7 @@ class Connection final : public EventLoop::Handler {
   std::optional<EventLoop::Clock::time_point> login_deadline_;
   std::optional<EventLoop::Clock::time_point> commit_deadline_;
 
-  std::string user_;  // canonical name from the indexer, for logs
-  std::shared_ptr<AuthCall> auth_call_;
+  std::string user_;  // as the client typed it (valid, or the login failed), for logs
   std::shared_ptr<SessionCall> session_call_;
   std::optional<MaildropView> view_;
   std::optional<MailboxFile> file_;

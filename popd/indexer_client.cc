@@ -9,11 +9,6 @@ absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
-void AuthCall::Cancel() {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  if (!finished_) ctx_.TryCancel();
-}
-
 IndexerClient::IndexerClient(const Options& options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(options.max_snapshot_bytes));
@@ -30,34 +25,8 @@ IndexerClient::IndexerClient(const Options& options) {
   stub_ = v1::Maildrop::NewStub(channel_);
 }
 
-std::shared_ptr<AuthCall> IndexerClient::Authenticate(const std::string& user,
-                                                      const std::string& password,
-                                                      const std::string& client_address,
-                                                      std::chrono::system_clock::time_point deadline,
-                                                      AuthCall::Done done) {
-  auto call = std::make_shared<AuthCall>();
-  call->request_.set_user(user);
-  call->request_.set_password(password);
-  call->request_.set_client_address(client_address);
-  call->ctx_.set_deadline(deadline);
-  // The lambda's copy of `call` keeps request, reply and context alive until gRPC is done.
-  stub_->async()->Authenticate(&call->ctx_, &call->request_, &call->reply_,
-                               [call, done = std::move(done)](grpc::Status status) {
-                                 {
-                                   std::lock_guard<std::recursive_mutex> lock(call->mu_);
-                                   call->finished_ = true;
-                                 }
-                                 call->request_.clear_password();
-                                 if (!status.ok()) {
-                                   done(FromGrpc(status));
-                                 } else {
-                                   done(call->reply_.user());
-                                 }
-                               });
-  return call;
-}
-
 std::shared_ptr<SessionCall> IndexerClient::OpenSession(const std::string& user,
+                                                        const std::string& password,
                                                         const std::string& client_address,
                                                         const std::string& front_end,
                                                         SessionCall::Handlers handlers) {
@@ -66,11 +35,13 @@ std::shared_ptr<SessionCall> IndexerClient::OpenSession(const std::string& user,
   call->handlers_ = std::move(handlers);
   v1::OpenSession* open = call->open_.mutable_open();
   open->set_user(user);
+  open->set_password(password);
   open->set_client_address(client_address);
   open->set_front_end(front_end);
   stub_->async()->Session(&call->ctx_, call.get());
   std::lock_guard<std::recursive_mutex> lock(call->mu_);
   call->write_in_flight_ = true;
+  call->open_write_pending_ = true;
   call->StartWrite(&call->open_);
   call->StartRead(&call->event_);
   call->StartCall();
@@ -116,6 +87,10 @@ void SessionCall::Cancel() {
 void SessionCall::OnWriteDone(bool ok) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   write_in_flight_ = false;
+  if (open_write_pending_) {
+    open_write_pending_ = false;
+    open_.mutable_open()->clear_password();  // sent: no need to keep the secret around
+  }
   // A failed write means the stream is broken; OnDone reports why.
   if (ok) StartNextWriteLocked();
 }

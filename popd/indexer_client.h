@@ -27,20 +27,6 @@ namespace poplar::popd {
 // reply text comes from pop3::ErrorLine, which never shows it).
 absl::Status FromGrpc(const grpc::Status& s);
 
-class AuthCall {
- public:
-  using Done = std::function<void(absl::StatusOr<std::string> canonical_user)>;
-  void Cancel();
-
- private:
-  friend class IndexerClient;
-  std::recursive_mutex mu_;  // recursive: gRPC may run a reaction inline from a Start* call
-  bool finished_ = false;
-  grpc::ClientContext ctx_;
-  v1::AuthenticateRequest request_;
-  v1::AuthenticateReply reply_;
-};
-
 // One POP3 session's stream: OpenSession -> Snapshot, [Commit -> CommitResult], half-close.
 class SessionCall : public grpc::ClientBidiReactor<v1::SessionRequest, v1::SessionEvent> {
  public:
@@ -75,6 +61,7 @@ class SessionCall : public grpc::ClientBidiReactor<v1::SessionRequest, v1::Sessi
   Phase phase_ = Phase::kOpening;
   bool cancelled_ = false;
   bool write_in_flight_ = false;
+  bool open_write_pending_ = false;  // the OpenSession (with the password) not yet written
   bool commit_queued_ = false;
   bool writes_done_queued_ = false;
   Handlers handlers_;
@@ -93,13 +80,10 @@ class IndexerClient {
   };
   explicit IndexerClient(const Options& options);
 
-  // `deadline` bounds the whole call.
-  std::shared_ptr<AuthCall> Authenticate(const std::string& user, const std::string& password,
-                                         const std::string& client_address,
-                                         std::chrono::system_clock::time_point deadline,
-                                         AuthCall::Done done);
-
-  std::shared_ptr<SessionCall> OpenSession(const std::string& user, const std::string& client_address,
+  // `password` non-empty: USER/PASS checked by the indexer in the same round trip (an
+  // UNAUTHENTICATED status then comes through on_snapshot).
+  std::shared_ptr<SessionCall> OpenSession(const std::string& user, const std::string& password,
+                                           const std::string& client_address,
                                            const std::string& front_end, SessionCall::Handlers handlers);
 
  private:

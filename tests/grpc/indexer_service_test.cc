@@ -94,7 +94,7 @@ class IndexerServiceTest : public ::testing::Test {
     v1::SessionEvent first;
     bool got_snapshot = false;
   };
-  Open OpenSession(const std::string& user) {
+  Open OpenSession(const std::string& user, const std::string& password = "") {
     Open o;
     o.ctx = std::make_unique<grpc::ClientContext>();
     o.ctx->set_deadline(In(30));
@@ -103,6 +103,7 @@ class IndexerServiceTest : public ::testing::Test {
     req.mutable_open()->set_user(user);
     req.mutable_open()->set_client_address("192.0.2.7");
     req.mutable_open()->set_front_end("test");
+    req.mutable_open()->set_password(password);
     EXPECT_TRUE(o.stream->Write(req));
     o.got_snapshot = o.stream->Read(&o.first) && o.first.has_snapshot();
     return o;
@@ -214,6 +215,25 @@ TEST_F(IndexerServiceTest, SecondSessionIsInUseAtOnceAndFreeAfterClose) {
   Open c = OpenSession("alice");
   EXPECT_TRUE(c.got_snapshot);
   EXPECT_TRUE(Close(c).ok());
+}
+
+TEST_F(IndexerServiceTest, OpenSessionWithAPasswordAuthenticatesFirst) {
+  {
+    Open o = OpenSession("alice", "correct horse");
+    ASSERT_TRUE(o.got_snapshot);
+    ExpectSnapshotMatchesFile(o.first.snapshot(), dir_.File("spool/alice"));
+    EXPECT_TRUE(Close(o).ok());
+  }
+  for (const auto& [user, password] : std::vector<std::pair<std::string, std::string>>{
+           {"alice", "wrong"}, {"nobody", "correct horse"}, {"../alice", "correct horse"}}) {
+    Open o = OpenSession(user, password);
+    EXPECT_FALSE(o.got_snapshot) << user;
+    EXPECT_EQ(o.stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED) << user;
+  }
+  // A failed login holds no lease.
+  Open again = OpenSession("alice", "correct horse");
+  EXPECT_TRUE(again.got_snapshot);
+  EXPECT_TRUE(Close(again).ok());
 }
 
 TEST_F(IndexerServiceTest, LeaseEndsWithTheCommitResult) {

@@ -77,6 +77,7 @@ def run(env, c):
     in_use_and_leases(env, c, port)
     deletions(env, c, port)
     indexer_down(env, c, port)
+    sighup_reload(env, c, port)
     sigterm_drain(env, c, port)
 
 
@@ -495,6 +496,50 @@ def indexer_down(env, c, port):
                 [b"".join(l + b"\r\n" for l in p.retr(i)[1]) for i in range(1, 7)]
                 == h.expected_messages(env.indexer.mailbox("dave")))
         p.quit()
+
+
+def sighup_reload(env, c, port):
+    conf = env.popd.config
+    with open(conf) as f:
+        original = f.read()
+
+    def reload(text, expect):
+        """Writes the config, sends SIGHUP and waits (bounded) for popd's log line saying
+        what it did with it."""
+        with open(conf, "w") as f:
+            f.write(text)
+        before = env.popd.log_text(10 ** 6).count(expect)
+        env.popd.proc.send_signal(1)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if env.popd.log_text(10 ** 6).count(expect) > before:
+                return True
+            time.sleep(0.02)
+        return False
+
+    open_session = h.login(port, "dave", PW["dave"])
+    no_plain = "\n".join(l for l in original.splitlines() if "plaintext_auth_networks" not in l)
+    c.check("SIGHUP with plaintext logins removed: reloaded",
+            reload(no_plain + "\n", "SIGHUP: configuration reloaded"))
+    r = h.Raw(port)
+    r.line()
+    c.check("after the reload CAPA offers no USER",
+            r.cmd("CAPA").startswith(b"+OK") and b"USER" not in r.multi().split(b"\r\n"))
+    c.check("after the reload USER -> -ERR [AUTH]", r.cmd("USER dave").startswith(b"-ERR [AUTH]"))
+    r.close()
+    c.check("a session open before the reload goes on", open_session.stat()[0] == 6
+            and open_session.quit().startswith(b"+OK"))
+    c.check("SIGHUP with a broken file: the running configuration is kept",
+            reload(original + "no_such_field: 1\n", "SIGHUP: keeping the running configuration"))
+    r = h.Raw(port)
+    r.line()
+    c.check("... (still no USER)", r.cmd("USER dave").startswith(b"-ERR [AUTH]"))
+    r.close()
+    c.check("SIGHUP with plaintext logins back: reloaded",
+            reload(original, "SIGHUP: configuration reloaded"))
+    p = h.login(port, "dave", PW["dave"])
+    c.check("after the reload USER/PASS works again", p.stat()[0] == 6)
+    p.quit()
 
 
 def sigterm_drain(env, c, port):

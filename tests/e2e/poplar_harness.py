@@ -199,8 +199,8 @@ class Popd:
             self.proc.kill()
             self.proc.wait()
 
-    def log_text(self):
-        return _tail(self.log)
+    def log_text(self, n=4000):
+        return _tail(self.log, n)
 
 
 class Env:

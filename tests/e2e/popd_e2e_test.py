@@ -15,6 +15,7 @@ back; SIGTERM drain.
 
 usage: popd_e2e_test.py --indexer P --popd P --poplarctl P --poplar-mbox P --genmbox P
 """
+import fcntl
 import json
 import os
 import poplib
@@ -76,7 +77,9 @@ def run(env, c):
     credentials(c, port)
     in_use_and_leases(env, c, port)
     deletions(env, c, port)
+    delivery_in_progress(env, c, port)
     indexer_down(env, c, port)
+    index_rebuilt(env, c, port)
     sighup_reload(env, c, port)
     sigterm_drain(env, c, port)
 
@@ -327,6 +330,45 @@ def uidl_and_delivery(env, c, port):
     p.quit()
 
 
+def delivery_in_progress(env, c, port):
+    """An MDA holds dotlock + fcntl lock and has written half a message: a login meanwhile
+    must not wait for it nor show the partial message; after the MDA finishes and unlocks, the
+    next session has it whole."""
+    path = env.indexer.mailbox("bob")
+    old = h.expected_messages(path)
+    new = h.make_message("slow-mda@example.org", "delivered slowly", [
+        "first half", ".second half", "end"], when="Sat Nov 29 12:00:00 2026")
+    lock = path + ".lock"
+    subprocess.run(["dotlockfile", "-l", "-r", "10", lock], check=True)
+    try:
+        with open(path, "ab") as f:
+            fcntl.lockf(f, fcntl.LOCK_EX)
+            f.write(new[:len(new) // 2])
+            f.flush()
+            t0 = time.monotonic()
+            p = h.login(port, "bob", PW["bob"])
+            took = time.monotonic() - t0
+            stat = p.stat()
+            listing = p.uidl()[1]
+            p.quit()
+            c.check(f"login while an MDA holds the locks mid-delivery does not wait "
+                    f"({took * 1000:.0f} ms)", took < 1.0)
+            c.check("... and does not show the partial message",
+                    stat == (len(old), sum(map(len, old))) and len(listing) == len(old),
+                    f"{stat} vs {(len(old), sum(map(len, old)))}")
+            f.write(new[len(new) // 2:])
+            f.flush()
+            fcntl.lockf(f, fcntl.LOCK_UN)
+    finally:
+        subprocess.run(["dotlockfile", "-u", lock], check=True)
+    p = h.login(port, "bob", PW["bob"])
+    c.check("after the MDA unlocked: the next session has the whole message, byte-exact",
+            p.stat()[0] == len(old) + 1 and
+            b"".join(l + b"\r\n" for l in p.retr(len(old) + 1)[1]) == h.expected_messages(path)[-1]
+            and h.expected_messages(path)[:-1] == old)
+    p.quit()
+
+
 def credentials(c, port):
     for user, pw, what in (("alice", "wrong", "wrong password"),
                            ("nosuchuser", "whatever", "unknown user"),
@@ -495,6 +537,34 @@ def indexer_down(env, c, port):
         c.check("indexer back: the maildrop is served byte-exact",
                 [b"".join(l + b"\r\n" for l in p.retr(i)[1]) for i in range(1, 7)]
                 == h.expected_messages(env.indexer.mailbox("dave")))
+        p.quit()
+
+
+def index_rebuilt(env, c, port):
+    """Invariant 1: delete the SQLite index and restart: the same numbers, sizes and UIDLs
+    (accounts live in the index, so they are added again)."""
+    before = {}
+    for user in ("alice", "bob"):
+        p = h.login(port, user, PW[user])
+        before[user] = (p.list()[1], p.uidl()[1])
+        p.quit()
+    env.indexer.stop()
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(os.path.join(env.root, "index.sqlite" + suffix))
+        except FileNotFoundError:
+            pass
+    env.indexer.start()
+    for user, pw in PW.items():
+        env.indexer.add_account(user, pw)
+    for user in ("alice", "bob"):
+        took, reply = login_within(port, user, PW[user], 15.0)
+        if took is None:
+            c.check(f"index deleted and rebuilt: {user} can log in", False, repr(reply))
+            continue
+        p = h.login(port, user, PW[user])
+        c.check(f"index deleted and rebuilt: {user} has the same LIST and UIDL",
+                (p.list()[1], p.uidl()[1]) == before[user])
         p.quit()
 
 

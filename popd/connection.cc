@@ -72,11 +72,13 @@ void Connection::Start() {
 
 void Connection::OnEvents(uint32_t events) {
   if (closed_) return;
-  if ((events & EPOLLERR) != 0) {
-    CloseNow("socket error");
+  // EPOLLHUP: both directions are down (a reset, or our side shut too); nobody can read an
+  // answer, and epoll would report it again at once, level-triggered, until the fd goes.
+  if ((events & (EPOLLERR | EPOLLHUP)) != 0) {
+    CloseNow("client disconnected");
     return;
   }
-  if ((events & (EPOLLIN | EPOLLHUP)) != 0) ReadInput();
+  if ((events & EPOLLIN) != 0) ReadInput();
   Pump();
 }
 
@@ -239,16 +241,22 @@ void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
     return;
   }
   // The file is opened and checked against the snapshot before the session says +OK: from
-  // here on RETR reads exactly the bytes the snapshot describes (design invariant 5).
-  absl::StatusOr<MailboxFile> file = MailboxFile::Open(*view);
-  if (!file.ok()) {
-    Log(absl::StrCat("mailbox of ", user_, " unusable at login: ", file.status().message()));
-    FinishLogin(file.status());
-    Pump();
-    return;
+  // here on RETR reads exactly the bytes the snapshot describes (design invariant 5). An empty
+  // maildrop reads nothing, so it needs no file: a user with no mail yet has no spool file
+  // (Debian creates /var/mail/USER at the first delivery) and must get "+OK 0 messages".
+  std::optional<MailboxFile> opened;
+  if (view->maildrop.count > 0) {
+    absl::StatusOr<MailboxFile> file = MailboxFile::Open(*view);
+    if (!file.ok()) {
+      Log(absl::StrCat("mailbox of ", user_, " unusable at login: ", file.status().message()));
+      FinishLogin(file.status());
+      Pump();
+      return;
+    }
+    opened = std::move(*file);
   }
   view_ = std::move(*view);
-  file_ = std::move(*file);
+  file_ = std::move(opened);
   login_deadline_.reset();
   pop3::Maildrop maildrop = std::move(view_->maildrop);
   Handle(session_.OnAuthResult(absl::OkStatus(), std::move(maildrop)));

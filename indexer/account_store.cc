@@ -312,42 +312,52 @@ absl::StatusOr<std::vector<AccountRecord>> AccountStore::List() {
   return out;
 }
 
-absl::StatusOr<AccountRecord> AccountStore::CheckPassword(std::string_view user,
-                                                          std::string_view password) {
-  // Every path below does one lookup and one full credential check, so an unknown or invalid
-  // name costs what a wrong password costs. The lookup runs even for an invalid name: such a
-  // name can never be stored (Add validates), so it simply finds nothing.
+absl::StatusOr<AccountStore::LoginLookup> AccountStore::LookupLogin(std::string_view user) {
+  // The lookup runs even for an invalid name: such a name can never be stored (Add validates),
+  // so it simply finds nothing, and costs what a real lookup costs.
   if (!initialized_) return NotInitialized();
-  const bool name_ok = sasl::IsValidUserName(user);
-  const bool password_ok = AcceptablePassword(password);
+  LoginLookup out;
+  out.name_ok = sasl::IsValidUserName(user);
   auto s = db_->Prepare(absl::StrCat("SELECT ", kColumns, " FROM accounts WHERE user=?"));
   if (!s.ok()) return s.status();
   s->Bind(1, user);
   absl::StatusOr<bool> row = s->Step();
   if (!row.ok()) return row.status();
-  std::optional<AccountRecord> found;
-  absl::Status read_status;
   if (*row) {
     absl::StatusOr<AccountRecord> r = ReadRow(*s);
     if (r.ok()) {
-      found = std::move(*r);
+      out.found = std::move(*r);
     } else {
-      read_status = r.status();
+      out.read_status = r.status();
     }
   }
   s->Reset();
+  return out;
+}
 
+absl::StatusOr<AccountRecord> AccountStore::VerifyLogin(LoginLookup lookup,
+                                                        std::string_view password) const {
+  // Every path does one full credential check, so an unknown or invalid name costs what a
+  // wrong password costs.
+  const bool password_ok = AcceptablePassword(password);
   AccountRecord dummy;
   dummy.credential_kind = CredentialKind::kScramSha256;
   dummy.credential = sasl::EncodeScramVerifier(dummy_);
-  const bool real = found.has_value() && name_ok && password_ok;
+  const bool real = lookup.found.has_value() && lookup.name_ok && password_ok;
   // An unacceptable password (empty, NUL, oversized) is never handed to crypt(3), where a NUL
   // would cut it short; the dummy check stands in for it.
-  absl::StatusOr<bool> match = real ? Matches(*found, password) : Matches(dummy, "x");
-  if (!read_status.ok()) return read_status;
+  absl::StatusOr<bool> match = real ? Matches(*lookup.found, password) : Matches(dummy, "x");
+  if (!lookup.read_status.ok()) return lookup.read_status;
   if (!match.ok()) return match.status();
   if (!real || !*match) return AuthFailed();
-  return std::move(*found);
+  return std::move(*lookup.found);
+}
+
+absl::StatusOr<AccountRecord> AccountStore::CheckPassword(std::string_view user,
+                                                          std::string_view password) {
+  absl::StatusOr<LoginLookup> lookup = LookupLogin(user);
+  if (!lookup.ok()) return lookup.status();
+  return VerifyLogin(std::move(*lookup), password);
 }
 
 }  // namespace poplar::indexer

@@ -97,6 +97,17 @@ class AccountStore {
   // Internal) and corrupt rows (DataLoss).
   absl::StatusOr<AccountRecord> CheckPassword(std::string_view user, std::string_view password);
 
+  // CheckPassword in two halves, so that a server holds its database lock only for the lookup
+  // and runs the deliberately slow credential check (PBKDF2, crypt) without it.
+  struct LoginLookup {
+    std::optional<AccountRecord> found;
+    absl::Status read_status;  // a corrupt row: reported after the full check, never early
+    bool name_ok = false;
+  };
+  absl::StatusOr<LoginLookup> LookupLogin(std::string_view user);  // uses the database
+  // Pure CPU on its argument and immutable state: safe to call without the database's lock.
+  absl::StatusOr<AccountRecord> VerifyLogin(LoginLookup lookup, std::string_view password) const;
+
  private:
   absl::StatusOr<std::string> MakeCredential(const NewCredential& credential,
                                              CredentialKind* kind) const;

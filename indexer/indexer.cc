@@ -241,8 +241,15 @@ absl::Status Indexer::ReconcileKnown() {
 
 absl::StatusOr<std::string> Indexer::Authenticate(const std::string& user,
                                                   const std::string& password) {
-  absl::MutexLock lock(&mu_);
-  absl::StatusOr<AccountRecord> r = accounts_->CheckPassword(user, password);
+  absl::StatusOr<AccountStore::LoginLookup> lookup;
+  {
+    absl::MutexLock lock(&mu_);
+    lookup = accounts_->LookupLogin(user);
+  }
+  if (!lookup.ok()) return lookup.status();
+  // The slow part (PBKDF2 or crypt, by design) runs outside the lock: logins on other threads
+  // and the index's own work never wait behind it.
+  absl::StatusOr<AccountRecord> r = accounts_->VerifyLogin(std::move(*lookup), password);
   if (!r.ok()) return r.status();
   return r->user;
 }

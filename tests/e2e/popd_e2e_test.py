@@ -28,7 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import poplar_harness as h  # noqa: E402
 
 PW = {"alice": "alice pw with spaces", "bob": "bob-secret", "carol": "carol-secret",
-      "dave": "dave-secret", "erin": "erin-secret", "frank": "frank-secret"}
+      "dave": "dave-secret", "erin": "erin-secret", "frank": "frank-secret",
+      "gina": "gina-secret", "hank": "hank-secret", "ivan": "ivan-secret"}
 
 
 def extra_messages():
@@ -44,6 +45,8 @@ def extra_messages():
         ">From the desk of someone", ">>From twice quoted", "From not after an empty line",
         "", ">From after an empty line", "tail"]))
     m.append(h.make_message("empty@example.org", "empty body", []))
+    # An exact duplicate of the one before: UIDLs must still be unique (design §4).
+    m.append(m[-1])
     m.append(h.make_message("long@example.org", "long lines", [
         "x" * 1500, "." + "y" * 1800, "z"]))
     m.append(h.make_message("nonl@example.org", "no final newline", [
@@ -69,9 +72,16 @@ def run(env, c):
             for i in range(200000)]))
         f.write(h.make_message("c@example.org", "small after", ["bye"]))
     env.genmbox("frank", 4, seed=9)
+    open(ix.mailbox("hank"), "wb").close()  # gina has no mailbox file at all, hank an empty one
+    with open(ix.mailbox("ivan"), "wb") as f:  # a CRLF mbox throughout, From_ lines included
+        for i in range(5):
+            f.write(h.make_message(f"crlf{i}@example.org", f"crlf file {i}",
+                                   [f"line {j}" if j % 3 else f".dot {j}" for j in range(i * 4)]
+                                   ).replace(b"\n", b"\r\n"))
 
     all_commands(env, c, port, alice)
     large_message(c, port, big)
+    empty_and_crlf(env, c, port)
     changed_under_session(env, c, port)
     uidl_and_delivery(env, c, port)
     credentials(c, port)
@@ -97,7 +107,7 @@ def retr_ok(c, name, p, n, want):
 def all_commands(env, c, port, path):
     want = h.expected_messages(path)
     n = len(want)
-    c.check("mbox fixture has the hand-made messages", n == 31, f"{n} messages")
+    c.check("mbox fixture has the hand-made messages", n == 32, f"{n} messages")
     # poplar-mbox on the same file must agree with the independent splitter (invariant 1: the
     # indexer's numbers come from the mbox alone).
     report = json.loads(subprocess.run([env.args.poplar_mbox, "--json", path],
@@ -224,6 +234,28 @@ def large_message(c, port, path):
     c.check("pipelined RETR of the large message and two small ones: all complete, in order", ok)
     c.check("the session goes on after them", r.cmd("QUIT").startswith(b"+OK"))
     r.close()
+
+
+def empty_and_crlf(env, c, port):
+    for user, what in (("gina", "no mailbox file"), ("hank", "an empty mailbox file")):
+        p = h.login(port, user, PW[user])
+        ok = (p.stat() == (0, 0) and p.list()[1] == [] and p.uidl()[1] == []
+              and p.noop().startswith(b"+OK"))
+        try:
+            p.retr(1)
+            ok = False
+        except poplib.error_proto:
+            pass
+        c.check(f"{what}: STAT 0 0, empty LIST and UIDL, RETR 1 -ERR, QUIT +OK",
+                ok and p.quit().startswith(b"+OK"))
+    want = h.expected_messages(env.indexer.mailbox("ivan"))
+    p = h.login(port, "ivan", PW["ivan"])
+    c.check("CRLF mbox: 5 messages, LIST sizes exact",
+            [tuple(map(int, l.split())) for l in p.list()[1]]
+            == [(i + 1, len(w)) for i, w in enumerate(want)] and len(want) == 5)
+    c.check("CRLF mbox: every RETR byte-exact (CRLF not doubled)",
+            all(b"".join(l + b"\r\n" for l in p.retr(i)[1]) == want[i - 1] for i in range(1, 6)))
+    p.quit()
 
 
 def changed_under_session(env, c, port):

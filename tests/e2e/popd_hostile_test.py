@@ -228,6 +228,48 @@ def pipelining(c, env, state):
             bad.append(i)
     c.check("60 pipelined RETRs: each complete, byte-exact, in order", not bad, str(bad))
     c.check("... and the STAT after them", r.line().startswith(b"+OK %d " % n))
+    r.close()
+    # A whole session in one send, across the login (mpop pipelines USER and PASS): the
+    # commands queued behind PASS run after the indexer answered, in order.
+    r = h.Raw(env.popd.port)
+    r.line()
+    r.send(b"USER vic\r\nPASS vic-pw\r\nSTAT\r\nLIST 1\r\nUIDL\r\nRETR 2\r\nQUIT\r\n")
+    got = [r.line(), r.line(), r.line(), r.line()]
+    uidl_first = r.line()
+    uidl_body = r.multi()
+    retr_first = r.line()
+    retr_body = r.multi()
+    last = r.line()
+    c.check("a whole session pipelined behind PASS: every reply, in order",
+            got[0] == b"+OK" and got[1].startswith(b"+OK maildrop")
+            and got[2] == b"+OK %d %d" % (n, sum(map(len, want)))
+            and got[3] == b"+OK 1 %d" % len(want[0]) and uidl_first.startswith(b"+OK")
+            and uidl_body == b"".join(l + b"\r\n" for l in state["uidls"])
+            and retr_first == b"+OK %d octets" % len(want[1])
+            and retr_body == h.stuffed(want[1]) and last.startswith(b"+OK")
+            and r.closed_within(5), repr(got))
+    r.close()
+    # The same with a wrong password: what follows PASS runs in AUTHORIZATION (-ERR each),
+    # never as the user.
+    r = h.Raw(env.popd.port)
+    r.line()
+    r.send(b"USER vic\r\nPASS nope\r\nSTAT\r\nRETR 1\r\nQUIT\r\n")
+    got = replies(r, 5)
+    c.check("pipelined behind a wrong PASS: [AUTH], then -ERR for STAT and RETR, QUIT +OK",
+            got[1].startswith(b"-ERR [AUTH]") and got[2].startswith(b"-ERR")
+            and got[3].startswith(b"-ERR") and got[4].startswith(b"+OK"), repr(got))
+    r.close()
+    # Half-closed right after a pipelined login: the answers still come.
+    r = h.Raw(env.popd.port)
+    r.line()
+    r.send(b"USER vic\r\nPASS vic-pw\r\nSTAT\r\nQUIT\r\n")
+    r.sock.shutdown(socket.SHUT_WR)
+    got = replies(r, 4)
+    c.check("pipelined login then half-close: USER, PASS, STAT and QUIT all answered",
+            all(g.startswith(b"+OK") for g in got) and got[2] == b"+OK %d %d" % (n, sum(map(len, want))),
+            repr(got))
+    r.close()
+    r = logged_in_raw(env)
     # Pipelined up to QUIT and half-closed (a client may do that): everything still answered.
     r.send(b"NOOP\r\n" * 100 + b"QUIT\r\n")
     r.sock.shutdown(socket.SHUT_WR)

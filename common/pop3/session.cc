@@ -54,6 +54,7 @@ std::string_view StateName(State s) {
     case State::kTransaction: return "TRANSACTION";
     case State::kWaitRetr: return "WAIT-RETR";
     case State::kWaitCommit: return "WAIT-COMMIT";
+    case State::kWaitTls: return "WAIT-TLS";
     case State::kClosed: return "CLOSED";
   }
   return "?";
@@ -82,7 +83,7 @@ const Session::CommandSpec Session::kCommands[] = {
     {"PASS", kAuth, ArgShape::kRest, &Session::Pass},
     {"APOP", kAuth, ArgShape::kRest, &Session::NotSupported},
     {"AUTH", kAuth, ArgShape::kOptRest, &Session::NotSupported},
-    {"STLS", kAuth, ArgShape::kNone, &Session::NotSupported},
+    {"STLS", kAuth, ArgShape::kNone, &Session::Stls},
     {"CAPA", kAuth | kTrans, ArgShape::kNone, &Session::Capa},
     {"QUIT", kAuth | kTrans, ArgShape::kNone, &Session::Quit},
     {"STAT", kTrans, ArgShape::kNone, &Session::Stat},
@@ -100,7 +101,8 @@ std::string Session::Greeting() { return "+OK Poplar ready\r\n"; }
 void Session::EnterState(State next) {
   bool ok = next == State::kClosed;
   switch (state_) {
-    case State::kAuthorization: ok = ok || next == State::kWaitAuth; break;
+    case State::kAuthorization: ok = ok || next == State::kWaitAuth || next == State::kWaitTls; break;
+    case State::kWaitTls: ok = ok || next == State::kAuthorization; break;
     case State::kWaitAuth:
       ok = ok || next == State::kTransaction || next == State::kAuthorization;
       break;
@@ -139,6 +141,9 @@ Step Session::CountBad(Step step) {
 
 Step Session::OnLine(std::string_view line) {
   if (state_ == State::kClosed) return {};
+  // Plaintext that followed STLS: possibly injected by a man in the middle (RFC 2595 §3,
+  // CVE-2011-0411 and kin). Never executed, never queued.
+  if (state_ == State::kWaitTls) return {};
   if (Waiting() || !queue_.empty()) {
     // The I/O layer stops reading while !CanAcceptLine(); past the bound it broke that
     // contract, and the only bounded answer is to hang up (no reply: it would be out of order).
@@ -243,6 +248,17 @@ Step Session::OnRetrRefused(const absl::Status& status) {
   return Drain(Reply(ErrorLine(status)));
 }
 
+Step Session::OnTlsStarted() {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kWaitTls) std::abort();
+  options_.tls_active = true;
+  options_.allow_plaintext = true;  // credentials now travel encrypted
+  user_.reset();
+  queue_.clear();
+  EnterState(State::kAuthorization);
+  return {};
+}
+
 Step Session::OnCommitResult(const absl::Status& status) {
   if (state_ == State::kClosed) return {};
   if (state_ != State::kWaitCommit) std::abort();
@@ -251,6 +267,10 @@ Step Session::OnCommitResult(const absl::Status& status) {
 
 std::string Session::Capabilities() const {
   std::string caps = "TOP\r\nUIDL\r\n";
+  // STLS only where it can still be used (RFC 2595 §4: not once TLS is active).
+  if (options_.tls_available && !options_.tls_active && state_ == State::kAuthorization) {
+    caps += "STLS\r\n";
+  }
   if (options_.allow_plaintext) caps += "USER\r\n";
   caps += "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
   // Not before login: the implementation name is an information leak (RFC 2449 §6.9).
@@ -348,6 +368,16 @@ Step Session::Uidl(const Args& args) {
 
 Step Session::Capa(const Args&) {
   return Reply("+OK Capability list follows\r\n" + Capabilities() + ".\r\n");
+}
+
+Step Session::Stls(const Args&) {
+  if (options_.tls_active) return Reply("-ERR Command not permitted when TLS active\r\n");
+  if (!options_.tls_available) return Reply("-ERR STLS not available on this server\r\n");
+  // Whatever came before is forgotten, and whatever was pipelined after STLS is dropped.
+  user_.reset();
+  queue_.clear();
+  EnterState(State::kWaitTls);
+  return Step{"+OK Begin TLS negotiation\r\n", StartTls{}};
 }
 
 Step Session::NotSupported(const Args&) { return Reply("-ERR Not supported yet\r\n"); }

@@ -15,6 +15,7 @@
 //   CommitRequest:send the deletions (possibly none: the indexer releases the lease either way)
 //                 and feed the answer to OnCommitResult.
 //   Close:        flush s.reply and close the connection; the session ignores all later input.
+//   StartTls:     flush s.reply, drop all buffered input, do the TLS handshake, OnTlsStarted().
 //
 // PIPELINING (RFC 2449): while an answer is outstanding (kWaitAuth, kWaitCommit, kWaitRetr)
 // OnLine queues lines instead of running them and returns an empty Step. Every On*Result /
@@ -48,6 +49,7 @@ enum class State : uint8_t {
   kTransaction,    // RFC 1939 TRANSACTION, maildrop lease held
   kWaitRetr,       // the I/O layer streams a RETR/TOP body; waiting for OnRetrDone
   kWaitCommit,     // QUIT's deletions sent to the indexer (UPDATE); waiting for OnCommitResult
+  kWaitTls,        // STLS answered; the I/O layer runs the TLS handshake, then OnTlsStarted
   kClosed,
 };
 std::string_view StateName(State s);
@@ -73,7 +75,10 @@ struct CommitRequest {
   std::vector<uint32_t> deleted;         // 0-based, ascending; empty = release only
 };
 struct Close {};
-using Action = std::variant<std::monostate, AuthRequest, RetrRequest, CommitRequest, Close>;
+// STLS (RFC 2595): flush the reply in plaintext, discard every byte received after the STLS
+// line (the session already dropped its own queue), run the TLS handshake, then OnTlsStarted.
+struct StartTls {};
+using Action = std::variant<std::monostate, AuthRequest, RetrRequest, CommitRequest, Close, StartTls>;
 
 struct Step {
   std::string reply;  // CRLF-terminated lines to send before performing `action`
@@ -94,6 +99,8 @@ class Session {
     int max_bad_commands = 10;        // consecutive errors in AUTHORIZATION before closing
     int max_auth_failures = 3;        // failed logins per session (never reset) before closing
     size_t max_queued_lines = 64;     // pipelined lines held while an answer is outstanding
+    bool tls_available = false;       // STLS offered (a certificate is configured)
+    bool tls_active = false;          // the connection is already TLS (implicit TLS port)
   };
 
   Session() : Session(Options{}) {}
@@ -108,10 +115,15 @@ class Session {
   // client gets ErrorLine(status) and the session goes on.
   Step OnRetrRefused(const absl::Status& status);
   Step OnCommitResult(const absl::Status& status);
+  // The STLS handshake succeeded: back to AUTHORIZATION with nothing remembered from before
+  // (RFC 2595 §4), plaintext credentials now protected, STLS no longer offered. (A failed
+  // handshake just closes the connection.)
+  Step OnTlsStarted();
 
   State state() const { return state_; }
   bool CanAcceptLine() const {
-    return state_ != State::kClosed && queue_.size() < options_.max_queued_lines;
+    return state_ != State::kClosed && state_ != State::kWaitTls &&
+           queue_.size() < options_.max_queued_lines;
   }
   size_t queued_lines() const { return queue_.size(); }
   // The snapshot given at login (empty before): the I/O layer reads RETR's announced size here.
@@ -149,6 +161,7 @@ class Session {
   Step Top(const Args& args);
   Step Uidl(const Args& args);
   Step Capa(const Args& args);
+  Step Stls(const Args& args);
   Step NotSupported(const Args& args);
 
   Options options_;

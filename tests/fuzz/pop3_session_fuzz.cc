@@ -119,6 +119,10 @@ class Driver {
         if (i > 0) POPLAR_FUZZ_CHECK(c->deleted[i - 1] < c->deleted[i]);
       }
       POPLAR_FUZZ_CHECK(session_.state() == State::kWaitCommit);
+    } else if (std::holds_alternative<pop3::StartTls>(step.action)) {
+      // Nothing pipelined may survive STLS (RFC 2595 §3).
+      POPLAR_FUZZ_CHECK(session_.state() == State::kWaitTls);
+      POPLAR_FUZZ_CHECK(session_.queued_lines() == 0);
     } else {
       POPLAR_FUZZ_CHECK(session_.state() == State::kWaitAuth);
     }
@@ -142,6 +146,9 @@ class Driver {
       }
     } else if (std::holds_alternative<pop3::CommitRequest>(action)) {
       Handle(session_.OnCommitResult(status));
+    } else if (std::holds_alternative<pop3::StartTls>(action)) {
+      Handle(session_.OnTlsStarted());
+      POPLAR_FUZZ_CHECK(session_.state() == State::kAuthorization);
     }
   }
 
@@ -162,6 +169,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.allow_plaintext = (flags & 1) == 0;
   options.max_bad_commands = 1 + (flags >> 1) % 12;
   options.max_queued_lines = 1 + (flags >> 4) % 8;
+  options.tls_available = (flags & 0x80) != 0;
   const size_t control_size = head.Byte() % 32;
   const size_t skip = std::min(size, size_t{2} + control_size);
   poplar::fuzz::Reader control(data + std::min(size, size_t{2}), skip - std::min(size, size_t{2}));

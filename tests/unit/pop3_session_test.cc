@@ -14,7 +14,7 @@ namespace poplar::pop3 {
 namespace {
 
 // Action kinds, as variant indexes.
-enum Kind : size_t { kNone = 0, kAuth = 1, kRetr = 2, kCommit = 3, kClose = 4 };
+enum Kind : size_t { kNone = 0, kAuth = 1, kRetr = 2, kCommit = 3, kClose = 4, kTls = 5 };
 
 Maildrop FakeMaildrop() {
   Maildrop m;
@@ -71,6 +71,13 @@ Session InState(State state) {
       s.OnLine("QUIT");
       return s;
     }
+    case State::kWaitTls: {
+      Session::Options o = Plaintext();
+      o.tls_available = true;
+      Session s(o);
+      s.OnLine("STLS");
+      return s;
+    }
     case State::kClosed: {
       Session s(Plaintext());
       s.OnLine("QUIT");
@@ -112,7 +119,7 @@ std::vector<CommandCase> CommandTable() {
       {"APOP bob 0123456789abcdef", {std::string(kNotSupported), kNone, A}, {ws, kNone, T}},
       {"AUTH", {std::string(kNotSupported), kNone, A}, {ws, kNone, T}},
       {"AUTH PLAIN", {std::string(kNotSupported), kNone, A}, {ws, kNone, T}},
-      {"STLS", {std::string(kNotSupported), kNone, A}, {ws, kNone, T}},
+      {"STLS", {"-ERR STLS not available on this server\r\n", kNone, A}, {ws, kNone, T}},
       {"CAPA", {kCapaAuth, kNone, A}, {kCapaTrans, kNone, T}},
       {"QUIT", {"+OK Poplar signing off\r\n", kClose, State::kClosed},
        {"", kCommit, State::kWaitCommit}},
@@ -137,7 +144,7 @@ TEST(SessionTest, EveryCommandInEveryState) {
   for (const CommandCase& c : CommandTable()) {
     SCOPED_TRACE(c.line);
     for (State state : {State::kAuthorization, State::kWaitAuth, State::kTransaction,
-                        State::kWaitRetr, State::kWaitCommit, State::kClosed}) {
+                        State::kWaitRetr, State::kWaitCommit, State::kWaitTls, State::kClosed}) {
       SCOPED_TRACE(std::string(StateName(state)));
       Session s = InState(state);
       ASSERT_EQ(s.state(), state);
@@ -147,8 +154,8 @@ TEST(SessionTest, EveryCommandInEveryState) {
         EXPECT_EQ(Wire(step), e.reply);
         EXPECT_EQ(step.action.index(), e.action);
         EXPECT_EQ(s.state(), e.next);
-      } else if (state == State::kClosed) {
-        // Nothing more is answered or done after Close.
+      } else if (state == State::kClosed || state == State::kWaitTls) {
+        // Nothing more is answered or done after Close; plaintext after STLS is discarded.
         EXPECT_EQ(step.reply, "");
         EXPECT_EQ(step.action.index(), kNone);
         EXPECT_EQ(s.queued_lines(), 0u);
@@ -568,6 +575,75 @@ TEST(SessionTest, RefusedRetrAnswersErrAndGoesOn) {
   ASSERT_EQ(step.action.index(), kRetr);
   EXPECT_EQ(std::get<RetrRequest>(step.action).ok_line, "+OK\r\n");
   EXPECT_EQ(s.OnRetrRefused(absl::InternalError("x")).reply.rfind("-ERR [SYS/PERM] ", 0), 0u);
+}
+
+Session::Options TlsOffered() {
+  Session::Options o;  // plaintext logins not allowed without TLS
+  o.tls_available = true;
+  return o;
+}
+
+TEST(SessionTest, StlsThenLoginWithCapaChanges) {
+  Session s(TlsOffered());
+  const std::string before = s.OnLine("CAPA").reply;
+  EXPECT_NE(before.find("STLS\r\n"), std::string::npos);
+  EXPECT_EQ(before.find("USER\r\n"), std::string::npos);  // not offered in clear
+  EXPECT_EQ(s.OnLine("USER bob").reply.rfind("-ERR [AUTH] ", 0), 0u);
+  Step step = s.OnLine("STLS");
+  EXPECT_EQ(step.reply, "+OK Begin TLS negotiation\r\n");
+  EXPECT_EQ(step.action.index(), kTls);
+  EXPECT_EQ(s.state(), State::kWaitTls);
+  EXPECT_FALSE(s.CanAcceptLine());
+  EXPECT_EQ(s.OnTlsStarted().reply, "");
+  EXPECT_EQ(s.state(), State::kAuthorization);
+  const std::string after = s.OnLine("CAPA").reply;
+  EXPECT_EQ(after.find("STLS\r\n"), std::string::npos);  // RFC 2595: not once TLS is active
+  EXPECT_NE(after.find("USER\r\n"), std::string::npos);
+  EXPECT_EQ(s.OnLine("STLS").reply, "-ERR Command not permitted when TLS active\r\n");
+  EXPECT_EQ(s.OnLine("USER bob").reply, "+OK\r\n");
+  EXPECT_EQ(s.OnLine("PASS pw").action.index(), kAuth);
+}
+
+TEST(SessionTest, NothingBeforeOrAfterStlsSurvivesIt) {
+  // USER before STLS is forgotten; lines pipelined behind STLS are dropped, not queued.
+  Session::Options o = TlsOffered();
+  o.allow_plaintext = true;
+  Session s(o);
+  EXPECT_EQ(s.OnLine("USER mallory").reply, "+OK\r\n");
+  EXPECT_EQ(s.OnLine("STLS").action.index(), kTls);
+  for (const char* injected : {"USER victim", "PASS x", "QUIT", "CAPA"}) {
+    const Step step = s.OnLine(injected);
+    EXPECT_EQ(step.reply, "") << injected;
+    EXPECT_EQ(step.action.index(), kNone) << injected;
+  }
+  EXPECT_EQ(s.queued_lines(), 0u);
+  s.OnTlsStarted();
+  EXPECT_EQ(s.OnLine("PASS x").reply, "-ERR USER first\r\n");
+}
+
+TEST(SessionTest, StlsFromThePipelineQueueDropsWhatFollows) {
+  // A failed login leaves pipelined lines queued; an STLS among them drops those after it.
+  Session::Options o = TlsOffered();
+  o.allow_plaintext = true;
+  Session s(o);
+  s.OnLine("USER bob");
+  ASSERT_EQ(s.OnLine("PASS wrong").action.index(), kAuth);
+  for (const char* line : {"STLS", "USER bob", "PASS injected"}) s.OnLine(line);
+  const Step step = s.OnAuthResult(absl::UnauthenticatedError("no"), {});
+  EXPECT_EQ(step.reply, "-ERR [AUTH] Authentication failed\r\n+OK Begin TLS negotiation\r\n");
+  EXPECT_EQ(step.action.index(), kTls);
+  EXPECT_EQ(s.queued_lines(), 0u);
+  s.OnTlsStarted();
+  EXPECT_EQ(s.state(), State::kAuthorization);
+}
+
+TEST(SessionTest, ImplicitTlsNeverOffersStls) {
+  Session::Options o = TlsOffered();
+  o.tls_active = true;
+  o.allow_plaintext = true;
+  Session s(o);
+  EXPECT_EQ(s.OnLine("CAPA").reply.find("STLS"), std::string::npos);
+  EXPECT_EQ(s.OnLine("STLS").reply, "-ERR Command not permitted when TLS active\r\n");
 }
 
 TEST(SessionTest, EmptyMaildrop) {

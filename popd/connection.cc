@@ -24,22 +24,26 @@ constexpr size_t kMaxStreamChunk = 128 * 1024;
 // message cannot starve the loop's other connections.
 constexpr int kMaxRoundsPerEvent = 16;
 
-pop3::Session::Options SessionOptions(const Settings& s, const IpAddress& peer) {
+pop3::Session::Options SessionOptions(const Settings& s, const IpAddress& peer, bool implicit_tls) {
   pop3::Session::Options o = s.session;
-  o.allow_plaintext = s.PlaintextAllowedFrom(peer);
+  o.tls_active = implicit_tls;
+  o.tls_available = s.tls != nullptr;
+  // Credentials in clear only over TLS or from a network the site trusts (design §6).
+  o.allow_plaintext = implicit_tls || s.PlaintextAllowedFrom(peer);
   return o;
 }
 
 }  // namespace
 
 Connection::Connection(ConnectionHost* host, uint64_t id, UniqueFd fd, IpAddress peer,
-                       std::shared_ptr<const Settings> settings)
+                       std::shared_ptr<const Settings> settings, bool implicit_tls)
     : host_(host),
       id_(id),
       fd_(std::move(fd)),
       peer_(peer),
       settings_(std::move(settings)),
-      session_(SessionOptions(*settings_, peer_)) {
+      implicit_tls_(implicit_tls),
+      session_(SessionOptions(*settings_, peer_, implicit_tls)) {
   connected_at_ = last_activity_ = EventLoop::Clock::now();
 }
 
@@ -60,6 +64,19 @@ std::function<void(std::function<void(Connection&)>)> Connection::Deliverer() co
 }
 
 void Connection::Start() {
+  if (implicit_tls_) {
+    // The handshake runs inside the first reads and writes; the greeting waits behind it.
+    absl::StatusOr<std::unique_ptr<TlsTransport>> tls = TlsTransport::Create(settings_->tls, fd_.get());
+    if (!tls.ok()) {
+      Log(absl::StrCat("TLS setup failed: ", tls.status().message()));
+      closed_ = true;
+      host_->Closed(id_);
+      return;
+    }
+    transport_ = std::move(*tls);
+  } else {
+    transport_ = std::make_unique<PlainTransport>(fd_.get());
+  }
   out_ = pop3::Session::Greeting();
   interest_ = EPOLLIN;
   if (absl::Status s = host_->loop().Add(fd_.get(), interest_, this); !s.ok()) {
@@ -78,21 +95,32 @@ void Connection::OnEvents(uint32_t events) {
     CloseNow("client disconnected");
     return;
   }
-  if ((events & EPOLLIN) != 0) ReadInput();
+  read_wants_write_ = false;
+  write_wants_read_ = false;
+  if ((events & (EPOLLIN | EPOLLOUT)) != 0) ReadInput();
   Pump();
 }
 
 void Connection::ReadInput() {
+  // Only while input is wanted (see UpdateInterest); TLS may also need a read to finish a
+  // handshake a write started.
+  const bool want_lines = !eof_ && !tls_pending_ && !close_after_flush_ && session_.CanAcceptLine() &&
+                          in_.size() < kMaxInput;
+  if (!want_lines && !write_wants_read_) return;
   static thread_local char buffer[16 * 1024];
-  const ssize_t n = ::recv(fd_.get(), buffer, sizeof buffer, 0);
-  if (n > 0) {
-    in_.append(buffer, static_cast<size_t>(n));
-    last_activity_ = EventLoop::Clock::now();
-  } else if (n == 0) {
-    eof_ = true;
-  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-    eof_ = true;  // ECONNRESET and friends: the client is gone
-  }
+  do {
+    size_t n = 0;
+    switch (transport_->Read(buffer, sizeof buffer, &n)) {
+      case Io::kDone:
+        in_.append(buffer, n);
+        last_activity_ = EventLoop::Clock::now();
+        break;
+      case Io::kWantRead: return;
+      case Io::kWantWrite: read_wants_write_ = true; return;
+      case Io::kClosed:
+      case Io::kError: eof_ = true; return;
+    }
+  } while (transport_->HasBufferedInput() && in_.size() < kMaxInput);
 }
 
 void Connection::ProcessInput() {
@@ -123,6 +151,11 @@ void Connection::ProcessInput() {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     pos = lf + 1;
     Handle(session_.OnLine(line));
+    if (tls_pending_) {
+      // RFC 2595 §3: whatever the client sent after STLS, in the clear, is discarded unread.
+      pos = in_.size();
+      break;
+    }
   }
   in_.erase(0, pos);
   if (in_.empty() && in_.capacity() > 1024) std::string().swap(in_);
@@ -138,7 +171,23 @@ void Connection::Handle(pop3::Step step) {
     StartCommit(*commit);
   } else if (std::holds_alternative<pop3::Close>(step.action)) {
     close_after_flush_ = true;
+  } else if (std::holds_alternative<pop3::StartTls>(step.action)) {
+    tls_pending_ = true;
   }
+}
+
+void Connection::StartTlsNow() {
+  tls_pending_ = false;
+  in_.clear();
+  skipping_line_ = false;
+  absl::StatusOr<std::unique_ptr<TlsTransport>> tls = TlsTransport::Create(settings_->tls, fd_.get());
+  if (!tls.ok()) {
+    Log(absl::StrCat("STLS: TLS setup failed: ", tls.status().message()));
+    CloseNow("TLS setup failed");
+    return;
+  }
+  transport_ = std::move(*tls);
+  Handle(session_.OnTlsStarted());
 }
 
 void Connection::Pump() {
@@ -146,6 +195,15 @@ void Connection::Pump() {
     ProcessInput();
     StreamSome();
     Flush();
+    if (tls_pending_ && !closed_ && pending_output() == 0) {
+      StartTlsNow();
+      continue;
+    }
+    // Decrypted input TLS already holds gets no epoll wake-up: take it now.
+    if (!closed_ && transport_->HasBufferedInput() && in_.size() < kMaxInput && session_.CanAcceptLine()) {
+      ReadInput();
+      continue;
+    }
     if (closed_ || !stream_ || pending_output() > 0) break;
   }
   if (closed_) return;
@@ -169,10 +227,12 @@ void Connection::Pump() {
 
 void Connection::UpdateInterest() {
   uint32_t want = 0;
-  if (!eof_ && !close_after_flush_ && session_.CanAcceptLine() && in_.size() < kMaxInput &&
-      pending_output() < settings_->output_high_water) {
+  if ((!eof_ && !tls_pending_ && !close_after_flush_ && session_.CanAcceptLine() &&
+       in_.size() < kMaxInput && pending_output() < settings_->output_high_water) ||
+      write_wants_read_) {
     want |= EPOLLIN;
   }
+  if (read_wants_write_) want |= EPOLLOUT;
   // A stream still in progress with its output flushed (Pump stopped after kMaxRoundsPerEvent
   // to let other connections run) must be woken again: the socket is writable, so EPOLLOUT
   // fires at once. Without it nothing ever resumes the stream and the client waits forever.
@@ -184,17 +244,18 @@ void Connection::UpdateInterest() {
 
 void Connection::Flush() {
   while (pending_output() > 0) {
-    const ssize_t n = ::send(fd_.get(), out_.data() + out_sent_, pending_output(), MSG_NOSIGNAL);
-    if (n > 0) {
-      out_sent_ += static_cast<size_t>(n);
-      bytes_out_ += static_cast<uint64_t>(n);
-      last_activity_ = EventLoop::Clock::now();
-      continue;
+    size_t n = 0;
+    switch (transport_->Write(out_.data() + out_sent_, pending_output(), &n)) {
+      case Io::kDone:
+        out_sent_ += n;
+        bytes_out_ += n;
+        last_activity_ = EventLoop::Clock::now();
+        continue;
+      case Io::kWantWrite: return;
+      case Io::kWantRead: write_wants_read_ = true; return;
+      case Io::kClosed:
+      case Io::kError: CloseNow("client disconnected"); return;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (n < 0 && errno == EINTR) continue;
-    CloseNow("client disconnected");
-    return;
   }
   out_.clear();
   out_sent_ = 0;
@@ -385,7 +446,8 @@ void Connection::Abort() {
   if (!stream_ && pending_output() == 0) {
     // Best effort; a RETR in flight gets no text appended into its body.
     static constexpr std::string_view kBye = "-ERR [SYS/TEMP] Server shutting down\r\n";
-    [[maybe_unused]] ssize_t n = ::send(fd_.get(), kBye.data(), kBye.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    size_t n = 0;
+    if (transport_ && !tls_pending_) transport_->Write(kBye.data(), kBye.size(), &n);
   }
   CloseNow("server shutdown");
 }
@@ -400,6 +462,7 @@ void Connection::CloseNow(std::string_view why) {
     Log(absl::StrCat("session user=", user_, " peer=", peer_.ToString(), " retrieved=", retrieved_,
                      " bytes_out=", bytes_out_, " end=", Absl(why)));
   }
+  transport_.reset();  // TLS says close_notify on the socket before it goes
   fd_.Reset();
   host_->Closed(id_);
 }

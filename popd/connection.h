@@ -34,6 +34,7 @@
 #include "popd/message_stream.h"
 #include "popd/net.h"
 #include "popd/popd_config.h"
+#include "popd/transport.h"
 
 namespace poplar::popd {
 
@@ -54,8 +55,9 @@ class ConnectionHost {
 
 class Connection final : public EventLoop::Handler {
  public:
+  // `implicit_tls`: accepted on the pop3s port; TLS starts before the greeting.
   Connection(ConnectionHost* host, uint64_t id, UniqueFd fd, IpAddress peer,
-             std::shared_ptr<const Settings> settings);
+             std::shared_ptr<const Settings> settings, bool implicit_tls);
   ~Connection() override;
 
   // Sends the greeting and starts reading. Closes the connection if epoll refuses it.
@@ -88,6 +90,7 @@ class Connection final : public EventLoop::Handler {
   std::function<void(std::function<void(Connection&)>)> Deliverer() const;
 
   void Flush();
+  void StartTlsNow();  // after STLS's +OK has been written in the clear
   void UpdateInterest();
   size_t pending_output() const { return out_.size() - out_sent_; }
   void CloseNow(std::string_view why);
@@ -97,7 +100,12 @@ class Connection final : public EventLoop::Handler {
   UniqueFd fd_;
   IpAddress peer_;
   std::shared_ptr<const Settings> settings_;
+  bool implicit_tls_;
   pop3::Session session_;
+  std::unique_ptr<Transport> transport_;
+  bool read_wants_write_ = false;  // TLS: the last read needs the socket writable
+  bool write_wants_read_ = false;  // TLS: the last write needs the socket readable
+  bool tls_pending_ = false;       // STLS answered; switch once the +OK is out
 
   std::string in_;            // received bytes not yet turned into lines
   bool skipping_line_ = false;  // inside an over-long line, after its -ERR

@@ -69,20 +69,34 @@ int main(int argc, char** argv) {
   const std::string front_end = DefaultFrontEndName();
   poplar::popd::Server::Options options;
   options.listen = *poplar::popd::Endpoint::Parse(config->listen().address());
+  if (config->listen().has_implicit_tls_address()) {
+    options.implicit_tls = *poplar::popd::Endpoint::Parse(config->listen().implicit_tls_address());
+  }
   options.threads = config->threads() != 0 ? static_cast<int>(config->threads())
                                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.indexer.target = config->indexer().target();
   options.indexer.max_snapshot_bytes = config->indexer().max_snapshot_bytes();
+  absl::StatusOr<poplar::popd::Settings> settings = poplar::popd::LoadSettings(*config, front_end);
+  if (!settings.ok()) {
+    std::cerr << "poplar-popd: " << settings.status().message() << "\n";
+    return 2;
+  }
   absl::StatusOr<std::unique_ptr<poplar::popd::Server>> server = poplar::popd::Server::Start(
-      options, std::make_shared<const poplar::popd::Settings>(poplar::popd::MakeSettings(*config, front_end)));
+      options, std::make_shared<const poplar::popd::Settings>(*std::move(settings)));
   if (!server.ok()) {
     std::cerr << "poplar-popd: " << server.status().message() << "\n";
     return 1;
   }
   poplar::popd::Endpoint bound = options.listen;
   bound.port = (*server)->port();
-  std::cout << "poplar-popd: listening on pop3 " << bound.ToString() << " with " << options.threads
-            << " event loop(s), indexer " << options.indexer.target << std::endl;
+  if (options.implicit_tls) {
+    poplar::popd::Endpoint tls_bound = *options.implicit_tls;
+    tls_bound.port = (*server)->tls_port();
+    std::cout << "poplar-popd: listening on pop3s " << tls_bound.ToString() << "\n";
+  }
+  std::cout << "poplar-popd: listening on pop3 " << bound.ToString() << (config->has_tls() ? " (STLS)" : "")
+            << " with " << options.threads << " event loop(s), indexer " << options.indexer.target
+            << std::endl;
   while (true) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
@@ -95,8 +109,14 @@ int main(int argc, char** argv) {
       if (NeedsRestart(*config, *next)) {
         poplar::popd::Log("SIGHUP: listen, indexer and threads changes take effect only after a restart");
       }
-      (*server)->Reload(std::make_shared<const poplar::popd::Settings>(poplar::popd::MakeSettings(*next, front_end)));
-      poplar::popd::Log("SIGHUP: configuration reloaded");
+      absl::StatusOr<poplar::popd::Settings> next_settings = poplar::popd::LoadSettings(*next, front_end);
+      if (!next_settings.ok()) {
+        poplar::popd::Log(absl::StrCat("SIGHUP: keeping the running configuration: ",
+                                       next_settings.status().message()));
+        continue;
+      }
+      (*server)->Reload(std::make_shared<const poplar::popd::Settings>(*std::move(next_settings)));
+      poplar::popd::Log("SIGHUP: configuration reloaded (certificate re-read for new connections)");
       continue;
     }
     poplar::popd::Log(absl::StrCat("draining ", (*server)->connections(), " connection(s)"));

@@ -66,6 +66,24 @@ absl::Status Validate(const config::PopdConfig& c) {
     }
   }
   if (c.front_end_name().size() > 200) errs.push_back("front_end_name is longer than 200 bytes");
+  if (c.listen().has_implicit_tls_address()) {
+    if (absl::StatusOr<Endpoint> e = Endpoint::Parse(c.listen().implicit_tls_address()); !e.ok()) {
+      errs.push_back(absl::StrCat("listen.implicit_tls_address: ", e.status().message()));
+    }
+    if (!c.has_tls()) errs.push_back("listen.implicit_tls_address needs a tls { ... } section");
+  }
+  if (c.has_tls()) {
+    const config::PopdTls& t = c.tls();
+    if (t.certificate_chain_file().empty() || t.certificate_chain_file()[0] != '/') {
+      errs.push_back("tls.certificate_chain_file must be an absolute path");
+    }
+    if (t.private_key_file().empty() || t.private_key_file()[0] != '/') {
+      errs.push_back("tls.private_key_file must be an absolute path");
+    }
+    if (t.min_version() != "TLSv1.2" && t.min_version() != "TLSv1.3") {
+      errs.push_back("tls.min_version must be \"TLSv1.2\" or \"TLSv1.3\"");
+    }
+  }
   if (errs.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrJoin(errs, "; "));
 }
@@ -98,6 +116,16 @@ Settings MakeSettings(const config::PopdConfig& c, const std::string& default_fr
   s.session.max_bad_commands = static_cast<int>(c.limits().max_bad_commands());
   s.session.max_auth_failures = static_cast<int>(c.limits().max_auth_failures());
   s.front_end_name = c.front_end_name().empty() ? default_front_end : c.front_end_name();
+  return s;
+}
+
+absl::StatusOr<Settings> LoadSettings(const config::PopdConfig& c, const std::string& default_front_end) {
+  Settings s = MakeSettings(c, default_front_end);
+  if (c.has_tls()) {
+    absl::StatusOr<TlsContext> tls = MakeTlsContext(c.tls());
+    if (!tls.ok()) return tls.status();
+    s.tls = std::move(*tls);
+  }
   return s;
 }
 

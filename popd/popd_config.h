@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "common/pop3/session.h"
 #include "popd/net.h"
+#include "popd/transport.h"
 #include "poplar/popd_config.pb.h"
 
 namespace poplar::popd {
@@ -34,12 +35,17 @@ struct Settings {
   std::vector<Network> plaintext_networks;
   pop3::Session::Options session;  // allow_plaintext is set per connection
   std::string front_end_name;
+  TlsContext tls;  // null without TLS
 
   bool PlaintextAllowedFrom(const IpAddress& peer) const;
 };
 
-// `c` must have passed Validate().
+// `c` must have passed Validate(). Pure: no TLS context (see LoadSettings).
 Settings MakeSettings(const config::PopdConfig& c, const std::string& default_front_end);
+
+// MakeSettings plus the TLS context, whose certificate and key are read now (at start and on
+// every SIGHUP). InvalidArgument if they cannot be loaded.
+absl::StatusOr<Settings> LoadSettings(const config::PopdConfig& c, const std::string& default_front_end);
 
 }  // namespace poplar::popd
 

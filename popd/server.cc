@@ -41,12 +41,17 @@ absl::StatusOr<UniqueFd> Listen(const Endpoint& at) {
 
 }  // namespace
 
-class Worker final : public ConnectionHost, public EventLoop::Handler {
+class Worker final : public ConnectionHost {
  public:
-  Worker(IndexerClient* indexer, std::atomic<size_t>* connections, UniqueFd listener,
+  Worker(IndexerClient* indexer, std::atomic<size_t>* connections, UniqueFd plain, UniqueFd tls,
          std::shared_ptr<const Settings> settings)
-      : indexer_(indexer), connections_(connections), listener_(std::move(listener)),
-        settings_(std::move(settings)) {}
+      : indexer_(indexer), connections_(connections), settings_(std::move(settings)) {
+    plain_.worker = this;
+    plain_.fd = std::move(plain);
+    tls_.worker = this;
+    tls_.fd = std::move(tls);
+    tls_.implicit_tls = true;
+  }
 
   ~Worker() override {
     // Connections go before the loop: their destructors cancel their gRPC calls.
@@ -59,7 +64,11 @@ class Worker final : public ConnectionHost, public EventLoop::Handler {
         EventLoop::Create(std::chrono::milliseconds(1000), [this] { OnTick(); });
     if (!loop.ok()) return loop.status();
     loop_ = std::move(*loop);
-    return loop_->Add(listener_.get(), EPOLLIN, this);
+    for (Listener* l : {&plain_, &tls_}) {
+      if (!l->fd.valid()) continue;
+      if (absl::Status s = loop_->Add(l->fd.get(), EPOLLIN, l); !s.ok()) return s;
+    }
+    return absl::OkStatus();
   }
 
   void Run() { loop_->Run(); }
@@ -79,20 +88,42 @@ class Worker final : public ConnectionHost, public EventLoop::Handler {
     });
   }
 
-  // Listener readable: accept everything that is queued.
-  void OnEvents(uint32_t) override {
-    for (int i = 0; i < 64 && listener_.valid(); ++i) {
+  void SetSettings(std::shared_ptr<const Settings> settings) { settings_ = std::move(settings); }
+
+  void BeginDrain(EventLoop::Clock::time_point deadline) {
+    for (Listener* l : {&plain_, &tls_}) {
+      if (!l->fd.valid()) continue;
+      loop_->Remove(l->fd.get());
+      l->fd.Reset();
+    }
+    drain_deadline_ = deadline;
+    MaybeFinishDrain();
+  }
+
+ private:
+  struct Listener final : EventLoop::Handler {
+    Worker* worker = nullptr;
+    UniqueFd fd;
+    bool implicit_tls = false;
+    void OnEvents(uint32_t) override { worker->Accept(*this); }
+  };
+
+  // Listener readable: accept what is queued (a bounded batch, then other events get a turn).
+  void Accept(Listener& l) {
+    for (int i = 0; i < 64 && l.fd.valid(); ++i) {
       sockaddr_storage peer{};
       socklen_t len = sizeof peer;
-      UniqueFd fd(::accept4(listener_.get(), reinterpret_cast<sockaddr*>(&peer), &len,
+      UniqueFd fd(::accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len,
                             SOCK_NONBLOCK | SOCK_CLOEXEC));
       if (!fd.valid()) {
         if (errno == EMFILE || errno == ENFILE) Log("accept: out of file descriptors");
         return;
       }
-      if (connections_->load() >= settings_->max_connections) {
-        static constexpr std::string_view kBusy = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
-        [[maybe_unused]] ssize_t n = ::send(fd.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (connections_->load() >= settings_->max_connections || (l.implicit_tls && !settings_->tls)) {
+        if (!l.implicit_tls) {
+          static constexpr std::string_view kBusy = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
+          [[maybe_unused]] ssize_t n = ::send(fd.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         continue;
       }
       const int one = 1;
@@ -100,25 +131,13 @@ class Worker final : public ConnectionHost, public EventLoop::Handler {
       connections_->fetch_add(1);
       const uint64_t id = next_id_++;
       auto conn = std::make_unique<Connection>(this, id, std::move(fd), IpAddress::FromSockaddr(peer),
-                                               settings_);
+                                               settings_, l.implicit_tls);
       Connection* raw = conn.get();
       connections_map_.emplace(id, std::move(conn));
       raw->Start();
     }
   }
 
-  void SetSettings(std::shared_ptr<const Settings> settings) { settings_ = std::move(settings); }
-
-  void BeginDrain(EventLoop::Clock::time_point deadline) {
-    if (listener_.valid()) {
-      loop_->Remove(listener_.get());
-      listener_.Reset();
-    }
-    drain_deadline_ = deadline;
-    MaybeFinishDrain();
-  }
-
- private:
   void OnTick() {
     const auto now = EventLoop::Clock::now();
     if (drain_deadline_ && now >= *drain_deadline_) {
@@ -135,7 +154,8 @@ class Worker final : public ConnectionHost, public EventLoop::Handler {
 
   IndexerClient* indexer_;
   std::atomic<size_t>* connections_;
-  UniqueFd listener_;
+  Listener plain_;
+  Listener tls_;
   std::shared_ptr<const Settings> settings_;
   std::unique_ptr<EventLoop> loop_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_map_;
@@ -143,25 +163,41 @@ class Worker final : public ConnectionHost, public EventLoop::Handler {
   std::optional<EventLoop::Clock::time_point> drain_deadline_;
 };
 
+namespace {
+
+uint16_t BoundPort(int fd) {
+  sockaddr_storage sa{};
+  socklen_t len = sizeof sa;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return 0;
+  return ntohs(sa.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&sa)->sin_port
+                                       : reinterpret_cast<sockaddr_in6*>(&sa)->sin6_port);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
                                                      std::shared_ptr<const Settings> settings) {
   std::unique_ptr<Server> server(new Server());
   server->indexer_ = std::make_unique<IndexerClient>(options.indexer);
   Endpoint at = options.listen;
+  std::optional<Endpoint> tls_at = options.implicit_tls;
   for (int i = 0; i < options.threads; ++i) {
     absl::StatusOr<UniqueFd> fd = Listen(at);
     if (!fd.ok()) return fd.status();
+    UniqueFd tls_fd;
+    if (tls_at) {
+      absl::StatusOr<UniqueFd> t = Listen(*tls_at);
+      if (!t.ok()) return t.status();
+      tls_fd = std::move(*t);
+    }
     if (i == 0) {
       // Port 0: the first bind picks the port; the other workers join it.
-      sockaddr_storage sa{};
-      socklen_t len = sizeof sa;
-      if (::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&sa), &len) != 0) return Errno("getsockname");
-      at.port = ntohs(sa.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&sa)->sin_port
-                                              : reinterpret_cast<sockaddr_in6*>(&sa)->sin6_port);
-      server->port_ = at.port;
+      at.port = server->port_ = BoundPort(fd->get());
+      if (tls_at) tls_at->port = server->tls_port_ = BoundPort(tls_fd.get());
+      if (at.port == 0 || (tls_at && tls_at->port == 0)) return Errno("getsockname");
     }
     auto worker = std::make_unique<Worker>(server->indexer_.get(), &server->connections_,
-                                           std::move(*fd), settings);
+                                           std::move(*fd), std::move(tls_fd), settings);
     if (absl::Status s = worker->Init(); !s.ok()) return s;
     server->workers_.push_back(std::move(worker));
   }

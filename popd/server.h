@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -26,6 +27,7 @@ class Server {
  public:
   struct Options {
     Endpoint listen;
+    std::optional<Endpoint> implicit_tls;  // the pop3s port, if any
     int threads = 1;
     IndexerClient::Options indexer;
   };
@@ -37,6 +39,7 @@ class Server {
 
   // The bound port (the configured one, or the one the kernel picked for port 0).
   uint16_t port() const { return port_; }
+  uint16_t tls_port() const { return tls_port_; }
 
   // SIGHUP: new connections use these settings; open ones keep theirs. Thread-safe.
   void Reload(std::shared_ptr<const Settings> settings);
@@ -51,6 +54,7 @@ class Server {
   Server() = default;
 
   uint16_t port_ = 0;
+  uint16_t tls_port_ = 0;
   std::unique_ptr<IndexerClient> indexer_;
   std::atomic<size_t> connections_{0};
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -57,6 +57,11 @@ TEST(PopdConfig, EveryBadValueIsReportedAtOnce) {
       {R"(plaintext_auth_networks: "10.0.0.1/8")", "host bits"},
       {R"(plaintext_auth_networks: "10.0.0.0/33")", "prefix"},
       {R"(plaintext_auth_networks: "example.org")", "plaintext_auth_networks[0]"},
+      {R"(listen { implicit_tls_address: "127.0.0.1:995" })", "needs a tls"},
+      {R"(listen { implicit_tls_address: "127.0.0.1" } tls { certificate_chain_file: "/c" private_key_file: "/k" })", "implicit_tls_address"},
+      {R"(tls { private_key_file: "/k" })", "certificate_chain_file"},
+      {R"(tls { certificate_chain_file: "c.pem" private_key_file: "/k" })", "absolute"},
+      {R"(tls { certificate_chain_file: "/c" private_key_file: "/k" min_version: "TLSv1.1" })", "min_version"},
   };
   for (const Case& c : cases) {
     const absl::Status s = Validate(Parse(c.text));
@@ -66,6 +71,20 @@ TEST(PopdConfig, EveryBadValueIsReportedAtOnce) {
   const absl::Status both = Validate(Parse(R"(limits { autologout_s: 1 } threads: 999)"));
   EXPECT_THAT(std::string(both.message()), HasSubstr("autologout_s"));
   EXPECT_THAT(std::string(both.message()), HasSubstr("threads"));
+}
+
+TEST(PopdConfig, TlsFilesAreLoadedOrRefusedClearly) {
+  // Validation is pure; LoadSettings reads the files and names the one that is wrong.
+  const config::PopdConfig c = Parse(
+      R"(tls { certificate_chain_file: "/nonexistent/cert.pem" private_key_file: "/nonexistent/key.pem" })");
+  ASSERT_TRUE(Validate(c).ok()) << Validate(c);
+  absl::StatusOr<Settings> s = LoadSettings(c, "x");
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("/nonexistent/cert.pem"));
+  // Without tls { } there is no context and nothing is read.
+  absl::StatusOr<Settings> plain = LoadSettings(Parse(""), "x");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->tls, nullptr);
 }
 
 TEST(PopdConfig, UnknownFieldsAreSyntaxErrors) {

@@ -48,6 +48,7 @@ Connection::Connection(ConnectionHost* host, uint64_t id, UniqueFd fd, IpAddress
 }
 
 Connection::~Connection() {
+  host_->guard().Disconnected(peer_);
   // Whatever ended the connection, an open stream must end now: that releases the lease and,
   // without a Commit, deletes nothing.
   if (session_call_) session_call_->Cancel();
@@ -270,6 +271,15 @@ void Connection::StartLogin(pop3::AuthRequest request) {
   // answers with the snapshot (OpenSession with a password).
   login_deadline_ = EventLoop::Clock::now() + settings_->login_timeout;
   user_ = request.user;
+  if (!host_->guard().LoginAllowed(peer_, request.user, EventLoop::Clock::now())) {
+    // Too many failures from this address or for this name: not even asked, and answered
+    // exactly like a wrong password (same text, same delay).
+    Log(absl::StrCat("login refused without checking (failure limit): user=", user_, " peer=",
+                     peer_.ToString()));
+    std::fill(request.password.begin(), request.password.end(), '\0');
+    FailLoginLater();
+    return;
+  }
   auto deliver = Deliverer();
   SessionCall::Handlers handlers;
   handlers.on_snapshot = [deliver](absl::StatusOr<v1::Snapshot> snapshot) {
@@ -289,6 +299,13 @@ void Connection::StartLogin(pop3::AuthRequest request) {
 
 void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
   if (!session_call_ || !login_deadline_) return;  // timed out meanwhile
+  if (absl::IsUnauthenticated(snapshot.status())) {
+    host_->guard().LoginFailed(peer_, user_, EventLoop::Clock::now());
+    Log(absl::StrCat("login failed: user=", user_, " peer=", peer_.ToString()));
+    session_call_.reset();
+    FailLoginLater();
+    return;
+  }
   if (!snapshot.ok()) {
     FinishLogin(snapshot.status());
     Pump();
@@ -322,6 +339,19 @@ void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
   pop3::Maildrop maildrop = std::move(view_->maildrop);
   Handle(session_.OnAuthResult(absl::OkStatus(), std::move(maildrop)));
   Pump();
+}
+
+void Connection::FailLoginLater() {
+  login_deadline_.reset();  // the delay replaces the indexer deadline
+  ConnectionHost* host = host_;
+  const uint64_t id = id_;
+  host_->loop().RunAfter(
+      std::chrono::duration_cast<std::chrono::milliseconds>(settings_->auth_failure_delay), [host, id] {
+        host->WithConnection(id, [](Connection& c) {
+          c.FinishLogin(absl::UnauthenticatedError("authentication failed"));
+          c.Pump();
+        });
+      });
 }
 
 void Connection::FinishLogin(const absl::Status& status) {

@@ -46,6 +46,7 @@ class ConnectionHost {
   virtual ~ConnectionHost() = default;
   virtual EventLoop& loop() = 0;
   virtual IndexerClient& indexer() = 0;
+  virtual AbuseGuard& guard() = 0;  // the connection was counted by guard().Connected
   // Loop thread only: runs fn with connection `id` if it still exists. Completions from gRPC
   // threads reach it through the loop's Inbox (see Connection::Deliverer).
   virtual void WithConnection(uint64_t id, const std::function<void(Connection&)>& fn) = 0;
@@ -80,6 +81,7 @@ class Connection final : public EventLoop::Handler {
   void StartLogin(pop3::AuthRequest request);
   void OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot);
   void FinishLogin(const absl::Status& status);
+  void FailLoginLater();  // failed or refused: answer after the delay
   void StartRetr(const pop3::RetrRequest& request);
   void StreamSome();
   void StartCommit(const pop3::CommitRequest& request);

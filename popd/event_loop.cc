@@ -34,6 +34,8 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(std::chrono::millis
   spec.it_interval.tv_nsec = ns % 1000000000;
   spec.it_value = spec.it_interval;
   if (timerfd_settime(loop->timer_.get(), 0, &spec, nullptr) != 0) return Errno("timerfd_settime");
+  loop->alarm_ = UniqueFd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!loop->alarm_.valid()) return Errno("timerfd_create");
   loop->tick_ = std::move(tick);
   loop->inbox_->loop_ = loop.get();
   epoll_event ev{};
@@ -42,6 +44,8 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(std::chrono::millis
   if (epoll_ctl(loop->epoll_.get(), EPOLL_CTL_ADD, loop->wake_.get(), &ev) != 0) return Errno("epoll_ctl");
   ev.data.u64 = 1;  // timer
   if (epoll_ctl(loop->epoll_.get(), EPOLL_CTL_ADD, loop->timer_.get(), &ev) != 0) return Errno("epoll_ctl");
+  ev.data.u64 = 2;  // alarm
+  if (epoll_ctl(loop->epoll_.get(), EPOLL_CTL_ADD, loop->alarm_.get(), &ev) != 0) return Errno("epoll_ctl");
   return loop;
 }
 
@@ -83,6 +87,37 @@ void EventLoop::Inbox::Post(std::function<void()> fn) {
   if (loop_ != nullptr) loop_->Post(std::move(fn));
 }
 
+void EventLoop::RunAfter(std::chrono::milliseconds delay, std::function<void()> fn) {
+  alarms_.emplace(Clock::now() + delay, std::move(fn));
+  ArmAlarm();
+}
+
+void EventLoop::ArmAlarm() {
+  itimerspec spec{};
+  if (!alarms_.empty()) {
+    // steady_clock is CLOCK_MONOTONIC on Linux, so its time points arm the timerfd directly.
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        alarms_.begin()->first.time_since_epoch()).count();
+    spec.it_value.tv_sec = ns / 1000000000;
+    spec.it_value.tv_nsec = ns % 1000000000;
+    if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
+  }
+  timerfd_settime(alarm_.get(), TFD_TIMER_ABSTIME, &spec, nullptr);
+}
+
+void EventLoop::RunAlarms() {
+  uint64_t expirations = 0;
+  [[maybe_unused]] ssize_t r = read(alarm_.get(), &expirations, sizeof expirations);
+  const Clock::time_point now = Clock::now();
+  std::vector<std::function<void()>> due;
+  while (!alarms_.empty() && alarms_.begin()->first <= now) {
+    due.push_back(std::move(alarms_.begin()->second));
+    alarms_.erase(alarms_.begin());
+  }
+  ArmAlarm();
+  for (std::function<void()>& fn : due) fn();
+}
+
 void EventLoop::Stop() {
   Post([this] { stop_ = true; });
 }
@@ -109,12 +144,15 @@ void EventLoop::Run() {
     }
     bool wake = false;
     bool tick = false;
+    bool alarm = false;
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[i].data.u64;
       if (tag == 0) {
         wake = true;
       } else if (tag == 1) {
         tick = true;
+      } else if (tag == 2) {
+        alarm = true;
       } else {
         static_cast<Handler*>(events[i].data.ptr)->OnEvents(events[i].events);
       }
@@ -122,6 +160,7 @@ void EventLoop::Run() {
     // Handlers may have been deleted by the posted closures or the tick; so both run after the
     // batch of fd events, never between an event's lookup and its dispatch.
     if (wake) RunPosted();
+    if (alarm) RunAlarms();
     if (tick) {
       uint64_t expirations = 0;
       [[maybe_unused]] ssize_t r = read(timer_.get(), &expirations, sizeof expirations);

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -59,6 +60,11 @@ class EventLoop {
   };
   const std::shared_ptr<Inbox>& inbox() const { return inbox_; }
   ~EventLoop();
+  // Loop thread only: runs fn once, on the loop, `delay` from now (millisecond precision; a
+  // timerfd armed for the earliest one). Whatever fn touches must still exist then: connections
+  // go through ConnectionHost::WithConnection.
+  void RunAfter(std::chrono::milliseconds delay, std::function<void()> fn);
+
   // Runs until Stop(). Call from one thread only.
   void Run();
   // Thread-safe; Run() returns after the current iteration.
@@ -70,7 +76,11 @@ class EventLoop {
 
   UniqueFd epoll_;
   UniqueFd wake_;   // eventfd
-  UniqueFd timer_;  // timerfd
+  UniqueFd timer_;  // timerfd: the periodic tick
+  UniqueFd alarm_;  // timerfd: the earliest RunAfter
+  std::multimap<Clock::time_point, std::function<void()>> alarms_;
+  void ArmAlarm();
+  void RunAlarms();
   std::function<void()> tick_;
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;

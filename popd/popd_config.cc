@@ -59,6 +59,14 @@ absl::Status Validate(const config::PopdConfig& c) {
     errs.push_back("limits.max_connections must be within 1..1000000");
   }
   if (l.drain_timeout_s() > 3600) errs.push_back("limits.drain_timeout_s must be at most 3600");
+  if (l.max_connections_per_ip() < 1) errs.push_back("limits.max_connections_per_ip must be at least 1");
+  if (l.auth_failure_delay_ms() > 60000) errs.push_back("limits.auth_failure_delay_ms must be at most 60000");
+  if (l.max_auth_failures_per_ip() < 1 || l.max_auth_failures_per_user() < 1) {
+    errs.push_back("limits.max_auth_failures_per_ip and _per_user must be at least 1");
+  }
+  if (l.auth_failure_window_s() < 1 || l.auth_failure_window_s() > 86400) {
+    errs.push_back("limits.auth_failure_window_s must be within 1..86400");
+  }
   if (c.threads() > 256) errs.push_back("threads must be at most 256 (0 = one per CPU)");
   for (int i = 0; i < c.plaintext_auth_networks_size(); ++i) {
     if (absl::StatusOr<Network> n = Network::Parse(c.plaintext_auth_networks(i)); !n.ok()) {
@@ -116,6 +124,11 @@ Settings MakeSettings(const config::PopdConfig& c, const std::string& default_fr
   s.session.max_bad_commands = static_cast<int>(c.limits().max_bad_commands());
   s.session.max_auth_failures = static_cast<int>(c.limits().max_auth_failures());
   s.front_end_name = c.front_end_name().empty() ? default_front_end : c.front_end_name();
+  s.auth_failure_delay = std::chrono::milliseconds(c.limits().auth_failure_delay_ms());
+  s.abuse.max_connections_per_ip = c.limits().max_connections_per_ip();
+  s.abuse.max_failures_per_ip = c.limits().max_auth_failures_per_ip();
+  s.abuse.max_failures_per_user = c.limits().max_auth_failures_per_user();
+  s.abuse.window = std::chrono::seconds(c.limits().auth_failure_window_s());
   return s;
 }
 

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/pop3/session.h"
+#include "popd/abuse_guard.h"
 #include "popd/net.h"
 #include "popd/transport.h"
 #include "poplar/popd_config.pb.h"
@@ -36,6 +37,8 @@ struct Settings {
   pop3::Session::Options session;  // allow_plaintext is set per connection
   std::string front_end_name;
   TlsContext tls;  // null without TLS
+  std::chrono::milliseconds auth_failure_delay{2000};
+  AbuseGuard::Limits abuse;
 
   bool PlaintextAllowedFrom(const IpAddress& peer) const;
 };

@@ -43,9 +43,9 @@ absl::StatusOr<UniqueFd> Listen(const Endpoint& at) {
 
 class Worker final : public ConnectionHost {
  public:
-  Worker(IndexerClient* indexer, std::atomic<size_t>* connections, UniqueFd plain, UniqueFd tls,
-         std::shared_ptr<const Settings> settings)
-      : indexer_(indexer), connections_(connections), settings_(std::move(settings)) {
+  Worker(IndexerClient* indexer, AbuseGuard* guard, std::atomic<size_t>* connections, UniqueFd plain,
+         UniqueFd tls, std::shared_ptr<const Settings> settings)
+      : indexer_(indexer), guard_(guard), connections_(connections), settings_(std::move(settings)) {
     plain_.worker = this;
     plain_.fd = std::move(plain);
     tls_.worker = this;
@@ -76,6 +76,7 @@ class Worker final : public ConnectionHost {
   // ConnectionHost
   EventLoop& loop() override { return *loop_; }
   IndexerClient& indexer() override { return *indexer_; }
+  AbuseGuard& guard() override { return *guard_; }
   void WithConnection(uint64_t id, const std::function<void(Connection&)>& fn) override {
     auto it = connections_map_.find(id);
     if (it != connections_map_.end() && !it->second->closed()) fn(*it->second);
@@ -119,7 +120,10 @@ class Worker final : public ConnectionHost {
         if (errno == EMFILE || errno == ENFILE) Log("accept: out of file descriptors");
         return;
       }
-      if (connections_->load() >= settings_->max_connections || (l.implicit_tls && !settings_->tls)) {
+      const IpAddress ip = IpAddress::FromSockaddr(peer);
+      if (connections_->load() >= settings_->max_connections || (l.implicit_tls && !settings_->tls) ||
+          !guard_->Connected(ip)) {
+        // (A refused pop3s client gets no text: it would not be TLS.)
         if (!l.implicit_tls) {
           static constexpr std::string_view kBusy = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
           [[maybe_unused]] ssize_t n = ::send(fd.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -130,8 +134,7 @@ class Worker final : public ConnectionHost {
       ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       connections_->fetch_add(1);
       const uint64_t id = next_id_++;
-      auto conn = std::make_unique<Connection>(this, id, std::move(fd), IpAddress::FromSockaddr(peer),
-                                               settings_, l.implicit_tls);
+      auto conn = std::make_unique<Connection>(this, id, std::move(fd), ip, settings_, l.implicit_tls);
       Connection* raw = conn.get();
       connections_map_.emplace(id, std::move(conn));
       raw->Start();
@@ -153,6 +156,7 @@ class Worker final : public ConnectionHost {
   }
 
   IndexerClient* indexer_;
+  AbuseGuard* guard_;
   std::atomic<size_t>* connections_;
   Listener plain_;
   Listener tls_;
@@ -179,6 +183,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
                                                      std::shared_ptr<const Settings> settings) {
   std::unique_ptr<Server> server(new Server());
   server->indexer_ = std::make_unique<IndexerClient>(options.indexer);
+  server->guard_ = std::make_unique<AbuseGuard>(settings->abuse);
   Endpoint at = options.listen;
   std::optional<Endpoint> tls_at = options.implicit_tls;
   for (int i = 0; i < options.threads; ++i) {
@@ -196,7 +201,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
       if (tls_at) tls_at->port = server->tls_port_ = BoundPort(tls_fd.get());
       if (at.port == 0 || (tls_at && tls_at->port == 0)) return Errno("getsockname");
     }
-    auto worker = std::make_unique<Worker>(server->indexer_.get(), &server->connections_,
+    auto worker = std::make_unique<Worker>(server->indexer_.get(), server->guard_.get(), &server->connections_,
                                            std::move(*fd), std::move(tls_fd), settings);
     if (absl::Status s = worker->Init(); !s.ok()) return s;
     server->workers_.push_back(std::move(worker));
@@ -206,6 +211,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
 }
 
 void Server::Reload(std::shared_ptr<const Settings> settings) {
+  guard_->set_limits(settings->abuse);
   for (auto& w : workers_) {
     Worker* worker = w.get();
     w->loop().Post([worker, settings] { worker->SetSettings(settings); });

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "popd/abuse_guard.h"
 #include "popd/indexer_client.h"
 #include "popd/net.h"
 #include "popd/popd_config.h"
@@ -56,6 +57,7 @@ class Server {
   uint16_t port_ = 0;
   uint16_t tls_port_ = 0;
   std::unique_ptr<IndexerClient> indexer_;
+  std::unique_ptr<AbuseGuard> guard_;  // outlives the workers (declared before them)
   std::atomic<size_t> connections_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;

@@ -161,7 +161,13 @@ class Popd:
                     f'indexer {{ target: "unix:{indexer_socket}" }}\n'
                     'plaintext_auth_networks: "127.0.0.0/8"\n'
                     f'threads: {threads}\n'
-                    f'limits {{ preauth_timeout_s: {preauth_timeout_s} }}\n' + extra)
+                    f'limits {{ preauth_timeout_s: {preauth_timeout_s}'
+                    # Failed logins are delayed and limited per address by default (2 s, 20);
+                    # the functional tests make many on purpose from 127.0.0.1, so here they
+                    # are short and high (and 200 concurrent sessions come from one address). popd_abuse_test
+                    # checks the real defaults.
+                    ' auth_failure_delay_ms: 50 max_auth_failures_per_ip: 10000'
+                    ' max_auth_failures_per_user: 10000 max_connections_per_ip: 10000 }\n' + extra)
         self.proc = None
         self.port = None
         self.host = "127.0.0.1"

@@ -22,6 +22,7 @@ import poplib
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +30,8 @@ import poplar_harness as h  # noqa: E402
 
 PW = {"alice": "alice pw with spaces", "bob": "bob-secret", "carol": "carol-secret",
       "dave": "dave-secret", "erin": "erin-secret", "frank": "frank-secret",
-      "gina": "gina-secret", "hank": "hank-secret", "ivan": "ivan-secret"}
+      "gina": "gina-secret", "hank": "hank-secret", "ivan": "ivan-secret",
+      "jill": "jill-secret"}
 
 
 def extra_messages():
@@ -72,6 +74,7 @@ def run(env, c):
             for i in range(200000)]))
         f.write(h.make_message("c@example.org", "small after", ["bye"]))
     env.genmbox("frank", 4, seed=9)
+    env.genmbox("jill", 3, seed=10)
     open(ix.mailbox("hank"), "wb").close()  # gina has no mailbox file at all, hank an empty one
     with open(ix.mailbox("ivan"), "wb") as f:  # a CRLF mbox throughout, From_ lines included
         for i in range(5):
@@ -88,6 +91,8 @@ def run(env, c):
     in_use_and_leases(env, c, port)
     deletions(env, c, port)
     delivery_in_progress(env, c, port)
+    deliveries_racing_sessions(env, c, port)
+    two_front_ends(env, c, port)
     indexer_down(env, c, port)
     index_rebuilt(env, c, port)
     sighup_reload(env, c, port)
@@ -399,6 +404,83 @@ def delivery_in_progress(env, c, port):
             b"".join(l + b"\r\n" for l in p.retr(len(old) + 1)[1]) == h.expected_messages(path)[-1]
             and h.expected_messages(path)[:-1] == old)
     p.quit()
+
+
+def deliveries_racing_sessions(env, c, port):
+    """An MDA appends (dotlockfile + fcntl) in a loop while sessions log in, read everything
+    and QUIT: every session sees a prefix of the final mailbox, byte-exact, with stable UIDLs;
+    nothing delivered is lost or changed."""
+    spool, path = env.indexer.spool, env.indexer.mailbox("jill")
+    stop = threading.Event()
+    delivered = []
+
+    def mda():
+        i = 0
+        while not stop.is_set() and i < 60:
+            msg = h.make_message(f"loop{i}@example.org", f"racing delivery {i}",
+                                 [f"body {i}", f".dot {i}"] + ["filler"] * (i % 7),
+                                 when=f"Sun Nov 30 12:{i // 60:02d}:{i % 60:02d} 2026")
+            h.mda_append(spool, "jill", msg)
+            delivered.append(msg)
+            i += 1
+
+    writer = threading.Thread(target=mda)
+    writer.start()
+    sessions, problems, seen_uidls = 0, [], {}
+    t0 = time.monotonic()
+    try:
+        while writer.is_alive() and time.monotonic() - t0 < 20:
+            p = h.login(port, "jill", PW["jill"])
+            got = [b"".join(l + b"\r\n" for l in p.retr(i)[1])
+                   for i in range(1, p.stat()[0] + 1)]
+            uidls = [l.split()[1] for l in p.uidl()[1]]
+            p.quit()
+            sessions += 1
+            with open(path, "rb") as f:
+                now = [h.wire(m) for m in h.split_mbox(f.read())]
+            if got != now[:len(got)]:
+                problems.append(f"session {sessions}: not a byte-exact prefix")
+            for i, u in enumerate(uidls):
+                if seen_uidls.setdefault(i, u) != u:
+                    problems.append(f"session {sessions}: UIDL of {i + 1} changed")
+    finally:
+        stop.set()
+        writer.join()
+    p = h.login(port, "jill", PW["jill"])
+    final = [b"".join(l + b"\r\n" for l in p.retr(i)[1]) for i in range(1, p.stat()[0] + 1)]
+    p.quit()
+    want_new = [h.wire(m[m.index(b"\n") + 1:-1]) for m in delivered]
+    c.check(f"{len(delivered)} MDA deliveries racing {sessions} sessions: every session a "
+            f"byte-exact prefix, UIDLs stable", sessions >= 3 and not problems,
+            f"{sessions} sessions; " + "; ".join(problems[:5]))
+    c.check("... and the final session has every delivered message once, in order, exact",
+            final[3:] == want_new and len(final) == 3 + len(delivered))
+
+
+def two_front_ends(env, c, port):
+    """The lease is across front-ends: a second popd on the same indexer gets [IN-USE] while
+    the first holds the maildrop; a front-end killed with SIGKILL loses its leases within
+    seconds (design §5)."""
+    other = h.Popd(env.args.popd, env.root, env.indexer.socket, name="popd2")
+    other.start()
+    try:
+        first = h.login(port, "jill", PW["jill"])
+        r, reply, took = pass_reply(other.port, "jill", PW["jill"])
+        r.close()
+        c.check(f"second front-end: -ERR [IN-USE] while the first holds the maildrop "
+                f"({took * 1000:.0f} ms)", reply.startswith(b"-ERR [IN-USE]") and took < 1.0,
+                repr(reply))
+        first.quit()
+        held = h.login(other.port, "jill", PW["jill"])
+        c.check("second front-end: login once the first QUIT", held.stat()[0] > 0)
+        other.proc.kill()
+        other.proc.wait()
+        took, reply = login_within(port, "jill", PW["jill"], 15.0)
+        c.check(f"a front-end killed with SIGKILL: its lease ends within seconds "
+                f"({'never' if took is None else f'{took:.2f} s'}; want < 10 s)",
+                took is not None and took < 10.0, repr(reply))
+    finally:
+        other.stop()
 
 
 def credentials(c, port):

@@ -141,8 +141,9 @@ void Connection::ProcessInput() {
     if (lf == std::string::npos) {
       // No end of line yet. Past the limit it cannot become a valid command: answer it now
       // (the session sees more than 255 octets and says so) and skip the rest when it comes.
-      if (in_.size() - pos > pop3::kMaxCommandLine + 1) {
-        Handle(session_.OnLine(std::string_view(in_).substr(pos, pop3::kMaxCommandLine + 2)));
+      const size_t max = session_.MaxLineLength();
+      if (in_.size() - pos > max + 1) {
+        Handle(session_.OnLine(std::string_view(in_).substr(pos, max + 2)));
         skipping_line_ = true;
         pos = in_.size();
       }
@@ -216,7 +217,8 @@ void Connection::Pump() {
     // The client shut down its side. Lines it sent before still run (a client may pipeline
     // "...QUIT" and half-close); once nothing is outstanding there is no one to answer.
     const pop3::State st = session_.state();
-    const bool idle = (st == pop3::State::kAuthorization || st == pop3::State::kTransaction) &&
+    const bool idle = (st == pop3::State::kAuthorization || st == pop3::State::kTransaction ||
+                       st == pop3::State::kSasl) &&
                       !stream_ && in_.find('\n') == std::string::npos;
     if (idle || st == pop3::State::kClosed) {
       CloseNow("client disconnected");
@@ -450,7 +452,8 @@ void Connection::OnTick(EventLoop::Clock::time_point now) {
     session_call_.reset();
     outcome_ = "quit, commit timed out";
     Handle(session_.OnCommitResult(absl::DeadlineExceededError("commit timed out")));
-  } else if ((st == pop3::State::kAuthorization || st == pop3::State::kWaitAuth) &&
+  } else if ((st == pop3::State::kAuthorization || st == pop3::State::kWaitAuth ||
+              st == pop3::State::kSasl || st == pop3::State::kWaitTls) &&
              now - connected_at_ >= settings_->preauth_timeout && !close_after_flush_) {
     out_ += "-ERR Autologout: no login in time\r\n";
     outcome_ = "pre-login timeout";

@@ -1,8 +1,12 @@
 #include "common/pop3/session.h"
 
+#include <cctype>
 #include <cstdlib>
 #include <limits>
 #include <utility>
+
+#include "common/sasl/base64.h"
+#include "common/sasl/plain.h"
 
 namespace poplar::pop3 {
 namespace {
@@ -55,6 +59,7 @@ std::string_view StateName(State s) {
     case State::kWaitRetr: return "WAIT-RETR";
     case State::kWaitCommit: return "WAIT-COMMIT";
     case State::kWaitTls: return "WAIT-TLS";
+    case State::kSasl: return "SASL";
     case State::kClosed: return "CLOSED";
   }
   return "?";
@@ -82,7 +87,7 @@ const Session::CommandSpec Session::kCommands[] = {
     {"USER", kAuth, ArgShape::kString, &Session::User},
     {"PASS", kAuth, ArgShape::kRest, &Session::Pass},
     {"APOP", kAuth, ArgShape::kRest, &Session::NotSupported},
-    {"AUTH", kAuth, ArgShape::kOptRest, &Session::NotSupported},
+    {"AUTH", kAuth, ArgShape::kOptRest, &Session::Auth},
     {"STLS", kAuth, ArgShape::kNone, &Session::Stls},
     {"CAPA", kAuth | kTrans, ArgShape::kNone, &Session::Capa},
     {"QUIT", kAuth | kTrans, ArgShape::kNone, &Session::Quit},
@@ -101,7 +106,10 @@ std::string Session::Greeting() { return "+OK Poplar ready\r\n"; }
 void Session::EnterState(State next) {
   bool ok = next == State::kClosed;
   switch (state_) {
-    case State::kAuthorization: ok = ok || next == State::kWaitAuth || next == State::kWaitTls; break;
+    case State::kAuthorization:
+      ok = ok || next == State::kWaitAuth || next == State::kWaitTls || next == State::kSasl;
+      break;
+    case State::kSasl: ok = ok || next == State::kAuthorization || next == State::kWaitAuth; break;
     case State::kWaitTls: ok = ok || next == State::kAuthorization; break;
     case State::kWaitAuth:
       ok = ok || next == State::kTransaction || next == State::kAuthorization;
@@ -144,6 +152,8 @@ Step Session::OnLine(std::string_view line) {
   // Plaintext that followed STLS: possibly injected by a man in the middle (RFC 2595 §3,
   // CVE-2011-0411 and kin). Never executed, never queued.
   if (state_ == State::kWaitTls) return {};
+  // A SASL exchange is a dialogue: the client waits for each challenge, so nothing is queued.
+  if (state_ == State::kSasl) return CountBad(SaslResponse(line));
   if (Waiting() || !queue_.empty()) {
     // The I/O layer stops reading while !CanAcceptLine(); past the bound it broke that
     // contract, and the only bounded answer is to hang up (no reply: it would be out of order).
@@ -272,6 +282,7 @@ std::string Session::Capabilities() const {
     caps += "STLS\r\n";
   }
   if (options_.allow_plaintext) caps += "USER\r\n";
+  if (options_.allow_plaintext && state_ == State::kAuthorization) caps += "SASL PLAIN LOGIN\r\n";
   caps += "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
   // Not before login: the implementation name is an information leak (RFC 2449 §6.9).
   if (state_ == State::kTransaction) caps += "IMPLEMENTATION Poplar\r\n";
@@ -291,10 +302,106 @@ Step Session::Pass(const Args& args) {
     return Reply("-ERR [AUTH] Plaintext authentication disallowed on this connection\r\n");
   }
   if (!user_) return Reply("-ERR USER first\r\n");
-  AuthRequest request{std::move(*user_), std::string(args.text)};
+  std::string user = std::move(*user_);
   user_.reset();
+  return StartLogin(std::move(user), std::string(args.text));
+}
+
+Step Session::StartLogin(std::string user, std::string password) {
   EnterState(State::kWaitAuth);
-  return Step{"", std::move(request)};
+  return Step{"", AuthRequest{std::move(user), std::move(password)}};
+}
+
+// ---- AUTH (RFC 5034). PLAIN and LOGIN carry the password itself, so they follow the same
+// plaintext policy as USER/PASS and are offered only where it allows them.
+
+namespace {
+constexpr size_t kMaxSaslLine = 8192;  // as Dovecot; base64 of any sane PLAIN message fits
+constexpr std::string_view kPlaintextRefused =
+    "-ERR [AUTH] Plaintext authentication disallowed on this connection\r\n";
+}  // namespace
+
+size_t Session::MaxLineLength() const {
+  return state_ == State::kSasl ? kMaxSaslLine : kMaxCommandLine;
+}
+
+Step Session::Auth(const Args& args) {
+  std::string_view rest = args.text;
+  if (rest.empty()) {
+    // A bare AUTH lists the mechanisms (RFC 1734 style; old Outlook sends it).
+    std::string list = "+OK\r\n";
+    if (options_.allow_plaintext) list += "PLAIN\r\nLOGIN\r\n";
+    return Reply(list + ".\r\n");
+  }
+  const size_t space = rest.find(' ');
+  const std::string_view mechanism = rest.substr(0, space);
+  std::optional<std::string_view> initial;
+  if (space != std::string_view::npos) initial = rest.substr(space + 1);
+  return SaslStart(mechanism, initial);
+}
+
+Step Session::SaslStart(std::string_view mechanism, std::optional<std::string_view> initial) {
+  auto is = [&](std::string_view name) {
+    if (mechanism.size() != name.size()) return false;
+    for (size_t i = 0; i < name.size(); ++i) {
+      if (std::toupper(static_cast<unsigned char>(mechanism[i])) != name[i]) return false;
+    }
+    return true;
+  };
+  const bool plain = is("PLAIN");
+  const bool login = is("LOGIN");
+  if (!plain && !login) return Reply("-ERR Unrecognized authentication mechanism\r\n");
+  if (!options_.allow_plaintext) return Reply(std::string(kPlaintextRefused));
+  user_.reset();
+  EnterState(State::kSasl);
+  if (plain) {
+    sasl_ = SaslStep::kPlain;
+    if (initial) return SaslResponse(*initial == "=" ? std::string_view() : *initial);
+    return Reply("+ \r\n");
+  }
+  sasl_ = SaslStep::kLoginUser;
+  if (initial) return SaslResponse(*initial);
+  return Reply("+ VXNlcm5hbWU6\r\n");  // "Username:"
+}
+
+Step Session::SaslAbort(std::string reply) {
+  sasl_ = SaslStep::kNone;
+  sasl_user_.clear();
+  EnterState(State::kAuthorization);
+  return Reply(std::move(reply));
+}
+
+Step Session::SaslResponse(std::string_view line) {
+  if (line == "*") return SaslAbort("-ERR Authentication cancelled\r\n");
+  if (line.size() > kMaxSaslLine) return SaslAbort("-ERR SASL response too long\r\n");
+  std::optional<std::string> decoded = sasl::Base64Decode(line);
+  if (!decoded) return SaslAbort("-ERR Invalid base64 in SASL response\r\n");
+  switch (sasl_) {
+    case SaslStep::kPlain: return SaslPlain(*decoded);
+    case SaslStep::kLoginUser:
+      if (decoded->empty() || decoded->size() > 255) return SaslAbort("-ERR [AUTH] Authentication failed\r\n");
+      sasl_user_ = std::move(*decoded);
+      sasl_ = SaslStep::kLoginPassword;
+      return Reply("+ UGFzc3dvcmQ6\r\n");  // "Password:"
+    case SaslStep::kLoginPassword: {
+      std::string user = std::move(sasl_user_);
+      sasl_user_.clear();
+      sasl_ = SaslStep::kNone;
+      return StartLogin(std::move(user), std::move(*decoded));
+    }
+    case SaslStep::kNone: break;
+  }
+  std::abort();  // kSasl without a step: a bug in this file
+}
+
+Step Session::SaslPlain(std::string_view decoded) {
+  std::optional<sasl::PlainCredentials> c = sasl::ParsePlain(decoded);
+  // Acting as another user (a non-empty authzid that differs) is not offered.
+  if (!c || (!c->authzid.empty() && c->authzid != c->authcid)) {
+    return SaslAbort("-ERR [AUTH] Authentication failed\r\n");
+  }
+  sasl_ = SaslStep::kNone;
+  return StartLogin(std::move(c->authcid), std::move(c->password));
 }
 
 Step Session::Quit(const Args&) {

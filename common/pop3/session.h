@@ -50,6 +50,7 @@ enum class State : uint8_t {
   kWaitRetr,       // the I/O layer streams a RETR/TOP body; waiting for OnRetrDone
   kWaitCommit,     // QUIT's deletions sent to the indexer (UPDATE); waiting for OnCommitResult
   kWaitTls,        // STLS answered; the I/O layer runs the TLS handshake, then OnTlsStarted
+  kSasl,           // AUTH (RFC 5034) sent a "+ " challenge; the next line is the client's answer
   kClosed,
 };
 std::string_view StateName(State s);
@@ -126,6 +127,9 @@ class Session {
            queue_.size() < options_.max_queued_lines;
   }
   size_t queued_lines() const { return queue_.size(); }
+  // Longest line the session accepts now: 255 octets for commands (RFC 2449 §4), more for a
+  // SASL response, which "may be as long as the mechanism needs" (RFC 5034 §4).
+  size_t MaxLineLength() const;
   // The snapshot given at login (empty before): the I/O layer reads RETR's announced size here.
   const Maildrop& maildrop() const { return maildrop_; }
 
@@ -162,6 +166,12 @@ class Session {
   Step Uidl(const Args& args);
   Step Capa(const Args& args);
   Step Stls(const Args& args);
+  Step Auth(const Args& args);
+  Step SaslStart(std::string_view mechanism, std::optional<std::string_view> initial);
+  Step SaslResponse(std::string_view line);
+  Step SaslPlain(std::string_view decoded);
+  Step SaslAbort(std::string reply);
+  Step StartLogin(std::string user, std::string password);
   Step NotSupported(const Args& args);
 
   Options options_;
@@ -169,6 +179,9 @@ class Session {
   int bad_commands_ = 0;
   int auth_failures_ = 0;
   std::optional<std::string> user_;  // from USER, until PASS or a failed login
+  enum class SaslStep : uint8_t { kNone, kPlain, kLoginUser, kLoginPassword };
+  SaslStep sasl_ = SaslStep::kNone;
+  std::string sasl_user_;  // AUTH LOGIN: the name, until the password comes
   Maildrop maildrop_;
   std::vector<bool> deleted_;  // per message, DELE marks
   uint32_t live_count_ = 0;    // STAT: messages not marked deleted

@@ -207,6 +207,31 @@ def run(args):
         c.check("curl --ssl-reqd pop3:// (STLS) retrieves message 2 byte-exact",
                 one.returncode == 0 and one.stdout == want_bob[1],
                 f"rc={one.returncode} {one.stderr.decode()[:200]}")
+        for mech in ("PLAIN", "LOGIN"):
+            r = subprocess.run(["curl", "-sk", "--login-options", f"AUTH={mech}",
+                                f"pop3s://bob:{PW['bob']}@127.0.0.1:{tls_port}/3"], capture_output=True, timeout=30)
+            c.check(f"curl AUTH={mech} over pop3s retrieves message 3 byte-exact",
+                    r.returncode == 0 and r.stdout == want_bob[2], f"rc={r.returncode}")
+            r = subprocess.run(["curl", "-sk", "--login-options", f"AUTH={mech}",
+                                f"pop3s://bob:wrong@127.0.0.1:{tls_port}/3"], capture_output=True, timeout=30)
+            c.check(f"curl AUTH={mech} with a wrong password is refused", r.returncode != 0 and not r.stdout)
+        # SASL PLAIN by hand: initial response, cancel, bad base64.
+        import base64
+        raw = client_context().wrap_socket(socket.create_connection(("127.0.0.1", tls_port), timeout=10))
+        rf = raw.makefile("rb")
+        rf.readline()
+        raw.sendall(b"AUTH PLAIN\r\n*\r\nAUTH PLAIN\r\n!!!\r\n")
+        lines = [rf.readline() for _ in range(4)]
+        c.check("AUTH PLAIN: '*' cancels and bad base64 is an error",
+                lines[0].startswith(b"+ ") and lines[1].startswith(b"-ERR") and
+                lines[2].startswith(b"+ ") and lines[3].startswith(b"-ERR"), repr(lines))
+        ir = base64.b64encode(b"\0bob\0" + PW["bob"].encode())
+        raw.sendall(b"AUTH PLAIN " + ir + b"\r\nSTAT\r\nQUIT\r\n")
+        lines = [rf.readline() for _ in range(3)]
+        c.check("AUTH PLAIN with an initial response logs in (STAT answers)",
+                lines[0].startswith(b"+OK") and lines[1] == b"+OK %d %d\r\n" % (
+                    len(want_bob), sum(len(m) for m in want_bob)), repr(lines))
+        raw.close()
         plain = subprocess.run(["curl", "-s", f"pop3://bob:{PW['bob']}@127.0.0.1:{port}/"],
                                capture_output=True, timeout=30)
         c.check("curl pop3:// without TLS cannot log in", plain.returncode != 0 and not plain.stdout)

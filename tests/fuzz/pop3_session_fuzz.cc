@@ -56,7 +56,8 @@ absl::Status PickStatus(uint8_t b) {
 
 void CheckReply(std::string_view reply) {
   if (reply.empty()) return;
-  POPLAR_FUZZ_CHECK(reply.substr(0, 3) == "+OK" || reply.substr(0, 4) == "-ERR");
+  // +OK, -ERR, or a SASL challenge "+ base64" (RFC 5034).
+  POPLAR_FUZZ_CHECK(reply.substr(0, 3) == "+OK" || reply.substr(0, 4) == "-ERR" || reply.substr(0, 2) == "+ ");
   POPLAR_FUZZ_CHECK(reply.size() >= 2 && reply.substr(reply.size() - 2) == "\r\n");
   for (size_t i = 0; i < reply.size(); ++i) {
     if (reply[i] == '\r') POPLAR_FUZZ_CHECK(i + 1 < reply.size() && reply[i + 1] == '\n');

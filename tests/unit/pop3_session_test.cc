@@ -71,6 +71,11 @@ Session InState(State state) {
       s.OnLine("QUIT");
       return s;
     }
+    case State::kSasl: {
+      Session s(Plaintext());
+      s.OnLine("AUTH PLAIN");
+      return s;
+    }
     case State::kWaitTls: {
       Session::Options o = Plaintext();
       o.tls_available = true;
@@ -104,7 +109,7 @@ struct CommandCase {
 };
 
 const std::string kCapaAuth =
-    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nSASL PLAIN LOGIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
     "PIPELINING\r\n.\r\n";
 const std::string kCapaTrans =
     "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
@@ -117,8 +122,9 @@ std::vector<CommandCase> CommandTable() {
       {"USER bob", {"+OK\r\n", kNone, A}, {ws, kNone, T}},
       {"PASS x", {"-ERR USER first\r\n", kNone, A}, {ws, kNone, T}},
       {"APOP bob 0123456789abcdef", {std::string(kNotSupported), kNone, A}, {ws, kNone, T}},
-      {"AUTH", {std::string(kNotSupported), kNone, A}, {ws, kNone, T}},
-      {"AUTH PLAIN", {std::string(kNotSupported), kNone, A}, {ws, kNone, T}},
+      {"AUTH", {"+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n", kNone, A}, {ws, kNone, T}},
+      {"AUTH PLAIN AGJvYgBwdw==", {"", kAuth, State::kWaitAuth}, {ws, kNone, T}},
+      {"AUTH X-UNKNOWN", {"-ERR Unrecognized authentication mechanism\r\n", kNone, A}, {ws, kNone, T}},
       {"STLS", {"-ERR STLS not available on this server\r\n", kNone, A}, {ws, kNone, T}},
       {"CAPA", {kCapaAuth, kNone, A}, {kCapaTrans, kNone, T}},
       {"QUIT", {"+OK Poplar signing off\r\n", kClose, State::kClosed},
@@ -644,6 +650,67 @@ TEST(SessionTest, ImplicitTlsNeverOffersStls) {
   Session s(o);
   EXPECT_EQ(s.OnLine("CAPA").reply.find("STLS"), std::string::npos);
   EXPECT_EQ(s.OnLine("STLS").reply, "-ERR Command not permitted when TLS active\r\n");
+}
+
+// AUTH (RFC 5034) with PLAIN and LOGIN: dialogues, initial responses, cancel, errors.
+TEST(SessionTest, SaslPlainAndLogin) {
+  struct Case {
+    std::vector<std::string> lines;  // all but the last answered with the reply listed
+    std::vector<std::string> replies;
+    bool logs_in;                    // the last line yields an AuthRequest for bob / pw
+  };
+  // base64: "\0bob\0pw" = AGJvYgBwdw== ; "bob\0bob\0pw" = Ym9iAGJvYgBwdw== ;
+  // "eve\0bob\0pw" = ZXZlAGJvYgBwdw== ; "bob" = Ym9i ; "pw" = cHc=
+  const std::vector<Case> cases = {
+      {{"AUTH PLAIN AGJvYgBwdw=="}, {}, true},
+      {{"auth plain", "AGJvYgBwdw=="}, {"+ \r\n"}, true},
+      {{"AUTH PLAIN Ym9iAGJvYgBwdw=="}, {}, true},  // authzid = authcid is fine
+      {{"AUTH PLAIN ZXZlAGJvYgBwdw=="}, {"-ERR [AUTH] Authentication failed\r\n"}, false},
+      {{"AUTH PLAIN ="}, {"-ERR [AUTH] Authentication failed\r\n"}, false},  // empty IR
+      {{"AUTH PLAIN", "*"}, {"+ \r\n", "-ERR Authentication cancelled\r\n"}, false},
+      {{"AUTH PLAIN", "not base64!"}, {"+ \r\n", "-ERR Invalid base64 in SASL response\r\n"}, false},
+      {{"AUTH LOGIN", "Ym9i", "cHc="}, {"+ VXNlcm5hbWU6\r\n", "+ UGFzc3dvcmQ6\r\n"}, true},
+      {{"AUTH LOGIN Ym9i", "cHc="}, {"+ UGFzc3dvcmQ6\r\n"}, true},
+      {{"AUTH LOGIN", "Ym9i", "*"}, {"+ VXNlcm5hbWU6\r\n", "+ UGFzc3dvcmQ6\r\n", "-ERR Authentication cancelled\r\n"}, false},
+      {{"AUTH CRAM-MD5"}, {"-ERR Unrecognized authentication mechanism\r\n"}, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.lines.front());
+    Session s(Plaintext());
+    Step last;
+    std::vector<std::string> replies;
+    for (const std::string& line : c.lines) {
+      last = s.OnLine(line);
+      if (!last.reply.empty()) replies.push_back(last.reply);
+    }
+    EXPECT_EQ(replies, c.replies);
+    if (c.logs_in) {
+      ASSERT_EQ(last.action.index(), kAuth);
+      EXPECT_EQ(std::get<AuthRequest>(last.action).user, "bob");
+      EXPECT_EQ(std::get<AuthRequest>(last.action).password, "pw");
+      EXPECT_EQ(s.state(), State::kWaitAuth);
+    } else {
+      EXPECT_EQ(last.action.index(), kNone);
+      EXPECT_EQ(s.state(), State::kAuthorization);
+    }
+  }
+}
+
+TEST(SessionTest, SaslFollowsThePlaintextPolicyAndAllowsLongResponses) {
+  Session refused{Session::Options{}};
+  EXPECT_EQ(refused.OnLine("AUTH PLAIN AGJvYgBwdw==").reply.rfind("-ERR [AUTH] Plaintext", 0), 0u);
+  EXPECT_EQ(refused.OnLine("AUTH").reply, "+OK\r\n.\r\n");  // nothing offered
+  EXPECT_EQ(refused.OnLine("CAPA").reply.find("SASL"), std::string::npos);
+  Session s(Plaintext());
+  EXPECT_EQ(s.MaxLineLength(), 255u);
+  EXPECT_EQ(s.OnLine("AUTH PLAIN").reply, "+ \r\n");
+  EXPECT_GE(s.MaxLineLength(), 4096u);  // a SASL response is not a command line
+  // A failed AUTH login answers like USER/PASS and the session goes on.
+  const Step step = s.OnLine("AGJvYgBwdw==");
+  ASSERT_EQ(step.action.index(), kAuth);
+  EXPECT_EQ(s.OnAuthResult(absl::UnauthenticatedError("x"), {}).reply, "-ERR [AUTH] Authentication failed\r\n");
+  EXPECT_EQ(s.state(), State::kAuthorization);
+  EXPECT_EQ(s.MaxLineLength(), 255u);
 }
 
 TEST(SessionTest, EmptyMaildrop) {

@@ -332,10 +332,17 @@ def odd_commands(c, env):
     r.send(b"CAPA\n")
     c.check("bare LF ends a line (CAPA\\n answered)", r.line().startswith(b"+OK") and r.multi() != b"")
     r.send(b"NO\rOP\r\nSTAT\r\nRETR 1\r\nAPOP vic 0123456789abcdef0123456789abcdef\r\n"
-           b"AUTH PLAIN\r\nSTLS\r\n\r\nUSER\r\n")
+           b"AUTH NO-SUCH-MECH\r\nSTLS\r\n\r\nUSER\r\n")
     got = replies(r, 8)
-    c.check("bare CR in a verb, TRANSACTION commands before login, unsupported APOP/AUTH/STLS, "
-            "an empty line, USER without a name: -ERR each", all(g.startswith(b"-ERR") for g in got),
+    c.check("bare CR in a verb, TRANSACTION commands before login, APOP with a made-up digest, "
+            "an unknown SASL mechanism, STLS without TLS configured, an empty line, USER "
+            "without a name: -ERR each", all(g.startswith(b"-ERR") for g in got), repr(got))
+    # A SASL exchange cancelled with "*" (RFC 5034 §4): -ERR, and the connection still works.
+    r.send(b"AUTH PLAIN\r\n*\r\nCAPA\r\n")
+    got = [r.line(), r.line(), r.line()]
+    r.multi()
+    c.check("AUTH PLAIN cancelled with '*': '+ ' challenge, -ERR, then CAPA +OK",
+            got[0].startswith(b"+") and got[1].startswith(b"-ERR") and got[2].startswith(b"+OK"),
             repr(got))
     r.close()
     # Failed logins: the connection is closed after max_auth_failures (3), with -ERR [AUTH].

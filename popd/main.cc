@@ -10,11 +10,13 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "popd/log.h"
 #include "popd/popd_config.h"
+#include "popd/privileges.h"
 #include "popd/server.h"
 
 namespace {
@@ -86,6 +88,16 @@ int main(int argc, char** argv) {
   if (!server.ok()) {
     std::cerr << "poplar-popd: " << server.status().message() << "\n";
     return 1;
+  }
+  if (config->has_run_as()) {
+    const poplar::config::PopdRunAs& r = config->run_as();
+    absl::Status dropped = poplar::popd::DropPrivileges(
+        r.user(), r.group(), std::vector<std::string>(r.extra_groups().begin(), r.extra_groups().end()));
+    if (!dropped.ok()) {
+      std::cerr << "poplar-popd: " << dropped.message() << "\n";
+      return 1;
+    }
+    poplar::popd::Log(absl::StrCat("running as ", r.user(), " from now on"));
   }
   poplar::popd::Endpoint bound = options.listen;
   bound.port = (*server)->port();

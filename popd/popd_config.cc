@@ -80,6 +80,9 @@ absl::Status Validate(const config::PopdConfig& c) {
     }
     if (!c.has_tls()) errs.push_back("listen.implicit_tls_address needs a tls { ... } section");
   }
+  if (c.has_run_as() && (c.run_as().user().empty() || c.run_as().user() == "root")) {
+    errs.push_back("run_as.user must name an unprivileged user");
+  }
   if (c.has_tls()) {
     const config::PopdTls& t = c.tls();
     if (t.certificate_chain_file().empty() || t.certificate_chain_file()[0] != '/') {

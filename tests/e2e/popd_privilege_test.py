@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""End-to-end: poplar-popd drops its privileges after binding (run_as { }).
+
+Started as root (the test needs root, as CI runs it; it skips otherwise) with
+run_as { user: "nobody" group: "nogroup" extra_groups: "mail" }: after start-up /proc shows
+every uid as nobody, every gid as nogroup and only the group mail beside it; sessions work
+(the indexer's socket is group nogroup here, as it would be group mail on a real host); a
+config naming root, or a user that does not exist, is refused at start.
+
+usage: popd_privilege_test.py --indexer P --popd P --poplarctl P --poplar-mbox P --genmbox P
+"""
+import grp
+import os
+import poplib
+import pwd
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import poplar_harness as h  # noqa: E402
+
+
+def ids(pid):
+    out = {}
+    for line in open(f"/proc/{pid}/status"):
+        key, _, value = line.partition(":")
+        if key in ("Uid", "Gid", "Groups"):
+            out[key] = [int(x) for x in value.split()]
+    return out
+
+
+def main():
+    args = h.arg_parser(__doc__).parse_args()
+    c = h.Checks()
+    if os.geteuid() != 0:
+        c.skip("privilege drop", "needs root")
+        return c.summary()
+    nobody = pwd.getpwnam("nobody").pw_uid
+    nogroup = grp.getgrnam("nogroup").gr_gid
+    mail = grp.getgrnam("mail").gr_gid
+    env = h.Env(args, "poplar-popd-priv-")
+    os.chmod(env.root, 0o755)  # nobody must reach the socket and the spool
+    try:
+        env.indexer.start()
+        env.indexer.add_account("alice", "alice pw")
+        env.genmbox("alice", 4)
+        os.chown(env.indexer.socket, 0, nogroup)
+        with open(env.popd.config, "a") as f:
+            f.write('run_as { user: "nobody" group: "nogroup" extra_groups: "mail" }\n')
+        env.popd.start()
+        got = ids(env.popd.proc.pid)
+        c.check(f"uids are all nobody ({got['Uid']})", got["Uid"] == [nobody] * 4)
+        c.check(f"gids are all nogroup ({got['Gid']})", got["Gid"] == [nogroup] * 4)
+        c.check(f"supplementary groups are just mail ({got['Groups']})", got["Groups"] == [mail])
+        c.check("the drop is logged", "running as nobody" in env.popd.log_text())
+        want = h.expected_messages(env.indexer.mailbox("alice"))
+        p = poplib.POP3("127.0.0.1", env.popd.port, timeout=10)
+        p.user("alice")
+        p.pass_("alice pw")
+        resp, lines, _ = p.retr(2)
+        c.check("a session works after the drop (RETR byte-exact)",
+                b"\r\n".join(lines) + b"\r\n" == want[1])
+        p.quit()
+        env.popd.stop()
+        for bad, why in (('run_as { user: "root" }', "unprivileged"),
+                         ('run_as { user: "no-such-user-xyz" }', "does not exist")):
+            cfg = os.path.join(env.root, "bad.conf")
+            base = open(env.popd.config).read().split("run_as")[0]
+            with open(cfg, "w") as f:
+                f.write(base + bad + "\n")
+            r = subprocess.run([args.popd, "--config", cfg], capture_output=True, timeout=20)
+            c.check(f"{bad}: refused at start ({why})",
+                    r.returncode != 0 and why in r.stderr.decode(), r.stderr.decode()[:200])
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        c.check("harness", False, f"{type(e).__name__}: {e}")
+    finally:
+        env.popd.stop()
+        env.indexer.stop()
+        h._stop_all()
+        env.cleanup(c.failed > 0)
+    return c.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,7 @@
 
 #include "common/sasl/base64.h"
 #include "common/sasl/plain.h"
+#include "common/sasl/scram_messages.h"
 
 namespace poplar::pop3 {
 namespace {
@@ -60,6 +61,7 @@ std::string_view StateName(State s) {
     case State::kWaitCommit: return "WAIT-COMMIT";
     case State::kWaitTls: return "WAIT-TLS";
     case State::kSasl: return "SASL";
+    case State::kWaitScram: return "WAIT-SCRAM";
     case State::kClosed: return "CLOSED";
   }
   return "?";
@@ -107,12 +109,17 @@ void Session::EnterState(State next) {
   bool ok = next == State::kClosed;
   switch (state_) {
     case State::kAuthorization:
-      ok = ok || next == State::kWaitAuth || next == State::kWaitTls || next == State::kSasl;
+      ok = ok || next == State::kWaitAuth || next == State::kWaitTls || next == State::kSasl ||
+           next == State::kWaitScram;
       break;
-    case State::kSasl: ok = ok || next == State::kAuthorization || next == State::kWaitAuth; break;
+    case State::kSasl:
+      ok = ok || next == State::kAuthorization || next == State::kWaitAuth ||
+           next == State::kWaitScram || next == State::kTransaction;
+      break;
+    case State::kWaitScram: ok = ok || next == State::kSasl || next == State::kAuthorization; break;
     case State::kWaitTls: ok = ok || next == State::kAuthorization; break;
     case State::kWaitAuth:
-      ok = ok || next == State::kTransaction || next == State::kAuthorization;
+      ok = ok || next == State::kTransaction || next == State::kAuthorization || next == State::kSasl;
       break;
     case State::kTransaction:
       ok = ok || next == State::kWaitRetr || next == State::kWaitCommit;
@@ -127,7 +134,7 @@ void Session::EnterState(State next) {
 
 bool Session::Waiting() const {
   return state_ == State::kWaitAuth || state_ == State::kWaitRetr ||
-         state_ == State::kWaitCommit;
+         state_ == State::kWaitCommit || state_ == State::kWaitScram;
 }
 
 Step Session::CloseWith(std::string reply) {
@@ -152,8 +159,6 @@ Step Session::OnLine(std::string_view line) {
   // Plaintext that followed STLS: possibly injected by a man in the middle (RFC 2595 §3,
   // CVE-2011-0411 and kin). Never executed, never queued.
   if (state_ == State::kWaitTls) return {};
-  // A SASL exchange is a dialogue: the client waits for each challenge, so nothing is queued.
-  if (state_ == State::kSasl) return CountBad(SaslResponse(line));
   if (Waiting() || !queue_.empty()) {
     // The I/O layer stops reading while !CanAcceptLine(); past the bound it broke that
     // contract, and the only bounded answer is to hang up (no reply: it would be out of order).
@@ -166,6 +171,7 @@ Step Session::OnLine(std::string_view line) {
 }
 
 Step Session::Process(std::string_view line) {
+  if (state_ == State::kSasl) return CountBad(SaslResponse(line));
   const bool in_authorization = state_ == State::kAuthorization;
   Step step = Dispatch(line);
   return in_authorization ? CountBad(std::move(step)) : step;
@@ -214,21 +220,26 @@ Step Session::Drain(Step acc) {
   return acc;
 }
 
-Step Session::OnAuthResult(const absl::Status& status, Maildrop maildrop) {
+Step Session::OnAuthResult(const absl::Status& status, Maildrop maildrop, std::string server_signature) {
   if (state_ == State::kClosed) return {};
   if (state_ != State::kWaitAuth) std::abort();  // an answer nobody asked for: I/O layer bug
+  const bool scram = sasl_ == SaslStep::kScramFinal;
+  sasl_ = SaslStep::kNone;
   if (status.ok()) {
-    if (!ValidMaildrop(maildrop)) {
+    if (!ValidMaildrop(maildrop) || scram != !server_signature.empty()) {
       // Lease granted but the snapshot is unusable: hang up so the indexer releases it.
       return CloseWith(ErrorLine(absl::InternalError("malformed maildrop")));
     }
-    maildrop_ = std::move(maildrop);
-    deleted_.assign(maildrop_.count, false);
-    live_count_ = maildrop_.count;
-    live_octets_ = maildrop_.total_octets;
+    if (scram) {
+      // RFC 5034 §4: the server's final data goes out as a challenge; +OK follows the client's
+      // empty answer, which also proves the client accepted the server's signature.
+      scram_maildrop_ = std::move(maildrop);
+      sasl_ = SaslStep::kScramAck;
+      EnterState(State::kSasl);
+      return Drain(Reply("+ " + sasl::Base64Encode(sasl::ScramServerFinal(server_signature)) + "\r\n"));
+    }
     EnterState(State::kTransaction);
-    return Drain(Reply("+OK maildrop has " + Num(live_count_) + " messages (" +
-                       Num(live_octets_) + " octets)\r\n"));
+    return EnterTransaction(std::move(maildrop), {});
   }
   EnterState(State::kAuthorization);
   // An unknown user must look exactly like a wrong password.
@@ -240,6 +251,31 @@ Step Session::OnAuthResult(const absl::Status& status, Maildrop maildrop) {
   Step step = CountBad(Reply(error));
   if (state_ == State::kClosed) return step;
   return Drain(std::move(step));
+}
+
+Step Session::EnterTransaction(Maildrop maildrop, Step prefix) {
+  maildrop_ = std::move(maildrop);
+  deleted_.assign(maildrop_.count, false);
+  live_count_ = maildrop_.count;
+  live_octets_ = maildrop_.total_octets;
+  prefix.reply += "+OK maildrop has " + Num(live_count_) + " messages (" + Num(live_octets_) + " octets)\r\n";
+  return Drain(std::move(prefix));
+}
+
+Step Session::OnScramLookup(const absl::Status& status, std::string salt, uint32_t iterations,
+                            std::string server_nonce) {
+  if (state_ == State::kClosed) return {};
+  if (state_ != State::kWaitScram) std::abort();
+  if (!status.ok()) {
+    sasl_ = SaslStep::kNone;
+    EnterState(State::kAuthorization);
+    return Drain(CountBad(Reply(ErrorLine(status))));
+  }
+  scram_nonce_ = scram_client_nonce_ + server_nonce;
+  scram_server_first_ = sasl::ScramServerFirst(scram_nonce_, salt, iterations);
+  sasl_ = SaslStep::kScramFinal;
+  EnterState(State::kSasl);
+  return Drain(Reply("+ " + sasl::Base64Encode(scram_server_first_) + "\r\n"));
 }
 
 Step Session::OnRetrDone(const absl::Status& status) {
@@ -282,7 +318,9 @@ std::string Session::Capabilities() const {
     caps += "STLS\r\n";
   }
   if (options_.allow_plaintext) caps += "USER\r\n";
-  if (options_.allow_plaintext && state_ == State::kAuthorization) caps += "SASL PLAIN LOGIN\r\n";
+  if (state_ == State::kAuthorization) {
+    caps += options_.allow_plaintext ? "SASL SCRAM-SHA-256 PLAIN LOGIN\r\n" : "SASL SCRAM-SHA-256\r\n";
+  }
   caps += "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
   // Not before login: the implementation name is an information leak (RFC 2449 §6.9).
   if (state_ == State::kTransaction) caps += "IMPLEMENTATION Poplar\r\n";
@@ -309,7 +347,7 @@ Step Session::Pass(const Args& args) {
 
 Step Session::StartLogin(std::string user, std::string password) {
   EnterState(State::kWaitAuth);
-  return Step{"", AuthRequest{std::move(user), std::move(password)}};
+  return Step{"", AuthRequest{std::move(user), std::move(password), std::nullopt}};
 }
 
 // ---- AUTH (RFC 5034). PLAIN and LOGIN carry the password itself, so they follow the same
@@ -330,6 +368,7 @@ Step Session::Auth(const Args& args) {
   if (rest.empty()) {
     // A bare AUTH lists the mechanisms (RFC 1734 style; old Outlook sends it).
     std::string list = "+OK\r\n";
+    list += "SCRAM-SHA-256\r\n";
     if (options_.allow_plaintext) list += "PLAIN\r\nLOGIN\r\n";
     return Reply(list + ".\r\n");
   }
@@ -350,6 +389,14 @@ Step Session::SaslStart(std::string_view mechanism, std::optional<std::string_vi
   };
   const bool plain = is("PLAIN");
   const bool login = is("LOGIN");
+  if (is("SCRAM-SHA-256")) {
+    // Never reveals the password, so it is offered in the clear too.
+    user_.reset();
+    EnterState(State::kSasl);
+    sasl_ = SaslStep::kScramFirst;
+    if (initial) return SaslResponse(*initial);
+    return Reply("+ \r\n");
+  }
   if (!plain && !login) return Reply("-ERR Unrecognized authentication mechanism\r\n");
   if (!options_.allow_plaintext) return Reply(std::string(kPlaintextRefused));
   user_.reset();
@@ -365,6 +412,12 @@ Step Session::SaslStart(std::string_view mechanism, std::optional<std::string_vi
 }
 
 Step Session::SaslAbort(std::string reply) {
+  if (sasl_ == SaslStep::kScramAck) {
+    // The lease is held: the only clean way out is to hang up (the I/O layer then ends it).
+    sasl_ = SaslStep::kNone;
+    scram_maildrop_ = {};
+    return CloseWith(std::move(reply));
+  }
   sasl_ = SaslStep::kNone;
   sasl_user_.clear();
   EnterState(State::kAuthorization);
@@ -374,6 +427,14 @@ Step Session::SaslAbort(std::string reply) {
 Step Session::SaslResponse(std::string_view line) {
   if (line == "*") return SaslAbort("-ERR Authentication cancelled\r\n");
   if (line.size() > kMaxSaslLine) return SaslAbort("-ERR SASL response too long\r\n");
+  if (sasl_ == SaslStep::kScramAck) {
+    if (!line.empty()) return SaslAbort("-ERR Expected an empty response\r\n");
+    sasl_ = SaslStep::kNone;
+    EnterState(State::kTransaction);
+    Maildrop m = std::move(scram_maildrop_);
+    scram_maildrop_ = {};
+    return EnterTransaction(std::move(m), {});
+  }
   std::optional<std::string> decoded = sasl::Base64Decode(line);
   if (!decoded) return SaslAbort("-ERR Invalid base64 in SASL response\r\n");
   switch (sasl_) {
@@ -389,9 +450,40 @@ Step Session::SaslResponse(std::string_view line) {
       sasl_ = SaslStep::kNone;
       return StartLogin(std::move(user), std::move(*decoded));
     }
+    case SaslStep::kScramFirst: return ScramFirst(*decoded);
+    case SaslStep::kScramFinal: return ScramFinal(*decoded);
+    case SaslStep::kScramAck:
     case SaslStep::kNone: break;
   }
   std::abort();  // kSasl without a step: a bug in this file
+}
+
+Step Session::ScramFirst(std::string_view decoded) {
+  std::optional<sasl::ScramClientFirst> first = sasl::ParseScramClientFirst(decoded);
+  if (!first || first->user.size() > 255) return SaslAbort("-ERR Invalid SCRAM client-first message\r\n");
+  scram_gs2_ = std::move(first->gs2_header);
+  scram_client_first_bare_ = std::move(first->bare);
+  scram_client_nonce_ = std::move(first->nonce);
+  sasl_user_ = first->user;
+  EnterState(State::kWaitScram);
+  return Step{"", ScramLookup{std::move(first->user)}};
+}
+
+Step Session::ScramFinal(std::string_view decoded) {
+  std::optional<sasl::ScramClientFinal> final_msg = sasl::ParseScramClientFinal(decoded);
+  // The nonce must be ours and the channel-binding field must repeat the gs2 header (no
+  // channel binding is offered).
+  if (!final_msg || final_msg->nonce != scram_nonce_ || final_msg->channel_binding != scram_gs2_) {
+    return SaslAbort("-ERR [AUTH] Authentication failed\r\n");
+  }
+  AuthRequest request;
+  request.user = std::move(sasl_user_);
+  sasl_user_.clear();
+  request.scram = ScramProof{scram_client_first_bare_ + "," + scram_server_first_ + "," +
+                                 final_msg->without_proof,
+                             std::move(final_msg->proof)};
+  EnterState(State::kWaitAuth);  // sasl_ stays kScramFinal: OnAuthResult expects a signature
+  return Step{"", std::move(request)};
 }
 
 Step Session::SaslPlain(std::string_view decoded) {

@@ -51,6 +51,7 @@ enum class State : uint8_t {
   kWaitCommit,     // QUIT's deletions sent to the indexer (UPDATE); waiting for OnCommitResult
   kWaitTls,        // STLS answered; the I/O layer runs the TLS handshake, then OnTlsStarted
   kSasl,           // AUTH (RFC 5034) sent a "+ " challenge; the next line is the client's answer
+  kWaitScram,      // SCRAM client-first read; waiting for OnScramLookup (salt, iterations)
   kClosed,
 };
 std::string_view StateName(State s);
@@ -63,9 +64,21 @@ struct Maildrop {
   uint64_t total_octets = 0;        // sum of octets
 };
 
+// SCRAM-SHA-256: what the indexer needs to check a client proof against the stored verifier.
+struct ScramProof {
+  std::string auth_message;
+  std::string proof;  // raw bytes
+};
 struct AuthRequest {
   std::string user;
-  std::string password;  // secret: never log it
+  std::string password;              // secret: never log it (empty for SCRAM)
+  std::optional<ScramProof> scram;   // set instead of a password for AUTH SCRAM-SHA-256
+};
+// AUTH SCRAM-SHA-256: the I/O layer asks the indexer for the user's salt and iteration count
+// (fake but stable ones for unknown users) and makes a random server nonce, then calls
+// OnScramLookup.
+struct ScramLookup {
+  std::string user;
 };
 struct RetrRequest {
   uint32_t message_index = 0;            // 0-based
@@ -79,7 +92,8 @@ struct Close {};
 // STLS (RFC 2595): flush the reply in plaintext, discard every byte received after the STLS
 // line (the session already dropped its own queue), run the TLS handshake, then OnTlsStarted.
 struct StartTls {};
-using Action = std::variant<std::monostate, AuthRequest, RetrRequest, CommitRequest, Close, StartTls>;
+using Action =
+    std::variant<std::monostate, AuthRequest, RetrRequest, CommitRequest, Close, StartTls, ScramLookup>;
 
 struct Step {
   std::string reply;  // CRLF-terminated lines to send before performing `action`
@@ -110,7 +124,11 @@ class Session {
   static std::string Greeting();
 
   Step OnLine(std::string_view line);
-  Step OnAuthResult(const absl::Status& status, Maildrop maildrop);
+  // For SCRAM, `server_signature` (raw bytes, from the indexer) goes back to the client as the
+  // final challenge and "+OK" waits for its empty answer (RFC 5034: no success-with-data).
+  Step OnAuthResult(const absl::Status& status, Maildrop maildrop, std::string server_signature = "");
+  Step OnScramLookup(const absl::Status& status, std::string salt, uint32_t iterations,
+                     std::string server_nonce);
   Step OnRetrDone(const absl::Status& status);
   // The message could not be served at all (nothing of ok_line or the body was sent): the
   // client gets ErrorLine(status) and the session goes on.
@@ -145,7 +163,7 @@ class Session {
 
   void EnterState(State next);  // the only writer of state_
   bool Waiting() const;
-  Step Process(std::string_view line);
+  Step Process(std::string_view line);  // a command, or a SASL response in kSasl
   Step Dispatch(std::string_view line);
   Step Drain(Step acc);
   Step CountBad(Step step);  // bad-command cap in AUTHORIZATION
@@ -170,6 +188,9 @@ class Session {
   Step SaslStart(std::string_view mechanism, std::optional<std::string_view> initial);
   Step SaslResponse(std::string_view line);
   Step SaslPlain(std::string_view decoded);
+  Step ScramFirst(std::string_view decoded);
+  Step ScramFinal(std::string_view decoded);
+  Step EnterTransaction(Maildrop maildrop, Step prefix);
   Step SaslAbort(std::string reply);
   Step StartLogin(std::string user, std::string password);
   Step NotSupported(const Args& args);
@@ -179,9 +200,17 @@ class Session {
   int bad_commands_ = 0;
   int auth_failures_ = 0;
   std::optional<std::string> user_;  // from USER, until PASS or a failed login
-  enum class SaslStep : uint8_t { kNone, kPlain, kLoginUser, kLoginPassword };
+  enum class SaslStep : uint8_t { kNone, kPlain, kLoginUser, kLoginPassword, kScramFirst,
+                                  kScramFinal, kScramAck };
   SaslStep sasl_ = SaslStep::kNone;
-  std::string sasl_user_;  // AUTH LOGIN: the name, until the password comes
+  std::string sasl_user_;  // AUTH LOGIN / SCRAM: the name
+  // SCRAM between client-first and client-final.
+  std::string scram_gs2_;
+  std::string scram_client_first_bare_;
+  std::string scram_client_nonce_;
+  std::string scram_nonce_;         // client + server nonce
+  std::string scram_server_first_;
+  Maildrop scram_maildrop_;         // login succeeded; waiting for the client's empty answer
   Maildrop maildrop_;
   std::vector<bool> deleted_;  // per message, DELE marks
   uint32_t live_count_ = 0;    // STAT: messages not marked deleted

@@ -120,6 +120,8 @@ class Driver {
         if (i > 0) POPLAR_FUZZ_CHECK(c->deleted[i - 1] < c->deleted[i]);
       }
       POPLAR_FUZZ_CHECK(session_.state() == State::kWaitCommit);
+    } else if (std::holds_alternative<pop3::ScramLookup>(step.action)) {
+      POPLAR_FUZZ_CHECK(session_.state() == State::kWaitScram);
     } else if (std::holds_alternative<pop3::StartTls>(step.action)) {
       // Nothing pipelined may survive STLS (RFC 2595 §3).
       POPLAR_FUZZ_CHECK(session_.state() == State::kWaitTls);
@@ -136,8 +138,12 @@ class Driver {
     const pop3::Action action = std::move(*pending_);
     pending_.reset();
     const absl::Status status = PickStatus(control_->Byte());
-    if (std::holds_alternative<pop3::AuthRequest>(action)) {
-      Handle(session_.OnAuthResult(status, FakeMaildrop()));
+    if (const auto* auth = std::get_if<pop3::AuthRequest>(&action)) {
+      // A SCRAM login that succeeds comes with the server signature; others without.
+      Handle(session_.OnAuthResult(status, FakeMaildrop(),
+                                   auth->scram && status.ok() ? std::string(32, 's') : std::string()));
+    } else if (std::holds_alternative<pop3::ScramLookup>(action)) {
+      Handle(session_.OnScramLookup(status, "salt", 4096, "servernonce"));
     } else if (std::holds_alternative<pop3::RetrRequest>(action)) {
       // The I/O layer either refuses the message before its +OK (file changed) or streams it.
       if (control_->Byte() % 2 == 0) {

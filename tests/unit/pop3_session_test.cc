@@ -8,13 +8,15 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/sasl/base64.h"
+#include "common/sasl/scram.h"
 #include "gtest/gtest.h"
 
 namespace poplar::pop3 {
 namespace {
 
 // Action kinds, as variant indexes.
-enum Kind : size_t { kNone = 0, kAuth = 1, kRetr = 2, kCommit = 3, kClose = 4, kTls = 5 };
+enum Kind : size_t { kNone = 0, kAuth = 1, kRetr = 2, kCommit = 3, kClose = 4, kTls = 5, kScram = 6 };
 
 Maildrop FakeMaildrop() {
   Maildrop m;
@@ -71,6 +73,11 @@ Session InState(State state) {
       s.OnLine("QUIT");
       return s;
     }
+    case State::kWaitScram: {
+      Session s(Plaintext());
+      s.OnLine("AUTH SCRAM-SHA-256 biwsbj1ib2Iscj1jbGllbnRub25jZQ==");  // n,,n=bob,r=clientnonce
+      return s;
+    }
     case State::kSasl: {
       Session s(Plaintext());
       s.OnLine("AUTH PLAIN");
@@ -109,7 +116,7 @@ struct CommandCase {
 };
 
 const std::string kCapaAuth =
-    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nSASL PLAIN LOGIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nSASL SCRAM-SHA-256 PLAIN LOGIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
     "PIPELINING\r\n.\r\n";
 const std::string kCapaTrans =
     "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
@@ -122,7 +129,7 @@ std::vector<CommandCase> CommandTable() {
       {"USER bob", {"+OK\r\n", kNone, A}, {ws, kNone, T}},
       {"PASS x", {"-ERR USER first\r\n", kNone, A}, {ws, kNone, T}},
       {"APOP bob 0123456789abcdef", {std::string(kNotSupported), kNone, A}, {ws, kNone, T}},
-      {"AUTH", {"+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n", kNone, A}, {ws, kNone, T}},
+      {"AUTH", {"+OK\r\nSCRAM-SHA-256\r\nPLAIN\r\nLOGIN\r\n.\r\n", kNone, A}, {ws, kNone, T}},
       {"AUTH PLAIN AGJvYgBwdw==", {"", kAuth, State::kWaitAuth}, {ws, kNone, T}},
       {"AUTH X-UNKNOWN", {"-ERR Unrecognized authentication mechanism\r\n", kNone, A}, {ws, kNone, T}},
       {"STLS", {"-ERR STLS not available on this server\r\n", kNone, A}, {ws, kNone, T}},
@@ -699,8 +706,9 @@ TEST(SessionTest, SaslPlainAndLogin) {
 TEST(SessionTest, SaslFollowsThePlaintextPolicyAndAllowsLongResponses) {
   Session refused{Session::Options{}};
   EXPECT_EQ(refused.OnLine("AUTH PLAIN AGJvYgBwdw==").reply.rfind("-ERR [AUTH] Plaintext", 0), 0u);
-  EXPECT_EQ(refused.OnLine("AUTH").reply, "+OK\r\n.\r\n");  // nothing offered
-  EXPECT_EQ(refused.OnLine("CAPA").reply.find("SASL"), std::string::npos);
+  // Only SCRAM, which never shows the password, is offered in the clear.
+  EXPECT_EQ(refused.OnLine("AUTH").reply, "+OK\r\nSCRAM-SHA-256\r\n.\r\n");
+  EXPECT_NE(refused.OnLine("CAPA").reply.find("SASL SCRAM-SHA-256\r\n"), std::string::npos);
   Session s(Plaintext());
   EXPECT_EQ(s.MaxLineLength(), 255u);
   EXPECT_EQ(s.OnLine("AUTH PLAIN").reply, "+ \r\n");
@@ -711,6 +719,114 @@ TEST(SessionTest, SaslFollowsThePlaintextPolicyAndAllowsLongResponses) {
   EXPECT_EQ(s.OnAuthResult(absl::UnauthenticatedError("x"), {}).reply, "-ERR [AUTH] Authentication failed\r\n");
   EXPECT_EQ(s.state(), State::kAuthorization);
   EXPECT_EQ(s.MaxLineLength(), 255u);
+}
+
+// A SCRAM-SHA-256 client written from RFC 5802 against the session (the indexer's part, the
+// proof check, is played by the test with the same arithmetic).
+TEST(SessionTest, ScramSha256FullExchange) {
+  const std::string salt = "0123456789abcdef";
+  const sasl::ScramVerifier v = sasl::MakeScramVerifier("pencil", salt, 4096);
+  for (bool initial_response : {true, false}) {
+    SCOPED_TRACE(initial_response);
+    Session s{Session::Options{}};  // no plaintext allowed: SCRAM still is
+    const std::string client_first_bare = "n=user,r=rOprNGfwEbeRWgbNEkqO";
+    const std::string client_first = "n,," + client_first_bare;
+    Step step;
+    if (initial_response) {
+      step = s.OnLine("AUTH SCRAM-SHA-256 " + sasl::Base64Encode(client_first));
+    } else {
+      EXPECT_EQ(s.OnLine("AUTH SCRAM-SHA-256").reply, "+ \r\n");
+      step = s.OnLine(sasl::Base64Encode(client_first));
+    }
+    ASSERT_EQ(step.action.index(), kScram);
+    EXPECT_EQ(std::get<ScramLookup>(step.action).user, "user");
+    EXPECT_EQ(s.state(), State::kWaitScram);
+    step = s.OnScramLookup(absl::OkStatus(), salt, 4096, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+    ASSERT_EQ(step.reply.rfind("+ ", 0), 0u);
+    const std::string server_first =
+        *sasl::Base64Decode(step.reply.substr(2, step.reply.size() - 4));
+    EXPECT_EQ(server_first, "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=" +
+                                sasl::Base64Encode(salt) + ",i=4096");
+    // Client: proof from the password.
+    const std::string without_proof = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+    const std::string auth_message = client_first_bare + "," + server_first + "," + without_proof;
+    const std::string salted = sasl::SaltedPassword("pencil", salt, 4096);
+    const std::string client_key = sasl::HmacSha256(salted, "Client Key");
+    const std::string proof = sasl::ClientProof(client_key, sasl::Sha256Bytes(client_key), auth_message);
+    step = s.OnLine(sasl::Base64Encode(without_proof + ",p=" + sasl::Base64Encode(proof)));
+    ASSERT_EQ(step.action.index(), kAuth);
+    const AuthRequest& req = std::get<AuthRequest>(step.action);
+    ASSERT_TRUE(req.scram.has_value());
+    EXPECT_EQ(req.user, "user");
+    EXPECT_TRUE(req.password.empty());
+    EXPECT_EQ(req.scram->auth_message, auth_message);
+    // The indexer's side: it verifies and signs.
+    EXPECT_TRUE(sasl::VerifyClientProof(v, req.scram->auth_message, req.scram->proof));
+    const std::string signature = sasl::ServerSignature(v.server_key, auth_message);
+    step = s.OnAuthResult(absl::OkStatus(), FakeMaildrop(), signature);
+    EXPECT_EQ(step.reply, "+ " + sasl::Base64Encode("v=" + sasl::Base64Encode(signature)) + "\r\n");
+    EXPECT_EQ(s.state(), State::kSasl);
+    step = s.OnLine("");
+    EXPECT_EQ(step.reply, "+OK maildrop has 3 messages (600 octets)\r\n");
+    EXPECT_EQ(s.state(), State::kTransaction);
+  }
+}
+
+TEST(SessionTest, ScramErrors) {
+  const std::string first = sasl::Base64Encode("n,,n=bob,r=abc");
+  auto to_final = [&](Session& s) {
+    s.OnLine("AUTH SCRAM-SHA-256 " + first);
+    return s.OnScramLookup(absl::OkStatus(), "salt", 4096, "xyz");
+  };
+  {  // channel binding requested, or an authzid: refused
+    Session s;
+    EXPECT_EQ(s.OnLine("AUTH SCRAM-SHA-256 " + sasl::Base64Encode("p=tls-unique,,n=bob,r=abc")).reply,
+              "-ERR Invalid SCRAM client-first message\r\n");
+    EXPECT_EQ(s.OnLine("AUTH SCRAM-SHA-256 " + sasl::Base64Encode("n,a=eve,n=bob,r=abc")).reply,
+              "-ERR Invalid SCRAM client-first message\r\n");
+    EXPECT_EQ(s.state(), State::kAuthorization);
+  }
+  {  // the indexer cannot be asked: [SYS/TEMP], back to AUTHORIZATION
+    Session s;
+    s.OnLine("AUTH SCRAM-SHA-256 " + first);
+    EXPECT_EQ(s.OnScramLookup(absl::UnavailableError("down"), "", 0, "").reply.rfind("-ERR [SYS/TEMP]", 0), 0u);
+    EXPECT_EQ(s.state(), State::kAuthorization);
+  }
+  {  // a nonce that is not ours
+    Session s;
+    to_final(s);
+    EXPECT_EQ(s.OnLine(sasl::Base64Encode("c=biws,r=abcXXX,p=" + sasl::Base64Encode("proof"))).reply,
+              "-ERR [AUTH] Authentication failed\r\n");
+  }
+  {  // a wrong channel-binding field
+    Session s;
+    to_final(s);
+    EXPECT_EQ(s.OnLine(sasl::Base64Encode("c=eSws,r=abcxyz,p=" + sasl::Base64Encode("proof"))).reply,
+              "-ERR [AUTH] Authentication failed\r\n");
+  }
+  {  // wrong proof: the indexer says UNAUTHENTICATED
+    Session s;
+    to_final(s);
+    const Step step = s.OnLine(sasl::Base64Encode("c=biws,r=abcxyz,p=" + sasl::Base64Encode("proof")));
+    ASSERT_EQ(step.action.index(), kAuth);
+    EXPECT_EQ(s.OnAuthResult(absl::UnauthenticatedError("no"), {}).reply, "-ERR [AUTH] Authentication failed\r\n");
+    EXPECT_EQ(s.state(), State::kAuthorization);
+  }
+  {  // the client refuses the server's signature: hang up (the lease is held)
+    Session s;
+    to_final(s);
+    s.OnLine(sasl::Base64Encode("c=biws,r=abcxyz,p=" + sasl::Base64Encode("proof")));
+    s.OnAuthResult(absl::OkStatus(), FakeMaildrop(), std::string(32, 's'));
+    const Step step = s.OnLine("*");
+    EXPECT_EQ(step.action.index(), kClose);
+    EXPECT_EQ(s.state(), State::kClosed);
+  }
+  {  // a success without a signature would skip the server's proof: refused
+    Session s;
+    to_final(s);
+    s.OnLine(sasl::Base64Encode("c=biws,r=abcxyz,p=" + sasl::Base64Encode("proof")));
+    EXPECT_EQ(s.OnAuthResult(absl::OkStatus(), FakeMaildrop()).action.index(), kClose);
+  }
 }
 
 TEST(SessionTest, EmptyMaildrop) {

@@ -240,6 +240,14 @@ void Connection::UpdateInterest() {
   // to let other connections run) must be woken again: the socket is writable, so EPOLLOUT
   // fires at once. Without it nothing ever resumes the stream and the client waits forever.
   if (pending_output() > 0 || stream_) want |= EPOLLOUT;
+  // The same for complete lines already read but not yet run: ProcessInput stopped at the
+  // output high-water mark, Flush then drained everything, and with kMaxInput buffered no
+  // EPOLLIN is wanted either, so nothing would ever run them (a pipelining client that reads
+  // its answers slowly hung for good with its commands unanswered).
+  if (!close_after_flush_ && !tls_pending_ && session_.CanAcceptLine() &&
+      in_.find('\n') != std::string::npos) {
+    want |= EPOLLOUT;
+  }
   if (want == interest_) return;
   interest_ = want;
   if (!host_->loop().Modify(fd_.get(), want, this).ok()) CloseNow("epoll error");

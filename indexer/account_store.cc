@@ -179,6 +179,9 @@ absl::Status AccountStore::Init() {
   if (!keys.ok()) return keys.status();
   dummy_ = sasl::ScramVerifier{*salt, scram_iterations_, keys->substr(0, sasl::kSha256Bytes),
                                keys->substr(sasl::kSha256Bytes)};
+  absl::StatusOr<std::string> fake_key = RandomBytes(sasl::kSha256Bytes);
+  if (!fake_key.ok()) return fake_key.status();
+  fake_salt_key_ = *fake_key;
 
   auto tx = sql::Transaction::Begin(db_);
   if (!tx.ok()) return tx.status();
@@ -351,6 +354,36 @@ absl::StatusOr<AccountRecord> AccountStore::VerifyLogin(LoginLookup lookup,
   if (!match.ok()) return match.status();
   if (!real || !*match) return AuthFailed();
   return std::move(*lookup.found);
+}
+
+AccountStore::ScramChallenge AccountStore::ScramChallengeFor(const LoginLookup& lookup,
+                                                            std::string_view user) const {
+  if (lookup.found && lookup.name_ok && lookup.found->credential_kind == CredentialKind::kScramSha256) {
+    if (std::optional<sasl::ScramVerifier> v = sasl::ParseScramVerifier(lookup.found->credential)) {
+      return {v->salt, v->iterations};
+    }
+  }
+  // No verifier to offer (unknown name, or a crypt hash, which SCRAM cannot use): a salt that
+  // is stable per name for this store's life, so a prober sees the same answer twice, and the
+  // default count. The proof then fails like a wrong password.
+  return {sasl::HmacSha256(fake_salt_key_, user).substr(0, sasl::kScramSaltBytes), scram_iterations_};
+}
+
+absl::StatusOr<AccountStore::ScramLogin> AccountStore::VerifyScram(LoginLookup lookup,
+                                                                   std::string_view auth_message,
+                                                                   std::string_view proof) const {
+  std::optional<sasl::ScramVerifier> v;
+  if (lookup.found && lookup.name_ok && lookup.found->credential_kind == CredentialKind::kScramSha256) {
+    v = sasl::ParseScramVerifier(lookup.found->credential);
+  }
+  // The dummy stands in for a missing verifier so both paths do the same (cheap) work.
+  const bool ok = sasl::VerifyClientProof(v ? *v : dummy_, auth_message, proof) && v.has_value();
+  if (!lookup.read_status.ok()) return lookup.read_status;
+  if (!ok) return AuthFailed();
+  ScramLogin out;
+  out.server_signature = sasl::ServerSignature(v->server_key, auth_message);
+  out.account = std::move(*lookup.found);
+  return out;
 }
 
 absl::StatusOr<AccountRecord> AccountStore::CheckPassword(std::string_view user,

@@ -108,6 +108,23 @@ class AccountStore {
   // Pure CPU on its argument and immutable state: safe to call without the database's lock.
   absl::StatusOr<AccountRecord> VerifyLogin(LoginLookup lookup, std::string_view password) const;
 
+  // SASL SCRAM-SHA-256 (RFC 5802/7677). The challenge: the stored verifier's salt and count, or,
+  // for an unknown name or a crypt-hash account, a fake salt stable per name and the default
+  // count, so the challenge does not reveal whether the account exists.
+  struct ScramChallenge {
+    std::string salt;
+    uint32_t iterations = 0;
+  };
+  ScramChallenge ScramChallengeFor(const LoginLookup& lookup, std::string_view user) const;
+  // The client's proof checked against the stored verifier (constant-time); the server
+  // signature for the client. Unauthenticated like a wrong password otherwise. No lock needed.
+  struct ScramLogin {
+    AccountRecord account;
+    std::string server_signature;
+  };
+  absl::StatusOr<ScramLogin> VerifyScram(LoginLookup lookup, std::string_view auth_message,
+                                         std::string_view proof) const;
+
  private:
   absl::StatusOr<std::string> MakeCredential(const NewCredential& credential,
                                              CredentialKind* kind) const;
@@ -115,6 +132,7 @@ class AccountStore {
   sql::Db* db_;
   uint32_t scram_iterations_;
   sasl::ScramVerifier dummy_;  // random salt and keys: matches no password
+  std::string fake_salt_key_;  // HMAC key for the fake SCRAM salts of unknown names
   bool initialized_ = false;   // Init() succeeded; Add/SetPassword/CheckPassword need it
 };
 

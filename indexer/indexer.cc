@@ -254,11 +254,38 @@ absl::StatusOr<std::string> Indexer::Authenticate(const std::string& user,
   return r->user;
 }
 
+absl::StatusOr<v1::ScramLookupReply> Indexer::ScramLookup(const std::string& user) {
+  absl::StatusOr<AccountStore::LoginLookup> lookup;
+  {
+    absl::MutexLock lock(&mu_);
+    lookup = accounts_->LookupLogin(user);
+  }
+  if (!lookup.ok()) return lookup.status();
+  const AccountStore::ScramChallenge c = accounts_->ScramChallengeFor(*lookup, user);
+  v1::ScramLookupReply reply;
+  reply.set_salt(c.salt);
+  reply.set_iterations(c.iterations);
+  return reply;
+}
+
 absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& request,
                                                      std::function<void()> on_revoke) {
   std::string mailbox;
   std::string user = request.user();
-  if (!request.password().empty()) {
+  std::string scram_signature;
+  if (request.has_scram()) {
+    absl::StatusOr<AccountStore::LoginLookup> lookup;
+    {
+      absl::MutexLock lock(&mu_);
+      lookup = accounts_->LookupLogin(user);
+    }
+    if (!lookup.ok()) return lookup.status();
+    absl::StatusOr<AccountStore::ScramLogin> login =
+        accounts_->VerifyScram(std::move(*lookup), request.scram().auth_message(), request.scram().client_proof());
+    if (!login.ok()) return login.status();
+    user = login->account.user;
+    scram_signature = std::move(login->server_signature);
+  } else if (!request.password().empty()) {
     absl::StatusOr<std::string> canonical = Authenticate(request.user(), request.password());
     if (!canonical.ok()) return canonical.status();
     user = *canonical;
@@ -297,6 +324,7 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
   out.lease = *lease;
   if (*cached) out.snapshot = **cached;
   out.snapshot.set_session_id(lease->session_id);
+  if (!scram_signature.empty()) out.snapshot.set_scram_server_signature(scram_signature);
   out.snapshot.set_mailbox_path(mailbox);
   sessions_[lease->session_id] = SessionState{mailbox, *cached};
   return out;

@@ -47,6 +47,7 @@ class Indexer {
 
   // ---- maildrop service ----
   absl::StatusOr<std::string> Authenticate(const std::string& user, const std::string& password);
+  absl::StatusOr<v1::ScramLookupReply> ScramLookup(const std::string& user);
   struct Opened {
     LeaseInfo lease;
     v1::Snapshot snapshot;

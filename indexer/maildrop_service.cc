@@ -120,6 +120,16 @@ grpc::ServerUnaryReactor* MaildropService::Authenticate(grpc::CallbackServerCont
   return reactor;
 }
 
+grpc::ServerUnaryReactor* MaildropService::ScramLookup(grpc::CallbackServerContext* ctx,
+                                                       const v1::ScramLookupRequest* request,
+                                                       v1::ScramLookupReply* reply) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<v1::ScramLookupReply> r = indexer_->ScramLookup(request->user());
+  if (r.ok()) *reply = std::move(*r);
+  reactor->Finish(ToGrpcStatus(r.status()));
+  return reactor;
+}
+
 grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionEvent>* MaildropService::Session(
     grpc::CallbackServerContext* ctx) {
   return new SessionReactor(indexer_, ctx);

@@ -18,6 +18,9 @@ class MaildropService final : public v1::Maildrop::CallbackService {
                                          v1::AuthenticateReply* reply) override;
   grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionEvent>* Session(
       grpc::CallbackServerContext* ctx) override;
+  grpc::ServerUnaryReactor* ScramLookup(grpc::CallbackServerContext* ctx,
+                                        const v1::ScramLookupRequest* request,
+                                        v1::ScramLookupReply* reply) override;
 
  private:
   Indexer* indexer_;

@@ -9,7 +9,10 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include <openssl/rand.h>
+
 #include "common/pop3/command.h"
+#include "common/sasl/base64.h"
 #include "common/util/strings.h"
 #include "popd/log.h"
 
@@ -175,6 +178,8 @@ void Connection::Handle(pop3::Step step) {
     close_after_flush_ = true;
   } else if (std::holds_alternative<pop3::StartTls>(step.action)) {
     tls_pending_ = true;
+  } else if (auto* scram = std::get_if<pop3::ScramLookup>(&step.action)) {
+    StartScramLookup(*scram);
   }
 }
 
@@ -302,9 +307,41 @@ void Connection::StartLogin(pop3::AuthRequest request) {
   handlers.on_lost = [deliver](absl::Status why) {
     deliver([why](Connection& c) { c.OnLeaseLost(why); });
   };
-  session_call_ = host_->indexer().OpenSession(request.user, request.password, peer_.ToString(),
+  v1::ScramProof scram;
+  if (request.scram) {
+    scram.set_auth_message(request.scram->auth_message);
+    scram.set_client_proof(request.scram->proof);
+  }
+  session_call_ = host_->indexer().OpenSession(request.user, request.password,
+                                               request.scram ? &scram : nullptr, peer_.ToString(),
                                                settings_->front_end_name, std::move(handlers));
   std::fill(request.password.begin(), request.password.end(), '\0');
+}
+
+void Connection::StartScramLookup(const pop3::ScramLookup& request) {
+  // The server nonce: 18 random bytes, base64 (printable, no comma, as RFC 5802 wants).
+  unsigned char nonce[18];
+  if (RAND_bytes(nonce, sizeof nonce) != 1) {
+    Handle(session_.OnScramLookup(absl::InternalError("no randomness"), "", 0, ""));
+    return;
+  }
+  std::string server_nonce = sasl::Base64Encode(std::string_view(reinterpret_cast<char*>(nonce), sizeof nonce));
+  auto deliver = Deliverer();
+  host_->indexer().ScramLookup(
+      request.user, peer_.ToString(), std::chrono::system_clock::now() + settings_->login_timeout,
+      [deliver, server_nonce](absl::StatusOr<v1::ScramLookupReply> reply) {
+        auto shared = std::make_shared<absl::StatusOr<v1::ScramLookupReply>>(std::move(reply));
+        deliver([shared, server_nonce](Connection& c) {
+          if (c.session_.state() != pop3::State::kWaitScram) return;
+          if (shared->ok()) {
+            c.Handle(c.session_.OnScramLookup(absl::OkStatus(), (*shared)->salt(), (*shared)->iterations(),
+                                              server_nonce));
+          } else {
+            c.Handle(c.session_.OnScramLookup(shared->status(), "", 0, ""));
+          }
+          c.Pump();
+        });
+      });
 }
 
 void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
@@ -347,7 +384,7 @@ void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
   file_ = std::move(opened);
   login_deadline_.reset();
   pop3::Maildrop maildrop = std::move(view_->maildrop);
-  Handle(session_.OnAuthResult(absl::OkStatus(), std::move(maildrop)));
+  Handle(session_.OnAuthResult(absl::OkStatus(), std::move(maildrop), snapshot->scram_server_signature()));
   Pump();
 }
 

@@ -79,6 +79,7 @@ class Connection final : public EventLoop::Handler {
   void Pump();  // process input, stream, flush, re-arm epoll, close if finished
 
   void StartLogin(pop3::AuthRequest request);
+  void StartScramLookup(const pop3::ScramLookup& request);
   void OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot);
   void FinishLogin(const absl::Status& status);
   void FailLoginLater();  // failed or refused: answer after the delay

@@ -25,8 +25,32 @@ IndexerClient::IndexerClient(const Options& options) {
   stub_ = v1::Maildrop::NewStub(channel_);
 }
 
+void IndexerClient::ScramLookup(const std::string& user, const std::string& client_address,
+                                std::chrono::system_clock::time_point deadline, ScramDone done) {
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::ScramLookupRequest request;
+    v1::ScramLookupReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  call->request.set_user(user);
+  call->request.set_client_address(client_address);
+  call->ctx.set_deadline(deadline);
+  // The lambda's copy of `call` keeps context, request and reply alive until gRPC is done. A
+  // closed connection does not cancel it: the call is short and bounded by its deadline.
+  stub_->async()->ScramLookup(&call->ctx, &call->request, &call->reply,
+                              [call, done = std::move(done)](grpc::Status status) {
+                                if (!status.ok()) {
+                                  done(FromGrpc(status));
+                                } else {
+                                  done(std::move(call->reply));
+                                }
+                              });
+}
+
 std::shared_ptr<SessionCall> IndexerClient::OpenSession(const std::string& user,
                                                         const std::string& password,
+                                                        const v1::ScramProof* scram,
                                                         const std::string& client_address,
                                                         const std::string& front_end,
                                                         SessionCall::Handlers handlers) {
@@ -36,6 +60,7 @@ std::shared_ptr<SessionCall> IndexerClient::OpenSession(const std::string& user,
   v1::OpenSession* open = call->open_.mutable_open();
   open->set_user(user);
   open->set_password(password);
+  if (scram != nullptr) *open->mutable_scram() = *scram;
   open->set_client_address(client_address);
   open->set_front_end(front_end);
   stub_->async()->Session(&call->ctx_, call.get());

@@ -80,11 +80,17 @@ class IndexerClient {
   };
   explicit IndexerClient(const Options& options);
 
-  // `password` non-empty: USER/PASS checked by the indexer in the same round trip (an
-  // UNAUTHENTICATED status then comes through on_snapshot).
+  // `password` non-empty (USER/PASS, PLAIN, LOGIN) or `scram` set: the indexer checks the
+  // credentials in the same round trip (an UNAUTHENTICATED status then comes through
+  // on_snapshot; a SCRAM snapshot carries the server signature).
   std::shared_ptr<SessionCall> OpenSession(const std::string& user, const std::string& password,
-                                           const std::string& client_address,
+                                           const v1::ScramProof* scram, const std::string& client_address,
                                            const std::string& front_end, SessionCall::Handlers handlers);
+
+  // SCRAM's first step; `done` runs on a gRPC thread. `deadline` bounds the call.
+  using ScramDone = std::function<void(absl::StatusOr<v1::ScramLookupReply>)>;
+  void ScramLookup(const std::string& user, const std::string& client_address,
+                   std::chrono::system_clock::time_point deadline, ScramDone done);
 
  private:
   std::shared_ptr<grpc::Channel> channel_;

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "common/mbox/scanner.h"
 #include "common/mbox/uidl.h"
+#include "common/sasl/scram.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "indexer/daemon.h"
@@ -234,6 +235,63 @@ TEST_F(IndexerServiceTest, OpenSessionWithAPasswordAuthenticatesFirst) {
   Open again = OpenSession("alice", "correct horse");
   EXPECT_TRUE(again.got_snapshot);
   EXPECT_TRUE(Close(again).ok());
+}
+
+TEST_F(IndexerServiceTest, ScramLookupThenProofInOpenSession) {
+  auto lookup = [&](const std::string& user) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(10));
+    v1::ScramLookupRequest req;
+    req.set_user(user);
+    v1::ScramLookupReply reply;
+    EXPECT_TRUE(maildrop_->ScramLookup(&ctx, req, &reply).ok());
+    return reply;
+  };
+  const v1::ScramLookupReply alice = lookup("alice");
+  ASSERT_GE(alice.iterations(), 4096u);
+  ASSERT_FALSE(alice.salt().empty());
+  // An unknown name gets a challenge of the same shape, the same one each time.
+  const v1::ScramLookupReply ghost = lookup("ghost");
+  EXPECT_EQ(ghost.iterations(), alice.iterations());
+  EXPECT_EQ(ghost.salt().size(), alice.salt().size());
+  EXPECT_EQ(lookup("ghost").salt(), ghost.salt());
+  EXPECT_NE(lookup("ghost2").salt(), ghost.salt());
+
+  const std::string auth_message = "n=alice,r=abc,r=abcdef,s=c2FsdA==,i=4096,c=biws,r=abcdef";
+  auto open_with = [&](const std::string& user, const std::string& password) {
+    const std::string salted = sasl::SaltedPassword(password, alice.salt(), alice.iterations());
+    const std::string client_key = sasl::HmacSha256(salted, "Client Key");
+    Open o;
+    o.ctx = std::make_unique<grpc::ClientContext>();
+    o.ctx->set_deadline(In(30));
+    o.stream = maildrop_->Session(o.ctx.get());
+    v1::SessionRequest req;
+    req.mutable_open()->set_user(user);
+    req.mutable_open()->mutable_scram()->set_auth_message(auth_message);
+    req.mutable_open()->mutable_scram()->set_client_proof(
+        sasl::ClientProof(client_key, sasl::Sha256Bytes(client_key), auth_message));
+    EXPECT_TRUE(o.stream->Write(req));
+    o.got_snapshot = o.stream->Read(&o.first) && o.first.has_snapshot();
+    return std::make_pair(std::move(o), salted);
+  };
+  {
+    auto [o, salted] = open_with("alice", "correct horse");
+    ASSERT_TRUE(o.got_snapshot);
+    const std::string server_key = sasl::HmacSha256(salted, "Server Key");
+    EXPECT_EQ(o.first.snapshot().scram_server_signature(), sasl::ServerSignature(server_key, auth_message));
+    EXPECT_TRUE(Close(o).ok());
+  }
+  for (const auto& [user, password] : std::vector<std::pair<std::string, std::string>>{
+           {"alice", "wrong"}, {"ghost", "correct horse"}}) {
+    auto [o, salted] = open_with(user, password);
+    EXPECT_FALSE(o.got_snapshot) << user;
+    EXPECT_EQ(o.stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED) << user;
+  }
+  // A USER/PASS login's snapshot carries no signature.
+  Open plain = OpenSession("alice", "correct horse");
+  ASSERT_TRUE(plain.got_snapshot);
+  EXPECT_TRUE(plain.first.snapshot().scram_server_signature().empty());
+  EXPECT_TRUE(Close(plain).ok());
 }
 
 TEST_F(IndexerServiceTest, LeaseEndsWithTheCommitResult) {

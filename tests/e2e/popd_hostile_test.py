@@ -366,6 +366,13 @@ def odd_commands(c, env):
     r.close()
 
 
+def uidls_of(env):
+    p = h.login(env.popd.port, "vic", "vic-pw")
+    lines = p.uidl()[1]
+    p.quit()
+    return lines
+
+
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -397,6 +404,46 @@ def slow_reader(c, env):
         ok = ok and r.line() == b"+OK %d octets" % len(want) and r.multi() == h.stuffed(want)
     c.check("... then the client reads: all 10 bodies complete and byte-exact, QUIT +OK",
             ok and r.line().startswith(b"+OK"))
+    r.close()
+    # A flood of small commands whose answers are not read: up to 32 MB of "UIDL" (about
+    # 600 MB of answers, more than any socket buffers hold). popd must stop reading at its
+    # output high-water mark (backpressure), so the client's sends stall and popd's memory
+    # stays flat; then, once the client reads, every command it managed to send is answered.
+    one = b"+OK\r\n" + b"".join(l + b"\r\n" for l in uidls_of(env)) + b".\r\n"
+    r = logged_in_raw(env)
+    before = rss_kb(env.popd.proc.pid)
+    flood = b"UIDL\r\n" * (32 * 1024 * 1024 // 6)
+    r.sock.setblocking(False)
+    sent, deadline = 0, time.monotonic() + 3
+    while sent < len(flood) and time.monotonic() < deadline:
+        try:
+            sent += r.sock.send(flood[sent:sent + 65536])
+        except BlockingIOError:
+            time.sleep(0.01)  # the server stopped reading: what is under test
+    grown = rss_kb(env.popd.proc.pid) - before
+    c.check(f"32 MB of pipelined UIDL, answers unread: the client could send only "
+            f"{sent // 1024} KB before popd stopped reading, popd grew by {grown} KB (< 16 MB)",
+            sent < len(flood) and grown < 16 * 1024)
+    want_answers = sent // 6
+    r.sock.setblocking(True)
+    r.sock.settimeout(10)
+    got, tail, ok = 0, b"", True
+    try:
+        while got < want_answers:
+            chunk = r.sock.recv(1 << 20)
+            if not chunk:
+                break
+            data = tail + chunk
+            n = len(data) // len(one)
+            if data[:n * len(one)] != one * n:
+                ok = False
+                break
+            got += n
+            tail = data[n * len(one):]
+    except socket.timeout:
+        pass
+    c.check(f"... then the client reads: all {want_answers} UIDL answers arrive, each exact "
+            f"(got {got})", ok and got == want_answers and tail == b"")
     r.close()
 
 

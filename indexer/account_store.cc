@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/sasl/challenge.h"
+#include "common/sasl/scram.h"
 #include "common/sasl/user_name.h"
 #include "common/util/strings.h"
 
@@ -384,6 +386,40 @@ absl::StatusOr<AccountStore::ScramLogin> AccountStore::VerifyScram(LoginLookup l
   out.server_signature = sasl::ServerSignature(v->server_key, auth_message);
   out.account = std::move(*lookup.found);
   return out;
+}
+
+absl::StatusOr<AccountRecord> AccountStore::VerifyChallengeDigest(LoginLookup lookup, DigestKind kind,
+                                                                  std::string_view challenge,
+                                                                  std::string_view digest) const {
+  const bool real = lookup.found && lookup.name_ok && lookup.found->apop_secret.has_value();
+  const std::string secret = real ? *lookup.found->apop_secret : std::string(16, 'x');
+  const std::string expected = kind == DigestKind::kApop ? sasl::ApopDigest(challenge, secret)
+                                                         : sasl::CramMd5Digest(challenge, secret);
+  const bool match = sasl::ConstantTimeEquals(expected, digest);
+  if (!lookup.read_status.ok()) return lookup.read_status;
+  if (!real || !match) return AuthFailed();
+  return std::move(*lookup.found);
+}
+
+absl::Status AccountStore::SetApopSecret(std::string_view user, std::string_view secret) {
+  if (!initialized_) return NotInitialized();
+  if (secret.size() > 255 || secret.find('\0') != std::string_view::npos) {
+    return absl::InvalidArgumentError("an APOP secret is 1..255 octets without NUL");
+  }
+  if (!sasl::IsValidUserName(user)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid user name '", Absl(user), "'"));
+  }
+  auto s = db_->Prepare("UPDATE accounts SET apop_secret=? WHERE user=?");
+  if (!s.ok()) return s.status();
+  if (secret.empty()) {
+    s->BindNull(1);
+  } else {
+    s->BindBlob(1, secret);
+  }
+  s->Bind(2, user);
+  if (absl::Status r = s->Run(); !r.ok()) return r;
+  if (db_->changes() == 0) return absl::NotFoundError(absl::StrCat("no account '", Absl(user), "'"));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<AccountRecord> AccountStore::CheckPassword(std::string_view user,

@@ -124,6 +124,14 @@ class AccountStore {
   };
   absl::StatusOr<ScramLogin> VerifyScram(LoginLookup lookup, std::string_view auth_message,
                                          std::string_view proof) const;
+  // APOP / CRAM-MD5: `digest` (32 lowercase hex) against the account's apop_secret. An account
+  // without one fails exactly like a wrong digest.
+  enum class DigestKind { kApop, kCramMd5 };
+  absl::StatusOr<AccountRecord> VerifyChallengeDigest(LoginLookup lookup, DigestKind kind,
+                                                      std::string_view challenge,
+                                                      std::string_view digest) const;
+  // Sets (non-empty) or removes (empty) the APOP/CRAM-MD5 secret. NotFound for no account.
+  absl::Status SetApopSecret(std::string_view user, std::string_view secret);
 
  private:
   absl::StatusOr<std::string> MakeCredential(const NewCredential& credential,

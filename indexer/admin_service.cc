@@ -18,6 +18,11 @@ grpc::Status AdminService::AddAccount(grpc::ServerContext*, const v1::AddAccount
   return Reply(indexer_->AddAccount(*req), out);
 }
 
+grpc::Status AdminService::SetApopSecret(grpc::ServerContext*, const v1::SetApopSecretRequest* req,
+                                         v1::Account* out) {
+  return Reply(indexer_->SetApopSecret(*req), out);
+}
+
 grpc::Status AdminService::SetPassword(grpc::ServerContext*, const v1::SetPasswordRequest* req,
                                        v1::Account* out) {
   return Reply(indexer_->SetPassword(*req), out);

@@ -14,6 +14,7 @@ class AdminService final : public v1::Admin::Service {
 
   grpc::Status AddAccount(grpc::ServerContext*, const v1::AddAccountRequest*, v1::Account*) override;
   grpc::Status SetPassword(grpc::ServerContext*, const v1::SetPasswordRequest*, v1::Account*) override;
+  grpc::Status SetApopSecret(grpc::ServerContext*, const v1::SetApopSecretRequest*, v1::Account*) override;
   grpc::Status RemoveAccount(grpc::ServerContext*, const v1::AccountName*, v1::Empty*) override;
   grpc::Status ListAccounts(grpc::ServerContext*, const v1::Empty*, v1::AccountList*) override;
   grpc::Status ListMailboxes(grpc::ServerContext*, const v1::Empty*, v1::MailboxList*) override;

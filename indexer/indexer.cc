@@ -273,6 +273,7 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
   std::string mailbox;
   std::string user = request.user();
   std::string scram_signature;
+  const bool credentials = request.has_scram() || request.has_challenge() || !request.password().empty();
   if (request.has_scram()) {
     absl::StatusOr<AccountStore::LoginLookup> lookup;
     {
@@ -285,6 +286,20 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
     if (!login.ok()) return login.status();
     user = login->account.user;
     scram_signature = std::move(login->server_signature);
+  } else if (request.has_challenge()) {
+    absl::StatusOr<AccountStore::LoginLookup> lookup;
+    {
+      absl::MutexLock lock(&mu_);
+      lookup = accounts_->LookupLogin(user);
+    }
+    if (!lookup.ok()) return lookup.status();
+    absl::StatusOr<AccountRecord> account = accounts_->VerifyChallengeDigest(
+        std::move(*lookup),
+        request.challenge().kind() == v1::ChallengeDigest::CRAM_MD5 ? AccountStore::DigestKind::kCramMd5
+                                                                   : AccountStore::DigestKind::kApop,
+        request.challenge().challenge(), request.challenge().digest());
+    if (!account.ok()) return account.status();
+    user = account->user;
   } else if (!request.password().empty()) {
     absl::StatusOr<std::string> canonical = Authenticate(request.user(), request.password());
     if (!canonical.ok()) return canonical.status();
@@ -325,6 +340,7 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
   if (*cached) out.snapshot = **cached;
   out.snapshot.set_session_id(lease->session_id);
   if (!scram_signature.empty()) out.snapshot.set_scram_server_signature(scram_signature);
+  out.snapshot.set_credentials_checked(credentials);
   out.snapshot.set_mailbox_path(mailbox);
   sessions_[lease->session_id] = SessionState{mailbox, *cached};
   return out;
@@ -396,6 +412,7 @@ absl::StatusOr<v1::Account> Indexer::ToAccount(const AccountRecord& r) const {
   a.set_user(r.user);
   a.set_mailbox(r.mailbox);
   a.set_credential_kind(std::string(CredentialKindName(r.credential_kind)));
+  a.set_apop(r.apop_secret.has_value());
   a.set_created_unix(r.created_unix);
   return a;
 }
@@ -445,6 +462,14 @@ absl::StatusOr<v1::Account> Indexer::SetPassword(const v1::SetPasswordRequest& r
   if (!cred.ok()) return cred.status();
   absl::MutexLock lock(&mu_);
   if (absl::Status s = accounts_->SetPassword(req.user(), *cred); !s.ok()) return s;
+  absl::StatusOr<AccountRecord> r = accounts_->Get(req.user());
+  if (!r.ok()) return r.status();
+  return ToAccount(*r);
+}
+
+absl::StatusOr<v1::Account> Indexer::SetApopSecret(const v1::SetApopSecretRequest& req) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = accounts_->SetApopSecret(req.user(), req.secret()); !s.ok()) return s;
   absl::StatusOr<AccountRecord> r = accounts_->Get(req.user());
   if (!r.ok()) return r.status();
   return ToAccount(*r);

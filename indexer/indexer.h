@@ -62,6 +62,7 @@ class Indexer {
   // ---- admin service ----
   absl::StatusOr<v1::Account> AddAccount(const v1::AddAccountRequest& request);
   absl::StatusOr<v1::Account> SetPassword(const v1::SetPasswordRequest& request);
+  absl::StatusOr<v1::Account> SetApopSecret(const v1::SetApopSecretRequest& request);
   absl::Status RemoveAccount(const std::string& user);
   absl::StatusOr<v1::AccountList> ListAccounts();
   absl::StatusOr<v1::MailboxList> ListMailboxes();

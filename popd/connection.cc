@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <ctime>
 #include <cstring>
 #include <utility>
 #include <variant>
@@ -27,8 +28,23 @@ constexpr size_t kMaxStreamChunk = 128 * 1024;
 // message cannot starve the loop's other connections.
 constexpr int kMaxRoundsPerEvent = 16;
 
+// RFC 1939 §7: a timestamp unique to this greeting, "<random.time@host>".
+std::string ApopTimestamp(const Settings& s) {
+  unsigned char r[8];
+  if (RAND_bytes(r, sizeof r) != 1) return "";  // no APOP rather than a guessable challenge
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out = "<";
+  for (unsigned char c : r) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  out += "." + std::to_string(std::time(nullptr)) + "@" + s.hostname + ">";
+  return out;
+}
+
 pop3::Session::Options SessionOptions(const Settings& s, const IpAddress& peer, bool implicit_tls) {
   pop3::Session::Options o = s.session;
+  if (s.apop) o.apop_timestamp = ApopTimestamp(s);
   o.tls_active = implicit_tls;
   o.tls_available = s.tls != nullptr;
   // Credentials in clear only over TLS or from a network the site trusts (design §6).
@@ -81,7 +97,7 @@ void Connection::Start() {
   } else {
     transport_ = std::make_unique<PlainTransport>(fd_.get());
   }
-  out_ = pop3::Session::Greeting();
+  out_ = session_.Greeting();
   interest_ = EPOLLIN;
   if (absl::Status s = host_->loop().Add(fd_.get(), interest_, this); !s.ok()) {
     closed_ = true;
@@ -307,14 +323,23 @@ void Connection::StartLogin(pop3::AuthRequest request) {
   handlers.on_lost = [deliver](absl::Status why) {
     deliver([why](Connection& c) { c.OnLeaseLost(why); });
   };
-  v1::ScramProof scram;
+  v1::OpenSession open;
+  open.set_user(request.user);
+  open.set_password(request.password);
+  open.set_client_address(peer_.ToString());
+  open.set_front_end(settings_->front_end_name);
   if (request.scram) {
-    scram.set_auth_message(request.scram->auth_message);
-    scram.set_client_proof(request.scram->proof);
+    open.mutable_scram()->set_auth_message(request.scram->auth_message);
+    open.mutable_scram()->set_client_proof(request.scram->proof);
   }
-  session_call_ = host_->indexer().OpenSession(request.user, request.password,
-                                               request.scram ? &scram : nullptr, peer_.ToString(),
-                                               settings_->front_end_name, std::move(handlers));
+  if (request.challenge) {
+    open.mutable_challenge()->set_kind(request.challenge->kind == pop3::ChallengeDigest::Kind::kCramMd5
+                                           ? v1::ChallengeDigest::CRAM_MD5
+                                           : v1::ChallengeDigest::APOP);
+    open.mutable_challenge()->set_challenge(request.challenge->challenge);
+    open.mutable_challenge()->set_digest(request.challenge->digest);
+  }
+  session_call_ = host_->indexer().OpenSession(std::move(open), std::move(handlers));
   std::fill(request.password.begin(), request.password.end(), '\0');
 }
 
@@ -355,6 +380,15 @@ void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
   }
   if (!snapshot.ok()) {
     FinishLogin(snapshot.status());
+    Pump();
+    return;
+  }
+  if (!snapshot->credentials_checked()) {
+    // popd always sends credentials; an indexer that does not confirm it checked them is too
+    // old to know the field and must not be trusted with the login.
+    Log(absl::StrCat("refusing login for ", user_, ": the indexer did not confirm it checked the "
+                     "credentials (older poplar-indexer?)"));
+    FinishLogin(absl::FailedPreconditionError("credentials not checked by the indexer"));
     Pump();
     return;
   }

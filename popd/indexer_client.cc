@@ -48,21 +48,12 @@ void IndexerClient::ScramLookup(const std::string& user, const std::string& clie
                               });
 }
 
-std::shared_ptr<SessionCall> IndexerClient::OpenSession(const std::string& user,
-                                                        const std::string& password,
-                                                        const v1::ScramProof* scram,
-                                                        const std::string& client_address,
-                                                        const std::string& front_end,
+std::shared_ptr<SessionCall> IndexerClient::OpenSession(v1::OpenSession open,
                                                         SessionCall::Handlers handlers) {
   auto call = std::make_shared<SessionCall>();
   call->self_ = call;
   call->handlers_ = std::move(handlers);
-  v1::OpenSession* open = call->open_.mutable_open();
-  open->set_user(user);
-  open->set_password(password);
-  if (scram != nullptr) *open->mutable_scram() = *scram;
-  open->set_client_address(client_address);
-  open->set_front_end(front_end);
+  *call->open_.mutable_open() = std::move(open);
   stub_->async()->Session(&call->ctx_, call.get());
   std::lock_guard<std::recursive_mutex> lock(call->mu_);
   call->write_in_flight_ = true;

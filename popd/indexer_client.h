@@ -83,9 +83,7 @@ class IndexerClient {
   // `password` non-empty (USER/PASS, PLAIN, LOGIN) or `scram` set: the indexer checks the
   // credentials in the same round trip (an UNAUTHENTICATED status then comes through
   // on_snapshot; a SCRAM snapshot carries the server signature).
-  std::shared_ptr<SessionCall> OpenSession(const std::string& user, const std::string& password,
-                                           const v1::ScramProof* scram, const std::string& client_address,
-                                           const std::string& front_end, SessionCall::Handlers handlers);
+  std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open, SessionCall::Handlers handlers);
 
   // SCRAM's first step; `done` runs on a gRPC thread. `deadline` bounds the call.
   using ScramDone = std::function<void(absl::StatusOr<v1::ScramLookupReply>)>;

@@ -1,5 +1,8 @@
 #include "popd/popd_config.h"
 
+#include <unistd.h>
+
+#include <cstring>
 #include <string_view>
 
 #include "absl/strings/match.h"
@@ -128,6 +131,10 @@ Settings MakeSettings(const config::PopdConfig& c, const std::string& default_fr
   s.session.max_auth_failures = static_cast<int>(c.limits().max_auth_failures());
   s.front_end_name = c.front_end_name().empty() ? default_front_end : c.front_end_name();
   s.auth_failure_delay = std::chrono::milliseconds(c.limits().auth_failure_delay_ms());
+  s.apop = c.apop();
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "localhost");
+  s.hostname = host;
   s.abuse.max_connections_per_ip = c.limits().max_connections_per_ip();
   s.abuse.max_failures_per_ip = c.limits().max_auth_failures_per_ip();
   s.abuse.max_failures_per_user = c.limits().max_auth_failures_per_user();

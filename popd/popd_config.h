@@ -37,6 +37,8 @@ struct Settings {
   pop3::Session::Options session;  // allow_plaintext is set per connection
   std::string front_end_name;
   TlsContext tls;  // null without TLS
+  bool apop = false;      // APOP and CRAM-MD5 offered
+  std::string hostname;   // for APOP timestamps
   std::chrono::milliseconds auth_failure_delay{2000};
   AbuseGuard::Limits abuse;
 

@@ -88,7 +88,7 @@ std::string ErrorLine(const absl::Status& status) {
 const Session::CommandSpec Session::kCommands[] = {
     {"USER", kAuth, ArgShape::kString, &Session::User},
     {"PASS", kAuth, ArgShape::kRest, &Session::Pass},
-    {"APOP", kAuth, ArgShape::kRest, &Session::NotSupported},
+    {"APOP", kAuth, ArgShape::kRest, &Session::Apop},
     {"AUTH", kAuth, ArgShape::kOptRest, &Session::Auth},
     {"STLS", kAuth, ArgShape::kNone, &Session::Stls},
     {"CAPA", kAuth | kTrans, ArgShape::kNone, &Session::Capa},
@@ -103,7 +103,23 @@ const Session::CommandSpec Session::kCommands[] = {
     {"UIDL", kTrans, ArgShape::kOptMsgNum, &Session::Uidl},
 };
 
-std::string Session::Greeting() { return "+OK Poplar ready\r\n"; }
+std::string Session::Greeting() const {
+  if (options_.apop_timestamp.empty()) return "+OK Poplar ready\r\n";
+  return "+OK Poplar ready " + options_.apop_timestamp + "\r\n";
+}
+
+namespace {
+// 32 lowercase hex digits (the form RFC 1939 and RFC 2195 show; uppercase is accepted too).
+std::optional<std::string> HexDigest(std::string_view d) {
+  if (d.size() != 32) return std::nullopt;
+  std::string out;
+  for (char c : d) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return std::nullopt;
+    out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  return out;
+}
+}  // namespace
 
 void Session::EnterState(State next) {
   bool ok = next == State::kClosed;
@@ -319,7 +335,10 @@ std::string Session::Capabilities() const {
   }
   if (options_.allow_plaintext) caps += "USER\r\n";
   if (state_ == State::kAuthorization) {
-    caps += options_.allow_plaintext ? "SASL SCRAM-SHA-256 PLAIN LOGIN\r\n" : "SASL SCRAM-SHA-256\r\n";
+    caps += "SASL SCRAM-SHA-256";
+    if (!options_.apop_timestamp.empty()) caps += " CRAM-MD5";
+    if (options_.allow_plaintext) caps += " PLAIN LOGIN";
+    caps += "\r\n";
   }
   caps += "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
   // Not before login: the implementation name is an information leak (RFC 2449 §6.9).
@@ -347,7 +366,7 @@ Step Session::Pass(const Args& args) {
 
 Step Session::StartLogin(std::string user, std::string password) {
   EnterState(State::kWaitAuth);
-  return Step{"", AuthRequest{std::move(user), std::move(password), std::nullopt}};
+  return Step{"", AuthRequest{std::move(user), std::move(password), std::nullopt, std::nullopt}};
 }
 
 // ---- AUTH (RFC 5034). PLAIN and LOGIN carry the password itself, so they follow the same
@@ -369,6 +388,7 @@ Step Session::Auth(const Args& args) {
     // A bare AUTH lists the mechanisms (RFC 1734 style; old Outlook sends it).
     std::string list = "+OK\r\n";
     list += "SCRAM-SHA-256\r\n";
+    if (!options_.apop_timestamp.empty()) list += "CRAM-MD5\r\n";
     if (options_.allow_plaintext) list += "PLAIN\r\nLOGIN\r\n";
     return Reply(list + ".\r\n");
   }
@@ -389,6 +409,14 @@ Step Session::SaslStart(std::string_view mechanism, std::optional<std::string_vi
   };
   const bool plain = is("PLAIN");
   const bool login = is("LOGIN");
+  if (is("CRAM-MD5") && !options_.apop_timestamp.empty()) {
+    // Like APOP, never shows the password; the challenge is the greeting's timestamp.
+    user_.reset();
+    EnterState(State::kSasl);
+    sasl_ = SaslStep::kCramMd5;
+    if (initial) return SaslAbort("-ERR CRAM-MD5 takes no initial response\r\n");
+    return Reply("+ " + sasl::Base64Encode(options_.apop_timestamp) + "\r\n");
+  }
   if (is("SCRAM-SHA-256")) {
     // Never reveals the password, so it is offered in the clear too.
     user_.reset();
@@ -451,6 +479,7 @@ Step Session::SaslResponse(std::string_view line) {
       return StartLogin(std::move(user), std::move(*decoded));
     }
     case SaslStep::kScramFirst: return ScramFirst(*decoded);
+    case SaslStep::kCramMd5: return CramMd5(*decoded);
     case SaslStep::kScramFinal: return ScramFinal(*decoded);
     case SaslStep::kScramAck:
     case SaslStep::kNone: break;
@@ -567,6 +596,35 @@ Step Session::Uidl(const Args& args) {
 
 Step Session::Capa(const Args&) {
   return Reply("+OK Capability list follows\r\n" + Capabilities() + ".\r\n");
+}
+
+Step Session::Apop(const Args& args) {
+  if (options_.apop_timestamp.empty()) return Reply("-ERR APOP not available on this server\r\n");
+  const std::string_view rest = args.text;
+  const size_t space = rest.rfind(' ');
+  std::optional<std::string> digest;
+  if (space != std::string_view::npos && space > 0) digest = HexDigest(rest.substr(space + 1));
+  if (!digest || rest.substr(0, space).find(' ') != std::string_view::npos) {
+    return Reply("-ERR Usage: APOP name digest\r\n");
+  }
+  user_.reset();
+  EnterState(State::kWaitAuth);
+  AuthRequest request{std::string(rest.substr(0, space)), "", std::nullopt,
+                      ChallengeDigest{ChallengeDigest::Kind::kApop, options_.apop_timestamp, *digest}};
+  return Step{"", std::move(request)};
+}
+
+Step Session::CramMd5(std::string_view decoded) {
+  // RFC 2195: "user SP digest", the digest being the last space-separated word.
+  const size_t space = decoded.rfind(' ');
+  std::optional<std::string> digest;
+  if (space != std::string_view::npos && space > 0 && space <= 255) digest = HexDigest(decoded.substr(space + 1));
+  if (!digest) return SaslAbort("-ERR [AUTH] Authentication failed\r\n");
+  sasl_ = SaslStep::kNone;
+  EnterState(State::kWaitAuth);
+  AuthRequest request{std::string(decoded.substr(0, space)), "", std::nullopt,
+                      ChallengeDigest{ChallengeDigest::Kind::kCramMd5, options_.apop_timestamp, *digest}};
+  return Step{"", std::move(request)};
 }
 
 Step Session::Stls(const Args&) {

@@ -1,7 +1,7 @@
 // The POP3 session state machine (design §6, style P3/P4): lines in, reply bytes and actions
 // out. No socket, thread, clock or log in here; popd's I/O layer drives it:
 //
-//   greeting:     the I/O layer sends Session::Greeting() itself.
+//   greeting:     the I/O layer sends session.Greeting() itself.
 //   each line:    Step s = session.OnLine(line_without_crlf); send s.reply, then do s.action.
 //   AuthRequest:  ask the indexer; feed the answer to OnAuthResult (it holds the maildrop lease
 //                 from then on if the status is OK).
@@ -69,10 +69,19 @@ struct ScramProof {
   std::string auth_message;
   std::string proof;  // raw bytes
 };
+// APOP (RFC 1939 §7) and SASL CRAM-MD5 (RFC 2195): a digest of the challenge and the
+// account's plaintext-equivalent secret, which only the indexer holds.
+struct ChallengeDigest {
+  enum class Kind : uint8_t { kApop, kCramMd5 };
+  Kind kind = Kind::kApop;
+  std::string challenge;  // the greeting's timestamp, "<...>"
+  std::string digest;     // 32 lowercase hex digits as the client sent them
+};
 struct AuthRequest {
   std::string user;
-  std::string password;              // secret: never log it (empty for SCRAM)
+  std::string password;              // secret: never log it (empty for SCRAM/APOP/CRAM-MD5)
   std::optional<ScramProof> scram;   // set instead of a password for AUTH SCRAM-SHA-256
+  std::optional<ChallengeDigest> challenge;  // APOP, AUTH CRAM-MD5
 };
 // AUTH SCRAM-SHA-256: the I/O layer asks the indexer for the user's salt and iteration count
 // (fake but stable ones for unknown users) and makes a random server nonce, then calls
@@ -116,12 +125,15 @@ class Session {
     size_t max_queued_lines = 64;     // pipelined lines held while an answer is outstanding
     bool tls_available = false;       // STLS offered (a certificate is configured)
     bool tls_active = false;          // the connection is already TLS (implicit TLS port)
+    // "<unique@host>" for this connection's greeting: non-empty offers APOP (RFC 1939 §7) and
+    // SASL CRAM-MD5 (RFC 2195), which need a per-account secret set with poplarctl.
+    std::string apop_timestamp;
   };
 
   Session() : Session(Options{}) {}
   explicit Session(Options options) : options_(options) {}
 
-  static std::string Greeting();
+  std::string Greeting() const;
 
   Step OnLine(std::string_view line);
   // For SCRAM, `server_signature` (raw bytes, from the indexer) goes back to the client as the
@@ -184,6 +196,8 @@ class Session {
   Step Uidl(const Args& args);
   Step Capa(const Args& args);
   Step Stls(const Args& args);
+  Step Apop(const Args& args);
+  Step CramMd5(std::string_view decoded);
   Step Auth(const Args& args);
   Step SaslStart(std::string_view mechanism, std::optional<std::string_view> initial);
   Step SaslResponse(std::string_view line);
@@ -201,7 +215,7 @@ class Session {
   int auth_failures_ = 0;
   std::optional<std::string> user_;  // from USER, until PASS or a failed login
   enum class SaslStep : uint8_t { kNone, kPlain, kLoginUser, kLoginPassword, kScramFirst,
-                                  kScramFinal, kScramAck };
+                                  kScramFinal, kScramAck, kCramMd5 };
   SaslStep sasl_ = SaslStep::kNone;
   std::string sasl_user_;  // AUTH LOGIN / SCRAM: the name
   // SCRAM between client-first and client-final.

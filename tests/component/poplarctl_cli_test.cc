@@ -144,7 +144,14 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadCase{{}, "missing command"}, BadCase{{"frobnicate"}, "unknown command \"frobnicate\""},
         BadCase{{"account", "list"}, "unknown command \"account\""},
-        BadCase{{"accounts"}, "accounts: missing subcommand (add, passwd, remove, list)"},
+        BadCase{{"accounts"}, "accounts: missing subcommand (add, passwd, apop, remove, list)"},
+        BadCase{{"accounts", "apop"}, "accounts apop: missing USER"},
+        BadCase{{"accounts", "apop", "alice", "--password-stdin", "--remove"},
+                "accounts apop: give --password-stdin or --remove, not both"},
+        BadCase{{"accounts", "apop", "alice", "--crypt", "x"},
+                "accounts apop: --crypt is not an option of this command"},
+        BadCase{{"accounts", "passwd", "alice", "--remove"},
+                "accounts passwd: --remove is not an option of this command"},
         BadCase{{"mailboxes"}, "mailboxes: missing subcommand (list, show)"},
         BadCase{{"sessions", "kill", "x"},
                 "sessions: unknown subcommand \"kill\" (expected list, end)"},
@@ -247,7 +254,7 @@ TEST(ExitCodeFor, ClassifiesEveryCanonicalCode) {
 TEST(UsageText, MentionsEveryCommandAndExitCode) {
   std::string usage(UsageText());
   for (const char* word :
-       {"accounts add",     "accounts passwd", "accounts remove", "accounts list",
+       {"accounts add",     "accounts passwd", "accounts remove", "accounts list", "accounts apop",
         "mailboxes list",   "mailboxes show",  "reindex",         "verify",
         "sessions list",    "sessions end",    "status",          "help",
         "--socket",         "--address",       "--json",          "--timeout",

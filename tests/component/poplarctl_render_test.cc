@@ -262,7 +262,7 @@ TEST(ToJson, ProtoFieldNamesEveryFieldOneLine) {
   std::string json = ToJson(list);
   EXPECT_EQ(json,
             "{\"accounts\":[{\"user\":\"alice\",\"mailbox\":\"/var/mail/alice\","
-            "\"credential_kind\":\"crypt\",\"created_unix\":\"0\"}]}\n");
+            "\"credential_kind\":\"crypt\",\"created_unix\":\"0\",\"apop\":false}]}\n");
   EXPECT_EQ(ToJson(v1::AccountList()), "{\"accounts\":[]}\n");
   EXPECT_EQ(ToJson(v1::Empty()), "{}\n");
 }

@@ -5,7 +5,8 @@ A SCRAM client written here from RFC 5802 (hashlib/hmac only) logs in over the p
 checks the server's signature; a wrong password and an unknown user both fail at the proof
 with -ERR [AUTH], the unknown user's challenge looking like a real one (stable fake salt);
 '*' cancels; a forged nonce is refused. Then mpop, a real client, fetches with
-`auth scram-sha-256` (keep + UIDL: a second run fetches nothing).
+`auth scram-sha-256` (keep + UIDL: a second run fetches nothing). Last, APOP and SASL
+CRAM-MD5 with a per-account secret set and removed with poplarctl.
 
 usage: popd_sasl_test.py --indexer P --popd P --poplarctl P --poplar-mbox P --genmbox P
 """
@@ -13,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import os
+import poplib
 import socket
 import subprocess
 import sys
@@ -143,9 +145,54 @@ def run(env, c):
     r2 = subprocess.run(["mpop", "-C", rc, "-a", "-q"], capture_output=True, timeout=60)
     got2 = open(box, "rb").read() if os.path.exists(box) else b""
     c.check("mpop second run (UIDL) fetches nothing", r2.returncode == 0 and got2 == got, r2.stderr.decode()[:300])
-    c.check("the indexer and popd logs hold no password", PW not in env.popd.log_text(100000) and
-            PW not in env.indexer.log_text())
+    # APOP and CRAM-MD5 (popd started with apop: true): opt-in per account.
+    secret = "apop secret 7"
+    r = env.indexer.ctl("accounts", "apop", "carol", "--password-stdin", stdin=secret + "\n")
+    c.check("poplarctl accounts apop sets the secret", r.returncode == 0, r.stderr)
+    g1 = Conn(port).greeting
+    g2 = Conn(port).greeting
+    ts1 = g1[g1.find("<"):g1.find(">") + 1]
+    c.check("the greeting carries an APOP timestamp, unique per connection",
+            ts1.startswith("<") and "@" in ts1 and g1 != g2, g1 + g2)
+    p = poplib.POP3("127.0.0.1", port, timeout=10)
+    c.check("APOP with the secret logs in", p.apop("carol", secret).startswith(b"+OK"))
+    c.check("... and the maildrop is there", p.stat()[0] == len(want))
+    p.quit()
+    p = poplib.POP3("127.0.0.1", port, timeout=10)
+    try:
+        p.apop("carol", "wrong secret")
+        ok = False
+    except poplib.error_proto as e:
+        ok = str(e).startswith("b'-ERR [AUTH]")
+    c.check("APOP with a wrong secret: -ERR [AUTH]", ok)
+    p.quit()
+    env.indexer.add_account("dan", "dan password")
+    p = poplib.POP3("127.0.0.1", port, timeout=10)
+    try:
+        p.apop("dan", "dan password")  # no secret set: APOP cannot work, not even with the password
+        ok = False
+    except poplib.error_proto as e:
+        ok = str(e).startswith("b'-ERR [AUTH]")
+    c.check("APOP for an account without a secret: -ERR [AUTH]", ok)
+    p.quit()
+    r = subprocess.run(["curl", "-s", "--login-options", "AUTH=CRAM-MD5", "-u", f"carol:{secret}",
+                        f"pop3://127.0.0.1:{port}/2"], capture_output=True, timeout=30)
+    c.check("curl AUTH=CRAM-MD5 with the secret retrieves message 2 byte-exact",
+            r.returncode == 0 and r.stdout == want[1], f"rc={r.returncode}")
+    r = env.indexer.ctl("accounts", "apop", "carol", "--remove")
+    c.check("poplarctl accounts apop --remove", r.returncode == 0, r.stderr)
+    p = poplib.POP3("127.0.0.1", port, timeout=10)
+    try:
+        p.apop("carol", secret)
+        ok = False
+    except poplib.error_proto:
+        ok = True
+    c.check("after --remove APOP no longer works", ok)
+    p.quit()
+    c.check("the indexer and popd logs hold no password or secret",
+            all(x not in env.popd.log_text(100000) and x not in env.indexer.log_text()
+                for x in (PW, secret)))
 
 
 if __name__ == "__main__":
-    sys.exit(h.run_main(__doc__, "poplar-popd-sasl-", run))
+    sys.exit(h.run_main(__doc__, "poplar-popd-sasl-", run, extra="apop: true\n"))

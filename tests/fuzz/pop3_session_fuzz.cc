@@ -177,6 +177,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.max_bad_commands = 1 + (flags >> 1) % 12;
   options.max_queued_lines = 1 + (flags >> 4) % 8;
   options.tls_available = (flags & 0x80) != 0;
+  if (flags & 0x40) options.apop_timestamp = "<1.2@fuzz>";
   const size_t control_size = head.Byte() % 32;
   const size_t skip = std::min(size, size_t{2} + control_size);
   poplar::fuzz::Reader control(data + std::min(size, size_t{2}), skip - std::min(size, size_t{2}));

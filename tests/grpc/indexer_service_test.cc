@@ -223,6 +223,13 @@ TEST_F(IndexerServiceTest, OpenSessionWithAPasswordAuthenticatesFirst) {
     Open o = OpenSession("alice", "correct horse");
     ASSERT_TRUE(o.got_snapshot);
     ExpectSnapshotMatchesFile(o.first.snapshot(), dir_.File("spool/alice"));
+    EXPECT_TRUE(o.first.snapshot().credentials_checked());  // popd refuses a login without it
+    EXPECT_TRUE(Close(o).ok());
+  }
+  {
+    Open o = OpenSession("alice");  // no credentials: the caller vouches, nothing was checked
+    ASSERT_TRUE(o.got_snapshot);
+    EXPECT_FALSE(o.first.snapshot().credentials_checked());
     EXPECT_TRUE(Close(o).ok());
   }
   for (const auto& [user, password] : std::vector<std::pair<std::string, std::string>>{

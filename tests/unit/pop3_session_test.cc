@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "common/sasl/base64.h"
+#include "common/sasl/challenge.h"
 #include "common/sasl/scram.h"
 #include "gtest/gtest.h"
 
@@ -128,7 +129,7 @@ std::vector<CommandCase> CommandTable() {
   return {
       {"USER bob", {"+OK\r\n", kNone, A}, {ws, kNone, T}},
       {"PASS x", {"-ERR USER first\r\n", kNone, A}, {ws, kNone, T}},
-      {"APOP bob 0123456789abcdef", {std::string(kNotSupported), kNone, A}, {ws, kNone, T}},
+      {"APOP bob 0123456789abcdef", {"-ERR APOP not available on this server\r\n", kNone, A}, {ws, kNone, T}},
       {"AUTH", {"+OK\r\nSCRAM-SHA-256\r\nPLAIN\r\nLOGIN\r\n.\r\n", kNone, A}, {ws, kNone, T}},
       {"AUTH PLAIN AGJvYgBwdw==", {"", kAuth, State::kWaitAuth}, {ws, kNone, T}},
       {"AUTH X-UNKNOWN", {"-ERR Unrecognized authentication mechanism\r\n", kNone, A}, {ws, kNone, T}},
@@ -826,6 +827,60 @@ TEST(SessionTest, ScramErrors) {
     to_final(s);
     s.OnLine(sasl::Base64Encode("c=biws,r=abcxyz,p=" + sasl::Base64Encode("proof")));
     EXPECT_EQ(s.OnAuthResult(absl::OkStatus(), FakeMaildrop()).action.index(), kClose);
+  }
+}
+
+TEST(ChallengeDigest, RfcExamples) {
+  // RFC 1939 §7 and RFC 2195 §2.
+  EXPECT_EQ(sasl::ApopDigest("<1896.697170952@dbc.mtview.ca.us>", "tanstaaf"),
+            "c4c9334bac560ecc979e58001b3e22fb");
+  EXPECT_EQ(sasl::CramMd5Digest("<1896.697170952@postoffice.reston.mci.net>", "tanstaaftanstaaf"),
+            "b913a602c7eda7a495b4e6e7334d3890");
+}
+
+TEST(SessionTest, ApopAndCramMd5) {
+  Session::Options o;  // no plaintext: neither shows the password, so both are allowed
+  o.apop_timestamp = "<1896.697170952@dbc.mtview.ca.us>";
+  {
+    Session s(o);
+    EXPECT_EQ(s.Greeting(), "+OK Poplar ready <1896.697170952@dbc.mtview.ca.us>\r\n");
+    EXPECT_NE(s.OnLine("CAPA").reply.find("SASL SCRAM-SHA-256 CRAM-MD5\r\n"), std::string::npos);
+    const Step step = s.OnLine("APOP mrose C4C9334BAC560ECC979E58001B3E22FB");
+    ASSERT_EQ(step.action.index(), kAuth);
+    const AuthRequest& r = std::get<AuthRequest>(step.action);
+    EXPECT_EQ(r.user, "mrose");
+    ASSERT_TRUE(r.challenge.has_value());
+    EXPECT_EQ(r.challenge->kind, ChallengeDigest::Kind::kApop);
+    EXPECT_EQ(r.challenge->challenge, o.apop_timestamp);
+    EXPECT_EQ(r.challenge->digest, "c4c9334bac560ecc979e58001b3e22fb");
+    EXPECT_EQ(s.OnAuthResult(absl::UnauthenticatedError("x"), {}).reply, "-ERR [AUTH] Authentication failed\r\n");
+  }
+  for (const char* bad : {"APOP mrose", "APOP mrose c4c9", "APOP mrose zzc9334bac560ecc979e58001b3e22fb",
+                          "APOP a b c4c9334bac560ecc979e58001b3e22fb"}) {
+    Session s(o);
+    EXPECT_EQ(s.OnLine(bad).reply, "-ERR Usage: APOP name digest\r\n") << bad;
+  }
+  {
+    Session s(o);
+    EXPECT_EQ(s.OnLine("AUTH CRAM-MD5").reply, "+ " + sasl::Base64Encode(o.apop_timestamp) + "\r\n");
+    const Step step = s.OnLine(sasl::Base64Encode("tim b913a602c7eda7a495b4e6e7334d3890"));
+    ASSERT_EQ(step.action.index(), kAuth);
+    const AuthRequest& r = std::get<AuthRequest>(step.action);
+    EXPECT_EQ(r.user, "tim");
+    EXPECT_EQ(r.challenge->kind, ChallengeDigest::Kind::kCramMd5);
+    EXPECT_EQ(r.challenge->challenge, o.apop_timestamp);
+  }
+  {
+    Session s(o);
+    s.OnLine("AUTH CRAM-MD5");
+    EXPECT_EQ(s.OnLine(sasl::Base64Encode("tim nothex")).reply, "-ERR [AUTH] Authentication failed\r\n");
+    EXPECT_EQ(s.state(), State::kAuthorization);
+  }
+  {  // without a timestamp neither is offered
+    Session s{Session::Options{}};
+    EXPECT_EQ(s.Greeting(), "+OK Poplar ready\r\n");
+    EXPECT_EQ(s.OnLine("AUTH CRAM-MD5").reply, "-ERR Unrecognized authentication mechanism\r\n");
+    EXPECT_EQ(s.OnLine("CAPA").reply.find("CRAM-MD5"), std::string::npos);
   }
 }
 

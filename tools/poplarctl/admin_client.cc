@@ -80,6 +80,11 @@ absl::StatusOr<v1::Account> AdminClient::AddAccount(const v1::AddAccountRequest&
   return Call(&v1::Admin::StubInterface::AddAccount, request, timeout);
 }
 
+absl::StatusOr<v1::Account> AdminClient::SetApopSecret(const v1::SetApopSecretRequest& request,
+                                                      Timeout timeout) {
+  return Call(&v1::Admin::StubInterface::SetApopSecret, request, timeout);
+}
+
 absl::StatusOr<v1::Account> AdminClient::SetPassword(const v1::SetPasswordRequest& request,
                                                      Timeout timeout) {
   return Call(&v1::Admin::StubInterface::SetPassword, request, timeout);

@@ -26,6 +26,10 @@ Commands:
                         existing crypt(3) hash ("$y$...", "$6$...") instead
   accounts passwd USER [--password-stdin | --crypt HASH]
                         replace an account's password (read as for accounts add)
+  accounts apop USER [--password-stdin | --remove]
+                        set (read as for accounts add) or remove the account's APOP and
+                        CRAM-MD5 secret: plaintext-equivalent by those protocols' design, so
+                        opt-in per account and kept apart from the password
   accounts remove USER  delete an account (its mailbox is left alone)
   accounts list         list accounts
   mailboxes list        list indexed mailboxes with message counts and index state
@@ -63,6 +67,7 @@ struct VerbSpec {
 constexpr VerbSpec kVerbs[] = {
     {"accounts", "add", Verb::kAccountsAdd, 1, 1, "USER"},
     {"accounts", "passwd", Verb::kAccountsPasswd, 1, 1, "USER"},
+    {"accounts", "apop", Verb::kAccountsApop, 1, 1, "USER"},
     {"accounts", "remove", Verb::kAccountsRemove, 1, 1, "USER"},
     {"accounts", "list", Verb::kAccountsList, 0, 0, ""},
     {"mailboxes", "list", Verb::kMailboxesList, 0, 0, ""},
@@ -88,7 +93,8 @@ const OptionSpec kOptions[] = {
     {"--json", false, {}},
     {"--timeout", true, {}},
     {"--help", false, {}},
-    {"--password-stdin", false, {Verb::kAccountsAdd, Verb::kAccountsPasswd}},
+    {"--password-stdin", false, {Verb::kAccountsAdd, Verb::kAccountsPasswd, Verb::kAccountsApop}},
+    {"--remove", false, {Verb::kAccountsApop}},
     {"--crypt", true, {Verb::kAccountsAdd, Verb::kAccountsPasswd}},
     {"--mailbox", true, {Verb::kAccountsAdd}},
     {"--from", true, {Verb::kMailboxesShow}},
@@ -142,6 +148,8 @@ std::string_view VerbName(Verb verb) {
       return "accounts add";
     case Verb::kAccountsPasswd:
       return "accounts passwd";
+    case Verb::kAccountsApop:
+      return "accounts apop";
     case Verb::kAccountsRemove:
       return "accounts remove";
     case Verb::kAccountsList:
@@ -283,6 +291,7 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
   bool socket_given = false;
   bool address_given = false;
   bool password_stdin = false;
+  bool remove_given = false;
   bool crypt_given = false;
   for (const auto& [spec, value] : options) {
     if (spec->verbs.size() > 0 &&
@@ -311,6 +320,8 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
       }
     } else if (option == "--password-stdin") {
       password_stdin = true;
+    } else if (option == "--remove") {
+      remove_given = true;
     } else if (option == "--crypt") {
       if (value.empty()) return Usage(name, "--crypt needs a hash");
       command.crypt_hash = value;
@@ -334,6 +345,10 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
   }
   if (command.verb == Verb::kAccountsAdd || command.verb == Verb::kAccountsPasswd) {
     command.credential = crypt_given ? CredentialSource::kCrypt : CredentialSource::kPassword;
+  }
+  if (command.verb == Verb::kAccountsApop) {
+    if (password_stdin && remove_given) return Usage(name, "give --password-stdin or --remove, not both");
+    command.credential = remove_given ? CredentialSource::kNone : CredentialSource::kPassword;
   }
   return command;
 }

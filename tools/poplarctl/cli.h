@@ -41,6 +41,7 @@ enum class Verb {
   kHelp,
   kAccountsAdd,
   kAccountsPasswd,
+  kAccountsApop,
   kAccountsRemove,
   kAccountsList,
   kMailboxesList,

@@ -131,6 +131,17 @@ int RunCommand(const Command& command, std::string_view password, AdminClient& c
       return Print(command, reply, output,
                    [](const v1::Account& a) { return AccountLine("changed the password of", a); });
     }
+    case Verb::kAccountsApop: {
+      v1::SetApopSecretRequest request;
+      request.set_user(command.operand);
+      if (command.credential == CredentialSource::kPassword) request.set_secret(std::string(password));
+      absl::StatusOr<v1::Account> reply = client.SetApopSecret(request, timeout);
+      std::fill(request.mutable_secret()->begin(), request.mutable_secret()->end(), '\0');
+      const bool removed = command.credential != CredentialSource::kPassword;
+      return Print(command, reply, output, [removed](const v1::Account& a) {
+        return AccountLine(removed ? "removed the APOP secret of" : "set the APOP secret of", a);
+      });
+    }
     case Verb::kAccountsRemove: {
       v1::AccountName request;
       request.set_user(command.operand);

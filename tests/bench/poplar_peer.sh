@@ -28,7 +28,8 @@ cat > "$rundir/popd.conf" <<CONF
 listen { address: "127.0.0.1:$port" }
 indexer { target: "unix:$rundir/indexer.sock" }
 plaintext_auth_networks: "127.0.0.0/8"
-limits { max_connections: 100000 }
+# The benchmark opens up to thousands of connections from 127.0.0.1.
+limits { max_connections: 100000 max_connections_per_ip: 100000 }
 CONF
 ulimit -n "$(ulimit -Hn)"
 # The supervisor: starts both daemons, forwards TERM, exits when either ends.

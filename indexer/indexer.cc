@@ -1,6 +1,10 @@
 #include "indexer/indexer.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <iostream>
 
 #include <algorithm>
 #include <set>
@@ -9,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/sasl/user_name.h"
+#include "common/mbox/expunge_plan.h"
 #include "common/util/strings.h"
 
 namespace poplar::indexer {
@@ -63,6 +68,43 @@ v1::MailboxSummary Summary(const MailboxRecord& m, uint64_t messages, uint64_t o
   return s;
 }
 
+lock::LockOptions LockOptionsFromConfig(const config::IndexerConfig& c) {
+  lock::LockOptions o;
+  o.methods.clear();
+  if (c.lock_methods_size() == 0) {
+    o.methods = {lock::Method::kDotlock, lock::Method::kFcntl};
+  }
+  for (int m : c.lock_methods()) {
+    o.methods.push_back(m == config::LOCK_DOTLOCK ? lock::Method::kDotlock
+                        : m == config::LOCK_FCNTL ? lock::Method::kFcntl
+                                                  : lock::Method::kFlock);
+  }
+  o.timeout = absl::Milliseconds(c.lock_timeout_ms());
+  o.stale_after_s = c.dotlock_stale_s();
+  return o;
+}
+
+std::string JournalDirFromConfig(const config::IndexerConfig& c) {
+  if (!c.expunge_journal_dir().empty()) return c.expunge_journal_dir();
+  const std::string& db = c.database_path();
+  size_t slash = db.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "" : db.substr(0, slash));
+  return dir + "/expunge-journal";
+}
+
+absl::StatusOr<Hash128> TailHashOf(int fd, uint64_t resume) {
+  const uint64_t n = std::min<uint64_t>(resume, kTailBytes);
+  std::string buf(n, '\0');
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, buf.data() + done, n - done, static_cast<off_t>(resume - n + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return absl::InternalError("cannot read the mailbox's tail");
+    done += static_cast<size_t>(r);
+  }
+  return Xxh3_128(buf);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerConfig& config) {
@@ -74,6 +116,19 @@ absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerCo
   std::unique_ptr<Indexer> idx(new Indexer(config, std::move(*store), std::move(*watcher)));
   absl::MutexLock lock(&idx->mu_);
   if (absl::Status s = idx->accounts_->Init(); !s.ok()) return s;
+  if (absl::Status s = idx->expunger_->Init(); !s.ok()) return s;
+  // An expunge interrupted by a crash is finished before anything is served (design §5). A
+  // plan whose mailbox is locked right now stays open and is retried at the next commit.
+  if (absl::Status s = idx->RecoverLocked(""); !s.ok()) {
+    std::cerr << "poplar-indexer: recovery: " << s << "\n";
+  }
+  absl::StatusOr<int> orphans = idx->expunger_->RemoveOrphanJournals();
+  if (!orphans.ok()) return orphans.status();
+  if (*orphans > 0) {
+    std::cerr << "poplar-indexer: recovery: removed " << *orphans
+              << " expunge journal(s) of no open plan (a crash before the plan was recorded or "
+                 "after it was done)\n";
+  }
   return idx;
 }
 
@@ -87,6 +142,8 @@ Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store
   accounts_ = std::make_unique<AccountStore>(store_->db(), config_.scram_iterations());
   mailbox_indexer_ = std::make_unique<MailboxIndexer>(store_.get(), UidlFromConfig(config_), &probe_);
   mailbox_indexer_->set_trust_content_length(config_.trust_content_length());
+  expunger_ = std::make_unique<Expunger>(store_.get(), JournalDirFromConfig(config_));
+  lock_options_ = LockOptionsFromConfig(config_);
 }
 
 absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
@@ -318,25 +375,199 @@ absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
   }
   v1::CommitResult result;
   if (commit.deleted_size() == 0) return result;  // a read-only session never writes
-  // The snapshot's messages must still be what the index says the file holds now.
-  absl::StatusOr<IndexOutcome> o = UpdateLocked(state.mailbox, "", false);
-  if (!o.ok()) return absl::UnavailableError(absl::StrCat("mailbox check failed: ", o.status().message()));
-  absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(state.mailbox);
-  if (!rec.ok()) return rec.status();
-  if (!rec->has_value()) return absl::AbortedError("mailbox vanished since the snapshot");
-  absl::StatusOr<std::vector<MessageRecord>> now = store_->LoadMessages((*rec)->id);
-  if (!now.ok()) return now.status();
-  absl::flat_hash_map<uint64_t, Hash128> current;
-  for (const MessageRecord& m : *now) current[m.data_offset] = m.content_hash;
-  for (const v1::MessageRef& ref : commit.deleted()) {
-    auto c = current.find(ref.data_offset());
-    if (c == current.end() || c->second.Bytes() != ref.content_hash()) {
-      return absl::AbortedError("mailbox changed since the snapshot; nothing deleted");
+  std::vector<size_t> deleted;
+  deleted.reserve(seen.size());
+  {
+    const auto& offsets = state.snapshot->data_offsets();
+    for (uint64_t off : seen) {  // std::set: ascending
+      deleted.push_back(static_cast<size_t>(
+          std::lower_bound(offsets.begin(), offsets.end(), off) - offsets.begin()));
     }
   }
-  // The identities check out. Removing the bytes is the expunge's job (design §5), which
-  // lands separately; until then nothing is deleted and the front-end says so.
-  return absl::UnimplementedError("expunge is not available yet; nothing was deleted");
+  const std::string mailbox = state.mailbox;
+  const std::shared_ptr<const v1::Snapshot> snap = state.snapshot;
+  return ExpungeLocked(mailbox, *snap, std::move(deleted));
+}
+
+absl::Status Indexer::RecoverLocked(const std::string& mailbox) {
+  absl::StatusOr<std::vector<ExpungePlanRecord>> plans = store_->OpenExpungePlans(mailbox);
+  if (!plans.ok()) return plans.status();
+  absl::Status result;
+  for (const ExpungePlanRecord& p : *plans) {
+    absl::StatusOr<Expunger::RecoveryReport> r = expunger_->Recover(p, lock_options_);
+    if (!r.ok()) {
+      std::cerr << "poplar-indexer: recovery of expunge plan " << p.id << " for " << p.mailbox_path
+                << " failed: " << r.status() << "\n";
+      if (result.ok()) result = absl::UnavailableError(std::string(r.status().message()));
+      continue;
+    }
+    std::cerr << "poplar-indexer: recovery: " << r->detail << "\n";
+    if (r->outcome == Expunger::Recovery::kBusy) {
+      if (result.ok()) result = absl::UnavailableError(r->detail);
+      continue;
+    }
+    // The file changed under the index: re-index it fully (UIDLs carried by content hash).
+    snapshots_.erase(p.mailbox_path);
+    absl::StatusOr<IndexOutcome> o = UpdateLocked(p.mailbox_path, "", /*force_full=*/true);
+    if (!o.ok()) std::cerr << "poplar-indexer: re-index of " << p.mailbox_path << ": " << o.status() << "\n";
+  }
+  return result;
+}
+
+absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailbox,
+                                                        const v1::Snapshot& snap,
+                                                        std::vector<size_t> deleted) {
+  const absl::Time t0 = absl::Now();
+  auto refuse = [&](std::string_view why) {
+    std::cerr << "poplar-indexer: expunge " << mailbox << ": nothing deleted: " << why << "\n";
+    return absl::UnavailableError(absl::StrCat(Absl(why), "; nothing deleted"));
+  };
+  // An interrupted expunge of this mailbox is finished first: the file is only consistent
+  // with the index once it is.
+  if (absl::Status s = RecoverLocked(mailbox); !s.ok()) return refuse(Std(s.message()));
+
+  absl::StatusOr<lock::MailboxLock> held = lock::MailboxLock::Acquire(mailbox, lock_options_);
+  if (!held.ok()) {
+    if (absl::IsFailedPrecondition(held.status())) {
+      // E.g. EACCES on the spool directory: the indexer cannot create MBOX.lock, so it cannot
+      // exclude dotlocking MDAs. Deleting anyway could lose a delivery: refuse, loudly.
+      std::cerr << "poplar-indexer: expunge " << mailbox << ": cannot take the MDA locks ("
+                << held.status().message()
+                << "); run poplar-indexer with write access to the spool directory (group mail) "
+                   "or drop LOCK_DOTLOCK from lock_methods if no MDA uses dotlocks\n";
+      return absl::FailedPreconditionError(absl::StrCat("cannot lock the mailbox: ", held.status().message()));
+    }
+    return refuse(Std(held.status().message()));
+  }
+  const int fd = held->fd();
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return refuse("fstat failed");
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (st.st_dev != snap.file().device() || st.st_ino != snap.file().inode()) {
+    return refuse("the mailbox was replaced since the snapshot");
+  }
+  if (size < snap.file().size()) return refuse("the mailbox shrank since the snapshot");
+
+  // Under the locks no MDA writes: bring the index up to the file as it is now.
+  HeldLocksProbe held_probe;
+  MailboxIndexer under_lock(store_.get(), UidlFromConfig(config_), &held_probe);
+  under_lock.set_trust_content_length(config_.trust_content_length());
+  snapshots_.erase(mailbox);
+  absl::StatusOr<IndexOutcome> o = under_lock.Update(mailbox, "", false);
+  if (!o.ok()) return refuse(absl::StrCat("re-index failed: ", o.status().message()));
+  absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(mailbox);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return refuse("the mailbox is not indexed");
+  MailboxRecord mb = **rec;
+  if (mb.device != st.st_dev || mb.inode != st.st_ino || mb.size != size) {
+    return refuse("the mailbox changed while it was locked");
+  }
+  absl::StatusOr<std::vector<MessageRecord>> now = store_->LoadMessages(mb.id);
+  if (!now.ok()) return now.status();
+  // Every message of the snapshot must still be where and what it was: the snapshot is a
+  // prefix of the file's messages now (anything else is not a pure append).
+  if (now->size() < static_cast<size_t>(snap.data_offsets_size())) {
+    return refuse("messages of the snapshot are gone");
+  }
+  for (int i = 0; i < snap.data_offsets_size(); ++i) {
+    const MessageRecord& m = (*now)[static_cast<size_t>(i)];
+    if (m.data_offset != snap.data_offsets(i) ||
+        snap.content_hashes().compare(16 * static_cast<size_t>(i), 16, m.content_hash.Bytes()) != 0) {
+      return refuse(absl::StrCat("message ", i + 1, " of the snapshot changed"));
+    }
+  }
+  // The region about to be rewritten is read again from the file, not trusted from the index.
+  const uint64_t first = (*now)[deleted.front()].offset;
+  absl::StatusOr<std::vector<mbox::MessageInfo>> fresh =
+      ScanRegion(fd, mailbox, first, size, config_.trust_content_length());
+  if (!fresh.ok()) return refuse(absl::StrCat("re-read failed: ", fresh.status().message()));
+  const size_t from = deleted.front();
+  if (fresh->size() != now->size() - from) return refuse("the file does not match its index");
+  for (size_t i = 0; i < fresh->size(); ++i) {
+    const MessageRecord& m = (*now)[from + i];
+    const mbox::MessageInfo& f = (*fresh)[i];
+    if (f.offset != m.offset || f.data_offset != m.data_offset || f.end_offset != m.end_offset ||
+        !(f.content_hash == m.content_hash)) {
+      return refuse("the file does not match its index");
+    }
+  }
+  std::vector<uint64_t> offsets;
+  offsets.reserve(now->size());
+  for (const MessageRecord& m : *now) offsets.push_back(m.offset);
+  absl::StatusOr<mbox::CompactionPlan> plan = mbox::PlanCompaction(offsets, size, deleted);
+  if (!plan.ok()) return refuse(Std(plan.status().message()));
+
+  absl::StatusOr<int64_t> plan_id = expunger_->Compact(mailbox, *held, *plan);
+  if (!plan_id.ok()) {
+    held->Release();
+    // If the plan was recorded, the file may be part-way: finish it now if possible.
+    absl::Status r = RecoverLocked(mailbox);
+    std::cerr << "poplar-indexer: expunge " << mailbox << " failed: " << plan_id.status()
+              << (r.ok() ? "" : absl::StrCat("; recovery pending: ", r.message())) << "\n";
+    return absl::UnavailableError(absl::StrCat("expunge failed: ", plan_id.status().message()));
+  }
+
+  // The index follows in the same step: kept messages after `start` move by their segment's
+  // shift and keep their UIDLs; the mailbox row gets the new size, mtime and resume point.
+  std::vector<MessageRecord> moved;
+  uint64_t resume = plan->start;
+  for (const MessageRecord& m : *now) {
+    if (m.offset < plan->start) {
+      resume = m.offset;
+      continue;
+    }
+    std::optional<uint64_t> to = mbox::MapOffset(*plan, m.offset);
+    if (!to) continue;  // deleted
+    MessageRecord n = m;
+    const uint64_t shift = m.offset - *to;
+    n.offset -= shift;
+    n.data_offset -= shift;
+    n.end_offset -= shift;
+    resume = n.offset;
+    moved.push_back(std::move(n));
+  }
+  if (std::optional<uint64_t> r = mbox::MapOffset(*plan, mb.resume_offset); r && *r >= resume) {
+    resume = *r;  // the old resume point survived (the end of the file, or a kept message)
+  }
+  // else: it was a deleted message's From_ line: resume at the last message kept (re-scanned
+  // as tentative next time, as the scanner would have left it).
+  if (::fstat(fd, &st) != 0) return refuse("fstat failed");
+  absl::StatusOr<Hash128> tail = TailHashOf(fd, resume);
+  if (!tail.ok()) return tail.status();
+  mb.size = static_cast<uint64_t>(st.st_size);
+  mb.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  mb.resume_offset = resume;
+  mb.tail_hash = *tail;
+  mb.final_scan = true;
+  mb.indexed_unix_ms = absl::ToUnixMillis(absl::Now());
+  if (absl::Status s = store_->SaveScan(&mb, plan->start, moved); !s.ok()) {
+    // The file is final; the plan stays open and start-up re-indexes. Report success anyway?
+    // No: the client is told to retry, and recovery re-indexes the mailbox fully.
+    std::cerr << "poplar-indexer: expunge " << mailbox << ": index update failed: " << s << "\n";
+    return absl::UnavailableError("index update failed after the expunge");
+  }
+  snapshots_.erase(mailbox);
+  held->Release();
+  absl::StatusOr<std::vector<ExpungePlanRecord>> open = store_->OpenExpungePlans(mailbox);
+  if (open.ok()) {
+    for (const ExpungePlanRecord& p : *open) {
+      if (p.id == *plan_id) {
+        if (absl::Status s = expunger_->Finish(p.id, p.journal_path); !s.ok()) {
+          std::cerr << "poplar-indexer: expunge " << mailbox << ": closing plan " << p.id << ": " << s << "\n";
+        }
+      }
+    }
+  }
+  v1::CommitResult result;
+  result.set_deleted(static_cast<uint32_t>(plan->deleted_messages));
+  result.set_bytes_removed(plan->bytes_removed());
+  std::cerr << "poplar-indexer: expunge " << mailbox << ": deleted " << plan->deleted_messages
+            << " message(s), " << plan->bytes_removed() << " bytes; rewrote " << plan->image_size()
+            << " bytes from offset " << plan->start << "; " << moved.size()
+            << " message(s) moved; size " << plan->old_size << " -> " << plan->new_size
+            << "; lock attempts " << held->attempts() << "; "
+            << absl::FormatDuration(absl::Now() - t0) << "\n";
+  return result;
 }
 
 void Indexer::CloseSession(const std::string& session_id) {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/util/strings.h"
 
 namespace poplar::mbox {
@@ -64,9 +65,12 @@ constexpr std::string_view kMagic = "POPLAR-EXPUNGE-JOURNAL 1\n";
 }  // namespace
 
 std::string FormatJournalHeader(const JournalHeader& h) {
-  return absl::StrCat(Absl(kMagic), "device ", h.device, "\ninode ", h.inode, "\nstart ", h.start,
-                      "\nold_size ", h.old_size, "\nnew_size ", h.new_size, "\nprefix_hash ",
-                      h.prefix_hash.Hex(), "\nimage_hash ", h.image_hash.Hex(), "\nend\n");
+  return absl::StrCat(Absl(kMagic),
+                      absl::StrFormat("device %020u\ninode %020u\nstart %020u\nold_size %020u\n"
+                                      "new_size %020u\n",
+                                      h.device, h.inode, h.start, h.old_size, h.new_size),
+                      "prefix_hash ", h.prefix_hash.Hex(), "\nold_tail_hash ", h.old_tail_hash.Hex(),
+                      "\nimage_hash ", h.image_hash.Hex(), "\nend\n");
 }
 
 absl::StatusOr<JournalHeader> ParseJournalHeader(std::string_view bytes, size_t* header_length) {
@@ -89,7 +93,7 @@ absl::StatusOr<JournalHeader> ParseJournalHeader(std::string_view bytes, size_t*
   auto number = [&](std::string_view key, uint64_t* out) -> bool {
     std::string_view v;
     if (!next_line(key, &v)) return false;
-    if (v.empty() || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (v.empty() || v.size() > 20 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       return false;
     }
     return absl::SimpleAtoi(Absl(v), out);
@@ -101,7 +105,8 @@ absl::StatusOr<JournalHeader> ParseJournalHeader(std::string_view bytes, size_t*
   JournalHeader h;
   if (!number("device", &h.device) || !number("inode", &h.inode) || !number("start", &h.start) ||
       !number("old_size", &h.old_size) || !number("new_size", &h.new_size) ||
-      !hash("prefix_hash", &h.prefix_hash) || !hash("image_hash", &h.image_hash)) {
+      !hash("prefix_hash", &h.prefix_hash) || !hash("old_tail_hash", &h.old_tail_hash) ||
+      !hash("image_hash", &h.image_hash)) {
     return bad("malformed or torn header");
   }
   if (bytes.substr(pos, 4) != "end\n") return bad("header not terminated");

@@ -13,6 +13,7 @@
 #ifndef POPLAR_COMMON_MBOX_EXPUNGE_PLAN_H_
 #define POPLAR_COMMON_MBOX_EXPUNGE_PLAN_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -56,8 +57,13 @@ std::optional<uint64_t> MapOffset(const CompactionPlan& plan, uint64_t old_offse
 //   POPLAR-EXPUNGE-JOURNAL 1\n
 //   device D\n inode I\n start S\n old_size O\n new_size N\n
 //   prefix_hash HEX\n   XXH3-128 of the (up to) kPrefixHashBytes of the mbox before S
+//   old_tail_hash HEX\n XXH3-128 of the old file's bytes [max(N, O - kPrefixHashBytes), O):
+//                       the rewrite never writes there, so recovery can tell a file that was
+//                       not truncated yet from one that was truncated and then grew
 //   image_hash HEX\n    XXH3-128 of the post-image
 //   end\n
+// Numbers are zero-padded to 20 digits so the header has one fixed length (the image is
+// streamed into the journal before its hash, and so the header, is known).
 struct JournalHeader {
   uint64_t device = 0;
   uint64_t inode = 0;
@@ -65,10 +71,15 @@ struct JournalHeader {
   uint64_t old_size = 0;
   uint64_t new_size = 0;
   Hash128 prefix_hash;
+  Hash128 old_tail_hash;
   Hash128 image_hash;
   friend bool operator==(const JournalHeader&, const JournalHeader&) = default;
 };
 inline constexpr uint64_t kPrefixHashBytes = 4096;
+// The old-tail range named above.
+inline ByteRange OldTailRange(uint64_t new_size, uint64_t old_size) {
+  return {old_size - std::min<uint64_t>(kPrefixHashBytes, old_size - new_size), old_size};
+}
 std::string FormatJournalHeader(const JournalHeader& h);
 // Parses a header at the start of `bytes` (which may hold more); sets *header_length.
 // DATA_LOSS when it is not a complete, well-formed header (a torn or foreign file).

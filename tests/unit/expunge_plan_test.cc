@@ -152,6 +152,7 @@ TEST(JournalHeaderTest, RoundTripAndRejects) {
   h.old_size = 5000;
   h.new_size = 4000;
   h.prefix_hash = Xxh3_128("prefix");
+  h.old_tail_hash = Xxh3_128("tail");
   h.image_hash = Xxh3_128("image");
   const std::string text = FormatJournalHeader(h);
   size_t len = 0;
@@ -159,6 +160,9 @@ TEST(JournalHeaderTest, RoundTripAndRejects) {
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, h);
   EXPECT_EQ(len, text.size());
+  JournalHeader big = h;
+  big.device = big.inode = big.start = big.old_size = big.new_size = 0;
+  EXPECT_EQ(FormatJournalHeader(big).size(), text.size()) << "the header has one fixed length";
   // Every truncation of the header is torn, never parsed.
   for (size_t cut = 0; cut < text.size(); ++cut) {
     EXPECT_FALSE(ParseJournalHeader(text.substr(0, cut), &len).ok()) << cut;
@@ -167,10 +171,10 @@ TEST(JournalHeaderTest, RoundTripAndRejects) {
   bad[0] = 'X';
   EXPECT_TRUE(absl::IsDataLoss(ParseJournalHeader(bad, &len).status()));
   std::string swapped = text;
-  swapped.replace(swapped.find("old_size 5000"), 13, "old_size 0050");  // new > old
+  swapped.replace(swapped.find("5000"), 4, "0050");  // new_size > old_size
   EXPECT_FALSE(ParseJournalHeader(swapped, &len).ok());
   std::string neg = text;
-  neg.replace(neg.find("start 100"), 9, "start -10");
+  neg.replace(neg.find("0100\n"), 4, "-100");
   EXPECT_FALSE(ParseJournalHeader(neg, &len).ok());
 }
 

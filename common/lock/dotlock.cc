@@ -145,9 +145,9 @@ absl::StatusOr<Dotlock> Dotlock::TryAcquire(const std::string& mailbox_path, int
     f.mailbox_age_s = 0;
     struct stat mst {};
     if (mailbox_fd >= 0 && ::fstat(mailbox_fd, &mst) == 0) {
-      f.mailbox_age_s = now - std::max<int64_t>(mst.st_mtim.tv_sec, mst.st_ctim.tv_sec);
+      f.mailbox_age_s = now - static_cast<int64_t>(mst.st_mtim.tv_sec);
     } else if (::stat(mailbox_path.c_str(), &mst) == 0) {
-      f.mailbox_age_s = now - std::max<int64_t>(mst.st_mtim.tv_sec, mst.st_ctim.tv_sec);
+      f.mailbox_age_s = now - static_cast<int64_t>(mst.st_mtim.tv_sec);
     } else {
       f.mailbox_age_s = f.lock_age_s;  // no mailbox: only the lock's age counts
     }

@@ -45,7 +45,7 @@ struct StaleFacts {
   std::string this_host;
   bool pid_alive = true;         // kill(pid, 0) did not fail with ESRCH (meaningless if pid 0)
   int64_t lock_age_s = 0;        // now - the lock file's mtime
-  int64_t mailbox_age_s = 0;     // now - the mailbox's mtime (or ctime, whichever is newer)
+  int64_t mailbox_age_s = 0;     // now - the mailbox's mtime (a delivery changes it; Dovecot's rule)
   bool kernel_lock_held = false; // someone holds an fcntl write lock on the mailbox
 };
 inline constexpr int64_t kDefaultStaleAfterS = 600;

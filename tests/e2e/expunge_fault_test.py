@@ -140,7 +140,7 @@ class Mda(threading.Thread):
                         fcntl.lockf(f, fcntl.LOCK_UN)
                 finally:
                     subprocess.run(["dotlockfile", "-u", self.path + ".lock"], check=False)
-                time.sleep(random.uniform(0.0, 0.05))
+                time.sleep(random.uniform(0.0, float(os.environ.get("MDA_SLEEP_S", "0.05"))))
         except Exception as e:  # reported by the main thread
             self.error = e
 

@@ -61,6 +61,14 @@ CREATE TABLE IF NOT EXISTS expunge_plans (
   created_unix_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS expunge_plans_open ON expunge_plans(state, mailbox_path);
+CREATE TABLE IF NOT EXISTS hidden_messages (
+  mailbox_path TEXT NOT NULL,
+  data_offset INTEGER NOT NULL,
+  content_hash TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  hidden_unix_ms INTEGER NOT NULL,
+  PRIMARY KEY (mailbox_path, data_offset)
+) WITHOUT ROWID;
 )sql";
 
 MailboxRecord ReadMailbox(const sql::Stmt& s) {
@@ -375,6 +383,63 @@ absl::StatusOr<std::vector<ExpungePlanRecord>> IndexStore::OpenExpungePlans(
     const std::string& mailbox_path) {
   if (mailbox_path.empty()) return SelectPlans("WHERE state='open'", "");
   return SelectPlans("WHERE state='open' AND mailbox_path=?", mailbox_path);
+}
+
+absl::Status IndexStore::HideMessages(const std::string& path,
+                                      const std::vector<HiddenMessage>& hidden) {
+  auto tx = sql::Transaction::Begin(db_.get());
+  if (!tx.ok()) return tx.status();
+  auto s = db_->Prepare(
+      "INSERT OR REPLACE INTO hidden_messages (mailbox_path, data_offset, content_hash, bytes, "
+      "hidden_unix_ms) VALUES (?,?,?,?,?)");
+  if (!s.ok()) return s.status();
+  for (const HiddenMessage& h : hidden) {
+    s->Bind(1, path).Bind(2, static_cast<int64_t>(h.data_offset)).Bind(3, h.content_hash.Hex());
+    s->Bind(4, static_cast<int64_t>(h.bytes)).Bind(5, h.hidden_unix_ms);
+    if (absl::Status r = s->Run(); !r.ok()) return r;
+  }
+  return (*tx)->Commit();
+}
+
+absl::StatusOr<std::vector<HiddenMessage>> IndexStore::HiddenMessages(const std::string& path) {
+  auto s = db_->Prepare(
+      "SELECT data_offset, content_hash, bytes, hidden_unix_ms FROM hidden_messages "
+      "WHERE mailbox_path=? ORDER BY data_offset");
+  if (!s.ok()) return s.status();
+  s->Bind(1, path);
+  std::vector<HiddenMessage> out;
+  while (true) {
+    absl::StatusOr<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    HiddenMessage h;
+    h.data_offset = static_cast<uint64_t>(s->Int(0));
+    Hash128::FromHex(s->Text(1), &h.content_hash);
+    h.bytes = static_cast<uint64_t>(s->Int(2));
+    h.hidden_unix_ms = s->Int(3);
+    out.push_back(h);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> IndexStore::MailboxesWithHidden() {
+  auto s = db_->Prepare("SELECT DISTINCT mailbox_path FROM hidden_messages ORDER BY mailbox_path");
+  if (!s.ok()) return s.status();
+  std::vector<std::string> out;
+  while (true) {
+    absl::StatusOr<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back(s->Text(0));
+  }
+  return out;
+}
+
+absl::Status IndexStore::ClearHidden(const std::string& path) {
+  auto s = db_->Prepare("DELETE FROM hidden_messages WHERE mailbox_path=?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, path);
+  return s->Run();
 }
 
 absl::StatusOr<std::vector<ExpungePlanRecord>> IndexStore::AllExpungePlans() {

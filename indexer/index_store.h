@@ -22,7 +22,8 @@
 namespace poplar::indexer {
 
 // 1: mailboxes, messages (accounts live in the same file, account_store.cc).
-// 2: expunge_plans (the redo journal's record, design §5).
+// 2: expunge_plans (the redo journal's record, design §5), hidden_messages (deferred
+//    compaction).
 inline constexpr int kSchemaVersion = 2;
 
 struct MailboxRecord {
@@ -76,6 +77,14 @@ struct ExpungePlanRecord {
   int64_t created_unix_ms = 0;
 };
 
+// A message a session DELEted that deferred compaction has not removed yet: never served again.
+struct HiddenMessage {
+  uint64_t data_offset = 0;
+  Hash128 content_hash;
+  uint64_t bytes = 0;  // its segment (From_ line to the next From_ line)
+  int64_t hidden_unix_ms = 0;
+};
+
 class IndexStore {
  public:
   // Opens or creates the database and migrates the schema to kSchemaVersion.
@@ -113,6 +122,12 @@ class IndexStore {
   absl::StatusOr<int64_t> ReplaceExpungePlan(int64_t old_id, const ExpungePlanRecord& plan);
   absl::StatusOr<std::vector<ExpungePlanRecord>> OpenExpungePlans(const std::string& mailbox_path = "");
   absl::StatusOr<std::vector<ExpungePlanRecord>> AllExpungePlans();
+
+  // Deferred compaction's hidden messages, per mailbox path.
+  absl::Status HideMessages(const std::string& path, const std::vector<HiddenMessage>& hidden);
+  absl::StatusOr<std::vector<HiddenMessage>> HiddenMessages(const std::string& path);
+  absl::StatusOr<std::vector<std::string>> MailboxesWithHidden();
+  absl::Status ClearHidden(const std::string& path);
 
   sql::Db* db() { return db_.get(); }
 

@@ -105,6 +105,35 @@ absl::StatusOr<Hash128> TailHashOf(int fd, uint64_t resume) {
   return Xxh3_128(buf);
 }
 
+// Which messages are hidden by deferred compaction: an entry matches the message at its
+// offset with its content hash; an entry that matches nothing there (another program rewrote
+// the file and offsets moved) hides the first not yet hidden message with its content hash.
+std::vector<bool> HiddenMask(const std::vector<MessageRecord>& messages,
+                             const std::vector<HiddenMessage>& hidden) {
+  std::vector<bool> mask(messages.size(), false);
+  if (hidden.empty()) return mask;
+  absl::flat_hash_map<uint64_t, size_t> by_offset;
+  for (size_t i = 0; i < messages.size(); ++i) by_offset[messages[i].data_offset] = i;
+  std::vector<const HiddenMessage*> moved;
+  for (const HiddenMessage& h : hidden) {
+    auto it = by_offset.find(h.data_offset);
+    if (it != by_offset.end() && messages[it->second].content_hash == h.content_hash) {
+      mask[it->second] = true;
+    } else {
+      moved.push_back(&h);
+    }
+  }
+  for (const HiddenMessage* h : moved) {
+    for (size_t i = 0; i < messages.size(); ++i) {
+      if (!mask[i] && messages[i].content_hash == h->content_hash) {
+        mask[i] = true;
+        break;
+      }
+    }
+  }
+  return mask;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerConfig& config) {
@@ -122,6 +151,9 @@ absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerCo
   if (absl::Status s = idx->RecoverLocked(""); !s.ok()) {
     std::cerr << "poplar-indexer: recovery: " << s << "\n";
   }
+  absl::StatusOr<std::vector<std::string>> hidden = idx->store_->MailboxesWithHidden();
+  if (!hidden.ok()) return hidden.status();
+  idx->hidden_mailboxes_.insert(hidden->begin(), hidden->end());
   absl::StatusOr<int> orphans = idx->expunger_->RemoveOrphanJournals();
   if (!orphans.ok()) return orphans.status();
   if (*orphans > 0) {
@@ -152,6 +184,10 @@ absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
   if (o.ok() && o->kind == IndexOutcome::Kind::kUnchanged) return o;
   auto it = snapshots_.find(path);
   if (it == snapshots_.end()) return o;
+  if (hidden_mailboxes_.contains(path)) {
+    snapshots_.erase(it);  // rebuilt, filtered, at the next login
+    return o;
+  }
   if (o.ok() && o->kind == IndexOutcome::Kind::kAppended && o->exact_tail) {
     if (o->added.empty() && o->replaced_to <= o->replaced_from) return o;  // nothing changed
     it->second = SpliceSnapshot(*it->second, o->replaced_from, o->replaced_to, o->added);
@@ -221,7 +257,16 @@ absl::StatusOr<std::shared_ptr<const v1::Snapshot>> Indexer::CachedSnapshotLocke
   snap->mutable_lines()->Reserve(static_cast<int>(n));
   snap->mutable_uidls()->reserve(25 * n);
   snap->mutable_content_hashes()->reserve(16 * n);
-  for (const MessageRecord& m : *messages) AddToSnapshot(snap.get(), m);
+  std::vector<HiddenMessage> hidden;
+  if (hidden_mailboxes_.contains(path)) {
+    absl::StatusOr<std::vector<HiddenMessage>> h = store_->HiddenMessages(path);
+    if (!h.ok()) return h.status();
+    hidden = std::move(*h);
+  }
+  const std::vector<bool> mask = HiddenMask(*messages, hidden);
+  for (size_t i = 0; i < n; ++i) {
+    if (!mask[i]) AddToSnapshot(snap.get(), (*messages)[i]);
+  }
   std::shared_ptr<const v1::Snapshot> shared = std::move(snap);
   snapshots_[path] = shared;
   return shared;
@@ -347,6 +392,10 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
 
 absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
                                                  const v1::Commit& commit) {
+  std::string mailbox;
+  std::shared_ptr<const v1::Snapshot> snap;
+  std::vector<size_t> deleted;
+  {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return absl::FailedPreconditionError("no such session");
@@ -373,9 +422,7 @@ absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
                                                      " is deleted twice"));
     }
   }
-  v1::CommitResult result;
-  if (commit.deleted_size() == 0) return result;  // a read-only session never writes
-  std::vector<size_t> deleted;
+  if (commit.deleted_size() == 0) return v1::CommitResult();  // a read-only session never writes
   deleted.reserve(seen.size());
   {
     const auto& offsets = state.snapshot->data_offsets();
@@ -384,9 +431,33 @@ absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
           std::lower_bound(offsets.begin(), offsets.end(), off) - offsets.begin()));
     }
   }
-  const std::string mailbox = state.mailbox;
-  const std::shared_ptr<const v1::Snapshot> snap = state.snapshot;
-  return ExpungeLocked(mailbox, *snap, std::move(deleted));
+  mailbox = state.mailbox;
+  snap = state.snapshot;
+  if (config_.deferred_expunge()) return HideLocked(mailbox, *snap, deleted);
+  // An interrupted expunge of this mailbox is finished first: only then do file and index
+  // agree.
+  if (absl::Status s = RecoverLocked(mailbox); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat(s.message(), "; nothing deleted"));
+  }
+  }
+  // The MDA locks are waited for without mu_, so other logins and deliveries go on meanwhile;
+  // the lease keeps every other session off this mailbox.
+  absl::StatusOr<lock::MailboxLock> held = lock::MailboxLock::Acquire(mailbox, lock_options_);
+  absl::MutexLock lock(&mu_);
+  if (!held.ok()) {
+    if (absl::IsFailedPrecondition(held.status())) {
+      // E.g. EACCES on the spool directory: the indexer cannot create MBOX.lock, so it cannot
+      // exclude dotlocking MDAs. Deleting anyway could lose a delivery: refuse, loudly.
+      std::cerr << "poplar-indexer: expunge " << mailbox << ": cannot take the MDA locks ("
+                << held.status().message()
+                << "); run poplar-indexer with write access to the spool directory (group mail) "
+                   "or drop LOCK_DOTLOCK from lock_methods if no MDA uses dotlocks\n";
+      return absl::FailedPreconditionError(absl::StrCat("cannot lock the mailbox: ", held.status().message()));
+    }
+    std::cerr << "poplar-indexer: expunge " << mailbox << ": nothing deleted: " << held.status().message() << "\n";
+    return absl::UnavailableError(absl::StrCat(held.status().message(), "; nothing deleted"));
+  }
+  return ExpungeLocked(mailbox, *snap, std::move(deleted), std::move(*held));
 }
 
 absl::Status Indexer::RecoverLocked(const std::string& mailbox) {
@@ -414,31 +485,132 @@ absl::Status Indexer::RecoverLocked(const std::string& mailbox) {
   return result;
 }
 
+absl::StatusOr<v1::CommitResult> Indexer::HideLocked(const std::string& mailbox,
+                                                     const v1::Snapshot& snap,
+                                                     const std::vector<size_t>& deleted) {
+  // The messages must still be in the file as the snapshot shows them (as for an immediate
+  // expunge, minus the locks: hiding writes nothing to the mailbox).
+  absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, "", false);
+  if (!o.ok()) return absl::UnavailableError(absl::StrCat("mailbox check failed: ", o.status().message()));
+  absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(mailbox);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return absl::UnavailableError("mailbox vanished since the snapshot; nothing deleted");
+  if ((*rec)->device != snap.file().device() || (*rec)->inode != snap.file().inode()) {
+    return absl::UnavailableError("the mailbox was replaced since the snapshot; nothing deleted");
+  }
+  absl::StatusOr<std::vector<MessageRecord>> now = store_->LoadMessages((*rec)->id);
+  if (!now.ok()) return now.status();
+  absl::flat_hash_map<uint64_t, size_t> at;
+  for (size_t i = 0; i < now->size(); ++i) at[(*now)[i].data_offset] = i;
+  std::vector<HiddenMessage> hide;
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  for (size_t d : deleted) {
+    const int si = static_cast<int>(d);
+    auto it = at.find(snap.data_offsets(si));
+    if (it == at.end() ||
+        snap.content_hashes().compare(16 * d, 16, (*now)[it->second].content_hash.Bytes()) != 0) {
+      return absl::UnavailableError("mailbox changed since the snapshot; nothing deleted");
+    }
+    const size_t i = it->second;
+    const MessageRecord& m = (*now)[i];
+    const uint64_t end = i + 1 < now->size() ? (*now)[i + 1].offset : (*rec)->size;
+    hide.push_back(HiddenMessage{m.data_offset, m.content_hash, end - m.offset, now_ms});
+  }
+  if (absl::Status s = store_->HideMessages(mailbox, hide); !s.ok()) return s;
+  hidden_mailboxes_.insert(mailbox);
+  snapshots_.erase(mailbox);
+  std::cerr << "poplar-indexer: expunge " << mailbox << ": hid " << hide.size()
+            << " message(s) for deferred compaction\n";
+  v1::CommitResult result;
+  result.set_deleted(static_cast<uint32_t>(hide.size()));
+  return result;  // bytes_removed: 0, nothing is removed yet
+}
+
+absl::StatusOr<int> Indexer::CompactDue(bool force) {
+  std::vector<std::string> due;
+  {
+    absl::MutexLock lock(&mu_);
+    const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+    for (const std::string& path : hidden_mailboxes_) {
+      absl::StatusOr<std::vector<HiddenMessage>> h = store_->HiddenMessages(path);
+      if (!h.ok()) return h.status();
+      uint64_t bytes = 0;
+      int64_t oldest = now_ms;
+      for (const HiddenMessage& m : *h) {
+        bytes += m.bytes;
+        oldest = std::min(oldest, m.hidden_unix_ms);
+      }
+      if (force || h->empty() || bytes >= config_.deferred_expunge_bytes() ||
+          now_ms - oldest >= int64_t{1000} * config_.deferred_expunge_delay_s()) {
+        due.push_back(path);
+      }
+    }
+  }
+  int compacted = 0;
+  for (const std::string& path : due) {
+    // The lease keeps POP sessions off the mailbox while its numbering changes; a mailbox in
+    // use waits for the next round.
+    LeaseInfo info;
+    info.mailbox = path;
+    info.front_end = "poplar-indexer deferred expunge";
+    absl::StatusOr<LeaseInfo> lease = leases_.Acquire(std::move(info), [] {});
+    if (!lease.ok()) continue;
+    absl::StatusOr<lock::MailboxLock> held = lock::MailboxLock::Acquire(path, lock_options_);
+    {
+      absl::MutexLock lock(&mu_);
+      if (!held.ok()) {
+        std::cerr << "poplar-indexer: deferred expunge " << path << ": " << held.status() << "\n";
+        if (absl::IsNotFound(held.status())) {
+          (void)store_->ClearHidden(path);
+          hidden_mailboxes_.erase(path);
+        }
+      } else {
+        absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(path);
+        absl::StatusOr<std::vector<HiddenMessage>> hidden = store_->HiddenMessages(path);
+        if (rec.ok() && rec->has_value() && hidden.ok()) {
+          absl::StatusOr<std::vector<MessageRecord>> messages = store_->LoadMessages((*rec)->id);
+          if (messages.ok()) {
+            // What the index holds now, unfiltered: ExpungeLocked re-verifies it under the locks.
+            v1::Snapshot snap;
+            snap.mutable_file()->set_device((*rec)->device);
+            snap.mutable_file()->set_inode((*rec)->inode);
+            for (const MessageRecord& m : *messages) AddToSnapshot(&snap, m);
+            const std::vector<bool> mask = HiddenMask(*messages, *hidden);
+            std::vector<size_t> deleted;
+            for (size_t i = 0; i < mask.size(); ++i) {
+              if (mask[i]) deleted.push_back(i);
+            }
+            bool done = deleted.empty();
+            if (!deleted.empty()) {
+              absl::StatusOr<v1::CommitResult> r =
+                  ExpungeLocked(path, snap, std::move(deleted), std::move(*held));
+              done = r.ok();
+              if (r.ok()) ++compacted;
+            }
+            if (done) {
+              (void)store_->ClearHidden(path);
+              hidden_mailboxes_.erase(path);
+              snapshots_.erase(path);
+            }
+          }
+        }
+      }
+    }
+    leases_.Release(lease->session_id);
+  }
+  return compacted;
+}
+
 absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailbox,
                                                         const v1::Snapshot& snap,
-                                                        std::vector<size_t> deleted) {
+                                                        std::vector<size_t> deleted,
+                                                        lock::MailboxLock held_lock) {
   const absl::Time t0 = absl::Now();
   auto refuse = [&](std::string_view why) {
     std::cerr << "poplar-indexer: expunge " << mailbox << ": nothing deleted: " << why << "\n";
     return absl::UnavailableError(absl::StrCat(Absl(why), "; nothing deleted"));
   };
-  // An interrupted expunge of this mailbox is finished first: the file is only consistent
-  // with the index once it is.
-  if (absl::Status s = RecoverLocked(mailbox); !s.ok()) return refuse(Std(s.message()));
-
-  absl::StatusOr<lock::MailboxLock> held = lock::MailboxLock::Acquire(mailbox, lock_options_);
-  if (!held.ok()) {
-    if (absl::IsFailedPrecondition(held.status())) {
-      // E.g. EACCES on the spool directory: the indexer cannot create MBOX.lock, so it cannot
-      // exclude dotlocking MDAs. Deleting anyway could lose a delivery: refuse, loudly.
-      std::cerr << "poplar-indexer: expunge " << mailbox << ": cannot take the MDA locks ("
-                << held.status().message()
-                << "); run poplar-indexer with write access to the spool directory (group mail) "
-                   "or drop LOCK_DOTLOCK from lock_methods if no MDA uses dotlocks\n";
-      return absl::FailedPreconditionError(absl::StrCat("cannot lock the mailbox: ", held.status().message()));
-    }
-    return refuse(Std(held.status().message()));
-  }
+  lock::MailboxLock* held = &held_lock;
   const int fd = held->fd();
   struct stat st {};
   if (::fstat(fd, &st) != 0) return refuse("fstat failed");
@@ -497,7 +669,7 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailb
   absl::StatusOr<mbox::CompactionPlan> plan = mbox::PlanCompaction(offsets, size, deleted);
   if (!plan.ok()) return refuse(Std(plan.status().message()));
 
-  absl::StatusOr<int64_t> plan_id = expunger_->Compact(mailbox, *held, *plan);
+  absl::StatusOr<int64_t> plan_id = expunger_->Compact(mailbox, held_lock, *plan);
   if (!plan_id.ok()) {
     held->Release();
     // If the plan was recorded, the file may be part-way: finish it now if possible.

@@ -15,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -66,6 +67,13 @@ class Indexer {
   absl::StatusOr<v1::CommitResult> Commit(const std::string& session_id, const v1::Commit& commit);
   void CloseSession(const std::string& session_id);
 
+  // ---- deferred compaction (config deferred_expunge) ----
+  bool deferred_expunge() const { return config_.deferred_expunge(); }
+  // Compacts every mailbox whose hidden messages are due (deferred_expunge_bytes reached or
+  // the oldest older than deferred_expunge_delay_s; all of them with `force`) and that no
+  // session holds. Returns how many mailboxes were compacted. Called by the event thread.
+  absl::StatusOr<int> CompactDue(bool force = false);
+
   // ---- admin service ----
   absl::StatusOr<v1::Account> AddAccount(const v1::AddAccountRequest& request);
   absl::StatusOr<v1::Account> SetPassword(const v1::SetPasswordRequest& request);
@@ -92,9 +100,15 @@ class Indexer {
   // Finishes open expunge plans (of one mailbox, or all when empty) and re-indexes the
   // mailboxes they touched. UNAVAILABLE if a plan could not get its locks (it stays open).
   absl::Status RecoverLocked(const std::string& mailbox) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deferred mode's Commit: verifies the deletions against the file and hides them.
+  absl::StatusOr<v1::CommitResult> HideLocked(const std::string& mailbox,
+                                              const v1::Snapshot& snap,
+                                              const std::vector<size_t>& deleted)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::CommitResult> ExpungeLocked(const std::string& mailbox,
                                                  const v1::Snapshot& snap,
-                                                 std::vector<size_t> deleted)
+                                                 std::vector<size_t> deleted,
+                                                 lock::MailboxLock held)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const config::IndexerConfig config_;
@@ -123,6 +137,8 @@ class Indexer {
     std::shared_ptr<const v1::Snapshot> snapshot;  // null: the maildrop was empty
   };
   absl::flat_hash_map<std::string, SessionState> sessions_ ABSL_GUARDED_BY(mu_);
+  // Mailboxes with hidden (deleted, not yet compacted) messages: their snapshots are filtered.
+  absl::flat_hash_set<std::string> hidden_mailboxes_ ABSL_GUARDED_BY(mu_);
   int64_t last_rescan_unix_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_lag_ms_ ABSL_GUARDED_BY(mu_) = 0;
 };

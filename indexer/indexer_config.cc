@@ -91,6 +91,9 @@ absl::Status Validate(const config::IndexerConfig& c) {
     errs.push_back(absl::StrCat("expunge_journal_dir must be an absolute path (got \"",
                                 c.expunge_journal_dir(), "\")"));
   }
+  if (c.deferred_expunge_delay_s() > 30 * 86400) {
+    errs.push_back("deferred_expunge_delay_s must be at most 2592000 (30 days)");
+  }
   if (c.lease_grace_ms() > 60000) errs.push_back("lease_grace_ms must be at most 60000");
   if (c.uidl().scheme() != "poplar" && c.uidl().scheme() != "dovecot") {
     errs.push_back(absl::StrCat("uidl.scheme must be \"poplar\" or \"dovecot\" (got \"", c.uidl().scheme(), "\")"));

@@ -659,3 +659,91 @@ TEST_F(RecoveryTest, OrphanJournalsAreRemoved) {
 
 }  // namespace
 }  // namespace poplar::indexer
+
+// ---------------------------------------------------------------- deferred compaction
+
+namespace poplar::indexer {
+namespace {
+
+class DeferredExpungeTest : public ExpungeTest {
+ protected:
+  config::IndexerConfig Deferred(uint64_t bytes, uint32_t delay_s) {
+    config::IndexerConfig c = Config();
+    c.set_deferred_expunge(true);
+    c.set_deferred_expunge_bytes(bytes);
+    c.set_deferred_expunge_delay_s(delay_s);
+    return c;
+  }
+};
+
+TEST_F(DeferredExpungeTest, HiddenAtOnceCompactedLaterInOneBatch) {
+  const std::vector<std::string> segs = Segments(5, {"lf", "\n", true, true});
+  const std::string original = Join(segs);
+  WriteFile(Mbox(), original);
+  Start(Deferred(/*bytes=*/1 << 30, /*delay_s=*/3600));
+  Session s = Open();
+  const std::vector<std::string> uidls = UidlsOf(s.snap);
+  absl::StatusOr<v1::CommitResult> r = Delete(s, {0, 3});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->deleted(), 2u);
+  EXPECT_EQ(ReadFile(Mbox()), original) << "nothing is written at QUIT";
+  Session next = Open();
+  EXPECT_EQ(UidlsOf(next.snap), (std::vector<std::string>{uidls[1], uidls[2], uidls[4]}))
+      << "hidden messages are never served again";
+  // A second session deletes another one; mail arrives meanwhile.
+  AppendFile(Mbox(), Msg(9) + "\n");
+  ASSERT_TRUE(Delete(next, {1}).ok());  // uidls[2]
+  Session third = Open();
+  ASSERT_EQ(third.snap.count(), 3u);
+  indexer_->CloseSession(third.id);
+  // Not due yet (threshold and delay far away).
+  auto n = indexer_->CompactDue();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0);
+  EXPECT_EQ(ReadFile(Mbox()), original + Msg(9) + "\n");
+  // Not while a session holds the mailbox, even when forced.
+  Session busy = Open();
+  n = indexer_->CompactDue(/*force=*/true);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0);
+  indexer_->CloseSession(busy.id);
+  n = indexer_->CompactDue(/*force=*/true);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(ReadFile(Mbox()), segs[1] + segs[4] + Msg(9) + "\n");
+  Session after = Open();
+  std::vector<std::string> u = UidlsOf(after.snap);
+  ASSERT_EQ(u.size(), 3u);
+  EXPECT_EQ(u[0], uidls[1]);
+  EXPECT_EQ(u[1], uidls[4]);
+  indexer_->CloseSession(after.id);
+  auto v = indexer_->Verify("alice");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->problems_size(), 0);
+}
+
+TEST_F(DeferredExpungeTest, DueByBytesOrByAgeAndHiddenSurvivesARestart) {
+  const std::vector<std::string> segs = Segments(4, {"lf", "\n", true, true});
+  WriteFile(Mbox(), Join(segs));
+  Start(Deferred(/*bytes=*/1, /*delay_s=*/3600));
+  ASSERT_TRUE(DeleteNow({0}).ok());
+  auto n = indexer_->CompactDue();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1) << "one hidden byte reaches a threshold of 1";
+  EXPECT_EQ(ReadFile(Mbox()), segs[1] + segs[2] + segs[3]);
+  indexer_.reset();
+  Start(Deferred(/*bytes=*/1 << 30, /*delay_s=*/0));
+  ASSERT_TRUE(DeleteNow({2}).ok());
+  indexer_.reset();  // a restart keeps the hidden messages hidden
+  Start(Deferred(/*bytes=*/1 << 30, /*delay_s=*/3600));
+  EXPECT_EQ(Open().snap.count(), 2u);
+  indexer_.reset();
+  Start(Deferred(/*bytes=*/1 << 30, /*delay_s=*/0));
+  n = indexer_->CompactDue();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1) << "due by age";
+  EXPECT_EQ(ReadFile(Mbox()), segs[1] + segs[2]);
+}
+
+}  // namespace
+}  // namespace poplar::indexer

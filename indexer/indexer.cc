@@ -669,7 +669,9 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailb
   absl::StatusOr<mbox::CompactionPlan> plan = mbox::PlanCompaction(offsets, size, deleted);
   if (!plan.ok()) return refuse(Std(plan.status().message()));
 
+  const absl::Time t_verified = absl::Now();
   absl::StatusOr<int64_t> plan_id = expunger_->Compact(mailbox, held_lock, *plan);
+  const absl::Time t_compacted = absl::Now();
   if (!plan_id.ok()) {
     held->Release();
     // If the plan was recorded, the file may be part-way: finish it now if possible.
@@ -738,7 +740,10 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailb
             << " bytes from offset " << plan->start << "; " << moved.size()
             << " message(s) moved; size " << plan->old_size << " -> " << plan->new_size
             << "; lock attempts " << held->attempts() << "; "
-            << absl::FormatDuration(absl::Now() - t0) << "\n";
+            << absl::FormatDuration(absl::Now() - t0) << " (verify "
+            << absl::FormatDuration(t_verified - t0) << ", journal+rewrite "
+            << absl::FormatDuration(t_compacted - t_verified) << ", index "
+            << absl::FormatDuration(absl::Now() - t_compacted) << ")\n";
   return result;
 }
 

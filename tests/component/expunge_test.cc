@@ -722,6 +722,31 @@ TEST_F(DeferredExpungeTest, HiddenAtOnceCompactedLaterInOneBatch) {
   EXPECT_EQ(v->problems_size(), 0);
 }
 
+// Another program rewrites the mailbox (offsets move): hidden messages stay hidden, found by
+// their content hash, and the compaction still removes exactly them.
+TEST_F(DeferredExpungeTest, HiddenMessagesFollowARewriteByAnotherProgram) {
+  const std::vector<std::string> segs = Segments(3, {"lf", "\n", true, true});
+  WriteFile(Mbox(), Join(segs));
+  Start(Deferred(/*bytes=*/1 << 30, /*delay_s=*/3600));
+  Session s = Open();
+  const std::vector<std::string> uidls = UidlsOf(s.snap);
+  ASSERT_TRUE(Delete(s, {1}).ok());
+  const std::string front = Msg(7) + "\n";  // mutt-style rewrite: a message put in front
+  WriteFile(Mbox() + ".new", front + Join(segs));
+  ASSERT_EQ(::rename((Mbox() + ".new").c_str(), Mbox().c_str()), 0);
+  ASSERT_TRUE(indexer_->RescanAll().ok());
+  Session next = Open();
+  std::vector<std::string> u = UidlsOf(next.snap);
+  ASSERT_EQ(u.size(), 3u);
+  EXPECT_EQ(u[1], uidls[0]);
+  EXPECT_EQ(u[2], uidls[2]);
+  indexer_->CloseSession(next.id);
+  auto n = indexer_->CompactDue(/*force=*/true);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(ReadFile(Mbox()), front + segs[0] + segs[2]);
+}
+
 TEST_F(DeferredExpungeTest, DueByBytesOrByAgeAndHiddenSurvivesARestart) {
   const std::vector<std::string> segs = Segments(4, {"lf", "\n", true, true});
   WriteFile(Mbox(), Join(segs));

@@ -5,7 +5,7 @@ Starts the real poplar-indexer on a temp spool, with an account made by poplarct
 MDA loop delivers uniquely numbered messages the way Debian MDAs do: `dotlockfile -l` (liblockfile,
 alternately with -p, which breaks a dotlock whose PID is dead: exactly what a killed indexer
 leaves behind), then a classic fcntl lock (lockf) on the mbox, append, fsync, unlock,
-`dotlockfile -u`. Each round:
+`dotlockfile -u`; every third delivery takes the fcntl lock only (Postfix virtual(8)). Each round:
   1. starts poplar-indexer with POPLAR_FAULT=<point>:1, so the indexer SIGKILLs itself at that
      step of the expunge;
   2. maildrop_client opens a session (snapshot, with each message's Message-ID) and commits the
@@ -125,10 +125,13 @@ class Mda(threading.Thread):
                 self.seq += 1
                 tag = f"mda{self.seq}"
                 body = message(tag)
+                # Every third delivery takes only the kernel lock, as Postfix virtual(8) does.
+                dotlock = self.seq % 3 != 0
                 argv = ["dotlockfile", "-l", "-r", "-1", "-i", "1"]
                 if self.seq % 2:
                     argv.append("-p")
-                subprocess.run(argv + [self.path + ".lock"], check=True)
+                if dotlock:
+                    subprocess.run(argv + [self.path + ".lock"], check=True)
                 try:
                     with open(self.path, "ab") as f:
                         fcntl.lockf(f, fcntl.LOCK_EX)
@@ -139,7 +142,8 @@ class Mda(threading.Thread):
                             self.delivered.append((tag, body))
                         fcntl.lockf(f, fcntl.LOCK_UN)
                 finally:
-                    subprocess.run(["dotlockfile", "-u", self.path + ".lock"], check=False)
+                    if dotlock:
+                        subprocess.run(["dotlockfile", "-u", self.path + ".lock"], check=False)
                 time.sleep(random.uniform(0.0, float(os.environ.get("MDA_SLEEP_S", "0.05"))))
         except Exception as e:  # reported by the main thread
             self.error = e

@@ -353,8 +353,10 @@ absl::StatusOr<Expunger::RecoveryReport> Expunger::Recover(const ExpungePlanReco
     }
     if (absl::Status s = Finish(plan.id, plan.journal_path); !s.ok()) return s;
     out.outcome = Recovery::kAlreadyComplete;
-    out.detail = absl::StrCat("plan ", plan.id, " for ", plan.mailbox_path, " had completed (",
-                              size - plan.new_size, " bytes delivered since are kept)");
+    out.detail = absl::StrCat("plan ", plan.id, " for ", plan.mailbox_path, " had completed",
+                              size > plan.new_size
+                                  ? absl::StrCat(" (", size - plan.new_size, " bytes delivered since kept)")
+                                  : std::string());
     return out;
   }
   ExpungePlanRecord current = plan;

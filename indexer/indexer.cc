@@ -715,8 +715,9 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailb
   mb.final_scan = true;
   mb.indexed_unix_ms = absl::ToUnixMillis(absl::Now());
   if (absl::Status s = store_->SaveScan(&mb, plan->start, moved); !s.ok()) {
-    // The file is final; the plan stays open and start-up re-indexes. Report success anyway?
-    // No: the client is told to retry, and recovery re-indexes the mailbox fully.
+    // The file is final but the index is not: the plan stays open, so the next commit on this
+    // mailbox (or the next start-up) closes it and re-indexes the mailbox fully. The client
+    // hears [SYS/TEMP]; its messages are gone all the same, which RFC 1939 §6 allows.
     std::cerr << "poplar-indexer: expunge " << mailbox << ": index update failed: " << s << "\n";
     return absl::UnavailableError("index update failed after the expunge");
   }

@@ -262,7 +262,7 @@ TEST_F(ExpungeTest, ChangedFileDeletesNothing) {
          ASSERT_EQ(::rename((p + ".new").c_str(), p.c_str()), 0);
        }},
       {"truncated", [](const std::string& p) { ASSERT_EQ(::truncate(p.c_str(), 20), 0); }},
-      {"a message removed by another program", [original](const std::string& p) {
+      {"a message removed by another program", [](const std::string& p) {
          std::vector<std::string> segs = Segments(3, {"lf", "\n", true, true});
          int fd = ::open(p.c_str(), O_WRONLY | O_TRUNC);
          std::string b = segs[0] + segs[2];

@@ -186,19 +186,25 @@ Dotlock::~Dotlock() { Release(); }
 
 absl::Status Dotlock::Touch() {
   if (path_.empty()) return absl::FailedPreconditionError("dotlock released");
+  if (!StillOurs()) return absl::AbortedError(absl::StrCat(path_, " was broken by another program"));
   if (::utimensat(AT_FDCWD, path_.c_str(), nullptr, AT_SYMLINK_NOFOLLOW) != 0) {
     return Errno(errno, "touch", path_);
   }
   return absl::OkStatus();
 }
 
+bool Dotlock::StillOurs() const {
+  // Someone may have broken our lock as stale and taken their own, possibly on the very inode
+  // number ours had: the file must be the one we made and still name this process.
+  struct stat st {};
+  if (::lstat(path_.c_str(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) return false;
+  DotlockOwner o = ReadOwner(path_);
+  return o.pid == ::getpid() && o.host == LocalHostName();
+}
+
 void Dotlock::Release() {
   if (path_.empty()) return;
-  struct stat st {};
-  // Someone may have broken our lock as stale and taken their own: leave theirs alone.
-  if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) {
-    ::unlink(path_.c_str());
-  }
+  if (StillOurs()) ::unlink(path_.c_str());
   path_.clear();
 }
 

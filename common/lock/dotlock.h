@@ -52,7 +52,7 @@ inline constexpr int64_t kDefaultStaleAfterS = 600;
 bool DotlockIsStale(const StaleFacts& f, int64_t stale_after_s = kDefaultStaleAfterS);
 
 // Names a held lock; its destructor removes the lock file if it is still the one this object
-// created (same inode).
+// created (same inode, and it still names this process: inode numbers are reused).
 class Dotlock {
  public:
   // Tries once: OK (held), UNAVAILABLE (someone else holds it; it was not stale),
@@ -75,6 +75,7 @@ class Dotlock {
 
  private:
   Dotlock(std::string path, dev_t dev, ino_t ino) : path_(std::move(path)), dev_(dev), ino_(ino) {}
+  bool StillOurs() const;
   std::string path_;  // empty: released
   dev_t dev_ = 0;
   ino_t ino_ = 0;

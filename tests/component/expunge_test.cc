@@ -470,6 +470,40 @@ TEST_F(ExpungeLockTest, StaleDotlocksAreBrokenOnlyUnderTheRules) {
   EXPECT_EQ(ReadFile(Mbox()), segs_[1]);
 }
 
+TEST(MailboxLockTest, TouchRefreshesTheDotlockAndReleaseRemovesOnlyOurs) {
+  TempDir dir;
+  const std::string mbox = dir.File("bob");
+  WriteFile(mbox, "");
+  absl::StatusOr<lock::MailboxLock> held = lock::MailboxLock::Acquire(mbox, {});
+  ASSERT_TRUE(held.ok()) << held.status();
+  const std::string lock = mbox + ".lock";
+  lock::DotlockOwner owner = lock::ParseDotlockContent(ReadFile(lock));
+  EXPECT_EQ(owner.pid, ::getpid());
+  EXPECT_EQ(owner.host, lock::LocalHostName());
+  struct timespec old[2];
+  old[0].tv_sec = old[1].tv_sec = ::time(nullptr) - 3600;
+  old[0].tv_nsec = old[1].tv_nsec = 0;
+  ASSERT_EQ(::utimensat(AT_FDCWD, lock.c_str(), old, 0), 0);
+  ASSERT_TRUE(held->Touch().ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(lock.c_str(), &st), 0);
+  EXPECT_GT(st.st_mtime, ::time(nullptr) - 60) << "Touch() refreshes the lock's mtime";
+  // Someone broke our lock and took their own: releasing ours must leave theirs.
+  ASSERT_EQ(::unlink(lock.c_str()), 0);
+  WriteFile(lock, "1 elsewhere\n");
+  held->Release();
+  EXPECT_EQ(ReadFile(lock), "1 elsewhere\n");
+}
+
+TEST(MailboxLockTest, MissingFileAndSymlink) {
+  TempDir dir;
+  EXPECT_TRUE(absl::IsNotFound(lock::MailboxLock::Acquire(dir.File("nobody"), {}).status()));
+  WriteFile(dir.File("real"), "");
+  ASSERT_EQ(::symlink(dir.File("real").c_str(), dir.File("link").c_str()), 0);
+  EXPECT_TRUE(absl::IsFailedPrecondition(lock::MailboxLock::Acquire(dir.File("link"), {}).status()))
+      << "a symlinked mailbox is never opened for writing";
+}
+
 // ---------------------------------------------------------------- recovery
 
 // Interrupted compactions rebuilt by hand: the state on disk after a crash at each step, then

@@ -95,10 +95,16 @@ void Daemon::EventLoop() {
     poll_every = std::min(poll_every, absl::Milliseconds(s.poll_interval_ms()));
   }
   absl::Time next_reconcile = absl::Now() + poll_every;
+  // Deferred compaction is checked every few seconds (cheap: one query per mailbox with
+  // hidden messages).
+  const absl::Duration compact_every = absl::Seconds(5);
+  absl::Time next_compact = absl::Now() + compact_every;
   while (!stopped_.load()) {
     struct pollfd fds[2] = {{indexer_->watch_fd(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+    const absl::Time wake = indexer_->deferred_expunge() ? std::min(next_reconcile, next_compact)
+                                                         : next_reconcile;
     int timeout_ms = static_cast<int>(
-        std::max<int64_t>(0, absl::ToInt64Milliseconds(next_reconcile - absl::Now())));
+        std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - absl::Now())));
     int n = ::poll(fds, 2, timeout_ms);
     if (n < 0 && errno != EINTR) break;
     if (stopped_.load()) break;
@@ -113,6 +119,12 @@ void Daemon::EventLoop() {
         std::cerr << "poplar-indexer: reconcile: " << s << "\n";
       }
       next_reconcile = absl::Now() + poll_every;
+    }
+    if (indexer_->deferred_expunge() && absl::Now() >= next_compact) {
+      if (absl::StatusOr<int> compacted = indexer_->CompactDue(); !compacted.ok()) {
+        std::cerr << "poplar-indexer: deferred expunge: " << compacted.status() << "\n";
+      }
+      next_compact = absl::Now() + compact_every;
     }
   }
 }

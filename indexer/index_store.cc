@@ -42,6 +42,35 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE UNIQUE INDEX IF NOT EXISTS messages_uidl ON messages(mailbox_id, uidl);
 )sql";
 
+// v2: the expunge's redo plans. Rows are kept after they close (a small audit trail; one
+// row per expunge) except that `journal_path` of a done plan no longer exists.
+constexpr std::string_view kSchemaV2 = R"sql(
+CREATE TABLE IF NOT EXISTS expunge_plans (
+  id INTEGER PRIMARY KEY,
+  mailbox_path TEXT NOT NULL,
+  device INTEGER NOT NULL,
+  inode INTEGER NOT NULL,
+  start_offset INTEGER NOT NULL,
+  old_size INTEGER NOT NULL,
+  new_size INTEGER NOT NULL,
+  prefix_hash TEXT NOT NULL,
+  old_tail_hash TEXT NOT NULL,
+  image_hash TEXT NOT NULL,
+  journal_path TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'open',
+  created_unix_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS expunge_plans_open ON expunge_plans(state, mailbox_path);
+CREATE TABLE IF NOT EXISTS hidden_messages (
+  mailbox_path TEXT NOT NULL,
+  data_offset INTEGER NOT NULL,
+  content_hash TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  hidden_unix_ms INTEGER NOT NULL,
+  PRIMARY KEY (mailbox_path, data_offset)
+) WITHOUT ROWID;
+)sql";
+
 MailboxRecord ReadMailbox(const sql::Stmt& s) {
   MailboxRecord m;
   m.id = s.Int(0);
@@ -91,7 +120,12 @@ absl::Status IndexStore::Migrate() {
   if (version == kSchemaVersion) return absl::OkStatus();
   auto tx = sql::Transaction::Begin(db_.get());
   if (!tx.ok()) return tx.status();
-  if (absl::Status s = db_->Exec(kSchemaV1); !s.ok()) return s;
+  if (version < 1) {
+    if (absl::Status s = db_->Exec(kSchemaV1); !s.ok()) return s;
+  }
+  if (version < 2) {
+    if (absl::Status s = db_->Exec(kSchemaV2); !s.ok()) return s;
+  }
   if (absl::Status s = db_->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion)); !s.ok()) {
     return s;
   }
@@ -266,6 +300,150 @@ absl::StatusOr<bool> IndexStore::UidlInUse(int64_t mailbox_id, const std::string
   if (!s.ok()) return s.status();
   s->Bind(1, mailbox_id).Bind(2, uidl).Bind(3, static_cast<int64_t>(before_offset));
   return s->Step();
+}
+
+absl::StatusOr<int64_t> IndexStore::InsertPlanLocked(const ExpungePlanRecord& p) {
+  auto s = db_->Prepare(
+      "INSERT INTO expunge_plans (mailbox_path, device, inode, start_offset, old_size, new_size, "
+      "prefix_hash, old_tail_hash, image_hash, journal_path, state, created_unix_ms) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,'open',?) RETURNING id");
+  if (!s.ok()) return s.status();
+  s->Bind(1, p.mailbox_path).Bind(2, static_cast<int64_t>(p.device));
+  s->Bind(3, static_cast<int64_t>(p.inode)).Bind(4, static_cast<int64_t>(p.start));
+  s->Bind(5, static_cast<int64_t>(p.old_size)).Bind(6, static_cast<int64_t>(p.new_size));
+  s->Bind(7, p.prefix_hash.Hex()).Bind(8, p.old_tail_hash.Hex()).Bind(9, p.image_hash.Hex());
+  s->Bind(10, p.journal_path).Bind(11, p.created_unix_ms);
+  absl::StatusOr<bool> row = s->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::InternalError("plan insert returned no id");
+  int64_t id = s->Int(0);
+  s->Reset();
+  return id;
+}
+
+absl::StatusOr<int64_t> IndexStore::AddExpungePlan(const ExpungePlanRecord& plan) {
+  auto tx = sql::Transaction::Begin(db_.get());
+  if (!tx.ok()) return tx.status();
+  absl::StatusOr<int64_t> id = InsertPlanLocked(plan);
+  if (!id.ok()) return id.status();
+  if (absl::Status s = (*tx)->Commit(); !s.ok()) return s;
+  return id;
+}
+
+absl::Status IndexStore::SetPlanState(int64_t id, std::string_view state) {
+  auto s = db_->Prepare("UPDATE expunge_plans SET state=? WHERE id=?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, state).Bind(2, id);
+  return s->Run();
+}
+
+absl::StatusOr<int64_t> IndexStore::ReplaceExpungePlan(int64_t old_id, const ExpungePlanRecord& plan) {
+  auto tx = sql::Transaction::Begin(db_.get());
+  if (!tx.ok()) return tx.status();
+  if (absl::Status s = SetPlanState(old_id, "superseded"); !s.ok()) return s;
+  absl::StatusOr<int64_t> id = InsertPlanLocked(plan);
+  if (!id.ok()) return id.status();
+  if (absl::Status s = (*tx)->Commit(); !s.ok()) return s;
+  return id;
+}
+
+absl::StatusOr<std::vector<ExpungePlanRecord>> IndexStore::SelectPlans(const std::string& where,
+                                                                       const std::string& arg) {
+  auto s = db_->Prepare(absl::StrCat(
+      "SELECT id, mailbox_path, device, inode, start_offset, old_size, new_size, prefix_hash, "
+      "old_tail_hash, image_hash, journal_path, state, created_unix_ms FROM expunge_plans ",
+      where, " ORDER BY id"));
+  if (!s.ok()) return s.status();
+  if (!arg.empty()) s->Bind(1, arg);
+  std::vector<ExpungePlanRecord> out;
+  while (true) {
+    absl::StatusOr<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ExpungePlanRecord p;
+    p.id = s->Int(0);
+    p.mailbox_path = s->Text(1);
+    p.device = static_cast<uint64_t>(s->Int(2));
+    p.inode = static_cast<uint64_t>(s->Int(3));
+    p.start = static_cast<uint64_t>(s->Int(4));
+    p.old_size = static_cast<uint64_t>(s->Int(5));
+    p.new_size = static_cast<uint64_t>(s->Int(6));
+    Hash128::FromHex(s->Text(7), &p.prefix_hash);
+    Hash128::FromHex(s->Text(8), &p.old_tail_hash);
+    Hash128::FromHex(s->Text(9), &p.image_hash);
+    p.journal_path = s->Text(10);
+    p.state = s->Text(11);
+    p.created_unix_ms = s->Int(12);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<ExpungePlanRecord>> IndexStore::OpenExpungePlans(
+    const std::string& mailbox_path) {
+  if (mailbox_path.empty()) return SelectPlans("WHERE state='open'", "");
+  return SelectPlans("WHERE state='open' AND mailbox_path=?", mailbox_path);
+}
+
+absl::Status IndexStore::HideMessages(const std::string& path,
+                                      const std::vector<HiddenMessage>& hidden) {
+  auto tx = sql::Transaction::Begin(db_.get());
+  if (!tx.ok()) return tx.status();
+  auto s = db_->Prepare(
+      "INSERT OR REPLACE INTO hidden_messages (mailbox_path, data_offset, content_hash, bytes, "
+      "hidden_unix_ms) VALUES (?,?,?,?,?)");
+  if (!s.ok()) return s.status();
+  for (const HiddenMessage& h : hidden) {
+    s->Bind(1, path).Bind(2, static_cast<int64_t>(h.data_offset)).Bind(3, h.content_hash.Hex());
+    s->Bind(4, static_cast<int64_t>(h.bytes)).Bind(5, h.hidden_unix_ms);
+    if (absl::Status r = s->Run(); !r.ok()) return r;
+  }
+  return (*tx)->Commit();
+}
+
+absl::StatusOr<std::vector<HiddenMessage>> IndexStore::HiddenMessages(const std::string& path) {
+  auto s = db_->Prepare(
+      "SELECT data_offset, content_hash, bytes, hidden_unix_ms FROM hidden_messages "
+      "WHERE mailbox_path=? ORDER BY data_offset");
+  if (!s.ok()) return s.status();
+  s->Bind(1, path);
+  std::vector<HiddenMessage> out;
+  while (true) {
+    absl::StatusOr<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    HiddenMessage h;
+    h.data_offset = static_cast<uint64_t>(s->Int(0));
+    Hash128::FromHex(s->Text(1), &h.content_hash);
+    h.bytes = static_cast<uint64_t>(s->Int(2));
+    h.hidden_unix_ms = s->Int(3);
+    out.push_back(h);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> IndexStore::MailboxesWithHidden() {
+  auto s = db_->Prepare("SELECT DISTINCT mailbox_path FROM hidden_messages ORDER BY mailbox_path");
+  if (!s.ok()) return s.status();
+  std::vector<std::string> out;
+  while (true) {
+    absl::StatusOr<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back(s->Text(0));
+  }
+  return out;
+}
+
+absl::Status IndexStore::ClearHidden(const std::string& path) {
+  auto s = db_->Prepare("DELETE FROM hidden_messages WHERE mailbox_path=?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, path);
+  return s->Run();
+}
+
+absl::StatusOr<std::vector<ExpungePlanRecord>> IndexStore::AllExpungePlans() {
+  return SelectPlans("", "");
 }
 
 }  // namespace poplar::indexer

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -20,7 +21,10 @@
 
 namespace poplar::indexer {
 
-inline constexpr int kSchemaVersion = 1;
+// 1: mailboxes, messages (accounts live in the same file, account_store.cc).
+// 2: expunge_plans (the redo journal's record, design §5), hidden_messages (deferred
+//    compaction).
+inline constexpr int kSchemaVersion = 2;
 
 struct MailboxRecord {
   int64_t id = 0;
@@ -55,6 +59,32 @@ struct MessageRecord {
   std::string date;
 };
 
+// One expunge's redo plan: what the journal at `journal_path` rewrites, and the facts recovery
+// checks before it replays it (same file, unchanged prefix, intact journal).
+struct ExpungePlanRecord {
+  int64_t id = 0;
+  std::string mailbox_path;
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  uint64_t start = 0;
+  uint64_t old_size = 0;
+  uint64_t new_size = 0;
+  Hash128 prefix_hash;
+  Hash128 old_tail_hash;
+  Hash128 image_hash;
+  std::string journal_path;
+  std::string state;  // "open", "done", "rejected", "superseded"
+  int64_t created_unix_ms = 0;
+};
+
+// A message a session DELEted that deferred compaction has not removed yet: never served again.
+struct HiddenMessage {
+  uint64_t data_offset = 0;
+  Hash128 content_hash;
+  uint64_t bytes = 0;  // its segment (From_ line to the next From_ line)
+  int64_t hidden_unix_ms = 0;
+};
+
 class IndexStore {
  public:
   // Opens or creates the database and migrates the schema to kSchemaVersion.
@@ -85,11 +115,27 @@ class IndexStore {
   // Does a message before `before_offset` hold `uidl`?
   absl::StatusOr<bool> UidlInUse(int64_t mailbox_id, const std::string& uidl, uint64_t before_offset);
 
+  // Expunge plans. Add records an open plan (the journal is already durable); SetPlanState
+  // closes it. Replace, in one transaction, closes `old_id` as superseded and adds `plan`.
+  absl::StatusOr<int64_t> AddExpungePlan(const ExpungePlanRecord& plan);
+  absl::Status SetPlanState(int64_t id, std::string_view state);
+  absl::StatusOr<int64_t> ReplaceExpungePlan(int64_t old_id, const ExpungePlanRecord& plan);
+  absl::StatusOr<std::vector<ExpungePlanRecord>> OpenExpungePlans(const std::string& mailbox_path = "");
+  absl::StatusOr<std::vector<ExpungePlanRecord>> AllExpungePlans();
+
+  // Deferred compaction's hidden messages, per mailbox path.
+  absl::Status HideMessages(const std::string& path, const std::vector<HiddenMessage>& hidden);
+  absl::StatusOr<std::vector<HiddenMessage>> HiddenMessages(const std::string& path);
+  absl::StatusOr<std::vector<std::string>> MailboxesWithHidden();
+  absl::Status ClearHidden(const std::string& path);
+
   sql::Db* db() { return db_.get(); }
 
  private:
   explicit IndexStore(std::unique_ptr<sql::Db> db) : db_(std::move(db)) {}
   absl::Status Migrate();
+  absl::StatusOr<int64_t> InsertPlanLocked(const ExpungePlanRecord& plan);
+  absl::StatusOr<std::vector<ExpungePlanRecord>> SelectPlans(const std::string& where, const std::string& arg);
 
   std::unique_ptr<sql::Db> db_;
 };

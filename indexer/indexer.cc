@@ -1,6 +1,10 @@
 #include "indexer/indexer.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <iostream>
 
 #include <algorithm>
 #include <set>
@@ -9,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/sasl/user_name.h"
+#include "common/mbox/expunge_plan.h"
 #include "common/util/strings.h"
 
 namespace poplar::indexer {
@@ -64,6 +69,72 @@ v1::MailboxSummary Summary(const MailboxRecord& m, uint64_t messages, uint64_t o
   return s;
 }
 
+lock::LockOptions LockOptionsFromConfig(const config::IndexerConfig& c) {
+  lock::LockOptions o;
+  o.methods.clear();
+  if (c.lock_methods_size() == 0) {
+    o.methods = {lock::Method::kDotlock, lock::Method::kFcntl};
+  }
+  for (int m : c.lock_methods()) {
+    o.methods.push_back(m == config::LOCK_DOTLOCK ? lock::Method::kDotlock
+                        : m == config::LOCK_FCNTL ? lock::Method::kFcntl
+                                                  : lock::Method::kFlock);
+  }
+  o.timeout = absl::Milliseconds(c.lock_timeout_ms());
+  o.stale_after_s = c.dotlock_stale_s();
+  return o;
+}
+
+std::string JournalDirFromConfig(const config::IndexerConfig& c) {
+  if (!c.expunge_journal_dir().empty()) return c.expunge_journal_dir();
+  const std::string& db = c.database_path();
+  size_t slash = db.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "" : db.substr(0, slash));
+  return dir + "/expunge-journal";
+}
+
+absl::StatusOr<Hash128> TailHashOf(int fd, uint64_t resume) {
+  const uint64_t n = std::min<uint64_t>(resume, kTailBytes);
+  std::string buf(n, '\0');
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, buf.data() + done, n - done, static_cast<off_t>(resume - n + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return absl::InternalError("cannot read the mailbox's tail");
+    done += static_cast<size_t>(r);
+  }
+  return Xxh3_128(buf);
+}
+
+// Which messages are hidden by deferred compaction: an entry matches the message at its
+// offset with its content hash; an entry that matches nothing there (another program rewrote
+// the file and offsets moved) hides the first not yet hidden message with its content hash.
+std::vector<bool> HiddenMask(const std::vector<MessageRecord>& messages,
+                             const std::vector<HiddenMessage>& hidden) {
+  std::vector<bool> mask(messages.size(), false);
+  if (hidden.empty()) return mask;
+  absl::flat_hash_map<uint64_t, size_t> by_offset;
+  for (size_t i = 0; i < messages.size(); ++i) by_offset[messages[i].data_offset] = i;
+  std::vector<const HiddenMessage*> moved;
+  for (const HiddenMessage& h : hidden) {
+    auto it = by_offset.find(h.data_offset);
+    if (it != by_offset.end() && messages[it->second].content_hash == h.content_hash) {
+      mask[it->second] = true;
+    } else {
+      moved.push_back(&h);
+    }
+  }
+  for (const HiddenMessage* h : moved) {
+    for (size_t i = 0; i < messages.size(); ++i) {
+      if (!mask[i] && messages[i].content_hash == h->content_hash) {
+        mask[i] = true;
+        break;
+      }
+    }
+  }
+  return mask;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerConfig& config) {
@@ -75,6 +146,22 @@ absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerCo
   std::unique_ptr<Indexer> idx(new Indexer(config, std::move(*store), std::move(*watcher)));
   absl::MutexLock lock(&idx->mu_);
   if (absl::Status s = idx->accounts_->Init(); !s.ok()) return s;
+  if (absl::Status s = idx->expunger_->Init(); !s.ok()) return s;
+  // An expunge interrupted by a crash is finished before anything is served (design §5). A
+  // plan whose mailbox is locked right now stays open and is retried at the next commit.
+  if (absl::Status s = idx->RecoverLocked(""); !s.ok()) {
+    std::cerr << "poplar-indexer: recovery: " << s << "\n";
+  }
+  absl::StatusOr<std::vector<std::string>> hidden = idx->store_->MailboxesWithHidden();
+  if (!hidden.ok()) return hidden.status();
+  idx->hidden_mailboxes_.insert(hidden->begin(), hidden->end());
+  absl::StatusOr<int> orphans = idx->expunger_->RemoveOrphanJournals();
+  if (!orphans.ok()) return orphans.status();
+  if (*orphans > 0) {
+    std::cerr << "poplar-indexer: recovery: removed " << *orphans
+              << " expunge journal(s) of no open plan (a crash before the plan was recorded or "
+                 "after it was done)\n";
+  }
   return idx;
 }
 
@@ -88,6 +175,8 @@ Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store
   accounts_ = std::make_unique<AccountStore>(store_->db(), config_.scram_iterations());
   mailbox_indexer_ = std::make_unique<MailboxIndexer>(store_.get(), UidlFromConfig(config_), &probe_);
   mailbox_indexer_->set_trust_content_length(config_.trust_content_length());
+  expunger_ = std::make_unique<Expunger>(store_.get(), JournalDirFromConfig(config_));
+  lock_options_ = LockOptionsFromConfig(config_);
 }
 
 absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
@@ -96,6 +185,10 @@ absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
   if (o.ok() && o->kind == IndexOutcome::Kind::kUnchanged) return o;
   auto it = snapshots_.find(path);
   if (it == snapshots_.end()) return o;
+  if (hidden_mailboxes_.contains(path)) {
+    snapshots_.erase(it);  // rebuilt, filtered, at the next login
+    return o;
+  }
   if (o.ok() && o->kind == IndexOutcome::Kind::kAppended && o->exact_tail) {
     if (o->added.empty() && o->replaced_to <= o->replaced_from) return o;  // nothing changed
     it->second = SpliceSnapshot(*it->second, o->replaced_from, o->replaced_to, o->added);
@@ -165,7 +258,16 @@ absl::StatusOr<std::shared_ptr<const v1::Snapshot>> Indexer::CachedSnapshotLocke
   snap->mutable_lines()->Reserve(static_cast<int>(n));
   snap->mutable_uidls()->reserve(25 * n);
   snap->mutable_content_hashes()->reserve(16 * n);
-  for (const MessageRecord& m : *messages) AddToSnapshot(snap.get(), m);
+  std::vector<HiddenMessage> hidden;
+  if (hidden_mailboxes_.contains(path)) {
+    absl::StatusOr<std::vector<HiddenMessage>> h = store_->HiddenMessages(path);
+    if (!h.ok()) return h.status();
+    hidden = std::move(*h);
+  }
+  const std::vector<bool> mask = HiddenMask(*messages, hidden);
+  for (size_t i = 0; i < n; ++i) {
+    if (!mask[i]) AddToSnapshot(snap.get(), (*messages)[i]);
+  }
   std::shared_ptr<const v1::Snapshot> shared = std::move(snap);
   snapshots_[path] = shared;
   return shared;
@@ -348,6 +450,10 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
 
 absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
                                                  const v1::Commit& commit) {
+  std::string mailbox;
+  std::shared_ptr<const v1::Snapshot> snap;
+  std::vector<size_t> deleted;
+  {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return absl::FailedPreconditionError("no such session");
@@ -374,27 +480,330 @@ absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
                                                      " is deleted twice"));
     }
   }
-  v1::CommitResult result;
-  if (commit.deleted_size() == 0) return result;  // a read-only session never writes
-  // The snapshot's messages must still be what the index says the file holds now.
-  absl::StatusOr<IndexOutcome> o = UpdateLocked(state.mailbox, "", false);
-  if (!o.ok()) return absl::UnavailableError(absl::StrCat("mailbox check failed: ", o.status().message()));
-  absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(state.mailbox);
-  if (!rec.ok()) return rec.status();
-  if (!rec->has_value()) return absl::AbortedError("mailbox vanished since the snapshot");
-  absl::StatusOr<std::vector<MessageRecord>> now = store_->LoadMessages((*rec)->id);
-  if (!now.ok()) return now.status();
-  absl::flat_hash_map<uint64_t, Hash128> current;
-  for (const MessageRecord& m : *now) current[m.data_offset] = m.content_hash;
-  for (const v1::MessageRef& ref : commit.deleted()) {
-    auto c = current.find(ref.data_offset());
-    if (c == current.end() || c->second.Bytes() != ref.content_hash()) {
-      return absl::AbortedError("mailbox changed since the snapshot; nothing deleted");
+  if (commit.deleted_size() == 0) return v1::CommitResult();  // a read-only session never writes
+  deleted.reserve(seen.size());
+  {
+    const auto& offsets = state.snapshot->data_offsets();
+    for (uint64_t off : seen) {  // std::set: ascending
+      deleted.push_back(static_cast<size_t>(
+          std::lower_bound(offsets.begin(), offsets.end(), off) - offsets.begin()));
     }
   }
-  // The identities check out. Removing the bytes is the expunge's job (design §5), which
-  // lands separately; until then nothing is deleted and the front-end says so.
-  return absl::UnimplementedError("expunge is not available yet; nothing was deleted");
+  mailbox = state.mailbox;
+  snap = state.snapshot;
+  if (config_.deferred_expunge()) return HideLocked(mailbox, *snap, deleted);
+  // An interrupted expunge of this mailbox is finished first: only then do file and index
+  // agree.
+  if (absl::Status s = RecoverLocked(mailbox); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat(s.message(), "; nothing deleted"));
+  }
+  }
+  // The MDA locks are waited for without mu_, so other logins and deliveries go on meanwhile;
+  // the lease keeps every other session off this mailbox.
+  absl::StatusOr<lock::MailboxLock> held = lock::MailboxLock::Acquire(mailbox, lock_options_);
+  absl::MutexLock lock(&mu_);
+  if (!held.ok()) {
+    if (absl::IsFailedPrecondition(held.status())) {
+      // E.g. EACCES on the spool directory: the indexer cannot create MBOX.lock, so it cannot
+      // exclude dotlocking MDAs. Deleting anyway could lose a delivery: refuse, loudly.
+      std::cerr << "poplar-indexer: expunge " << mailbox << ": cannot take the MDA locks ("
+                << held.status().message()
+                << "); run poplar-indexer with write access to the spool directory (group mail) "
+                   "or drop LOCK_DOTLOCK from lock_methods if no MDA uses dotlocks\n";
+      return absl::FailedPreconditionError(absl::StrCat("cannot lock the mailbox: ", held.status().message()));
+    }
+    std::cerr << "poplar-indexer: expunge " << mailbox << ": nothing deleted: " << held.status().message() << "\n";
+    return absl::UnavailableError(absl::StrCat(held.status().message(), "; nothing deleted"));
+  }
+  return ExpungeLocked(mailbox, *snap, std::move(deleted), std::move(*held));
+}
+
+absl::Status Indexer::RecoverLocked(const std::string& mailbox) {
+  absl::StatusOr<std::vector<ExpungePlanRecord>> plans = store_->OpenExpungePlans(mailbox);
+  if (!plans.ok()) return plans.status();
+  absl::Status result;
+  for (const ExpungePlanRecord& p : *plans) {
+    absl::StatusOr<Expunger::RecoveryReport> r = expunger_->Recover(p, lock_options_);
+    if (!r.ok()) {
+      std::cerr << "poplar-indexer: recovery of expunge plan " << p.id << " for " << p.mailbox_path
+                << " failed: " << r.status() << "\n";
+      if (result.ok()) result = absl::UnavailableError(std::string(r.status().message()));
+      continue;
+    }
+    std::cerr << "poplar-indexer: recovery: " << r->detail << "\n";
+    if (r->outcome == Expunger::Recovery::kBusy) {
+      if (result.ok()) result = absl::UnavailableError(r->detail);
+      continue;
+    }
+    // The file changed under the index: re-index it fully (UIDLs carried by content hash).
+    snapshots_.erase(p.mailbox_path);
+    absl::StatusOr<IndexOutcome> o = UpdateLocked(p.mailbox_path, "", /*force_full=*/true);
+    if (!o.ok()) std::cerr << "poplar-indexer: re-index of " << p.mailbox_path << ": " << o.status() << "\n";
+  }
+  return result;
+}
+
+absl::StatusOr<v1::CommitResult> Indexer::HideLocked(const std::string& mailbox,
+                                                     const v1::Snapshot& snap,
+                                                     const std::vector<size_t>& deleted) {
+  // The messages must still be in the file as the snapshot shows them (as for an immediate
+  // expunge, minus the locks: hiding writes nothing to the mailbox).
+  absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, "", false);
+  if (!o.ok()) return absl::UnavailableError(absl::StrCat("mailbox check failed: ", o.status().message()));
+  absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(mailbox);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return absl::UnavailableError("mailbox vanished since the snapshot; nothing deleted");
+  if ((*rec)->device != snap.file().device() || (*rec)->inode != snap.file().inode()) {
+    return absl::UnavailableError("the mailbox was replaced since the snapshot; nothing deleted");
+  }
+  absl::StatusOr<std::vector<MessageRecord>> now = store_->LoadMessages((*rec)->id);
+  if (!now.ok()) return now.status();
+  absl::flat_hash_map<uint64_t, size_t> at;
+  for (size_t i = 0; i < now->size(); ++i) at[(*now)[i].data_offset] = i;
+  std::vector<HiddenMessage> hide;
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  for (size_t d : deleted) {
+    const int si = static_cast<int>(d);
+    auto it = at.find(snap.data_offsets(si));
+    if (it == at.end() ||
+        snap.content_hashes().compare(16 * d, 16, (*now)[it->second].content_hash.Bytes()) != 0) {
+      return absl::UnavailableError("mailbox changed since the snapshot; nothing deleted");
+    }
+    const size_t i = it->second;
+    const MessageRecord& m = (*now)[i];
+    const uint64_t end = i + 1 < now->size() ? (*now)[i + 1].offset : (*rec)->size;
+    hide.push_back(HiddenMessage{m.data_offset, m.content_hash, end - m.offset, now_ms});
+  }
+  if (absl::Status s = store_->HideMessages(mailbox, hide); !s.ok()) return s;
+  hidden_mailboxes_.insert(mailbox);
+  snapshots_.erase(mailbox);
+  std::cerr << "poplar-indexer: expunge " << mailbox << ": hid " << hide.size()
+            << " message(s) for deferred compaction\n";
+  v1::CommitResult result;
+  result.set_deleted(static_cast<uint32_t>(hide.size()));
+  return result;  // bytes_removed: 0, nothing is removed yet
+}
+
+absl::StatusOr<int> Indexer::CompactDue(bool force) {
+  std::vector<std::string> due;
+  {
+    absl::MutexLock lock(&mu_);
+    const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+    for (const std::string& path : hidden_mailboxes_) {
+      absl::StatusOr<std::vector<HiddenMessage>> h = store_->HiddenMessages(path);
+      if (!h.ok()) return h.status();
+      uint64_t bytes = 0;
+      int64_t oldest = now_ms;
+      for (const HiddenMessage& m : *h) {
+        bytes += m.bytes;
+        oldest = std::min(oldest, m.hidden_unix_ms);
+      }
+      if (force || h->empty() || bytes >= config_.deferred_expunge_bytes() ||
+          now_ms - oldest >= int64_t{1000} * config_.deferred_expunge_delay_s()) {
+        due.push_back(path);
+      }
+    }
+  }
+  int compacted = 0;
+  for (const std::string& path : due) {
+    // The lease keeps POP sessions off the mailbox while its numbering changes; a mailbox in
+    // use waits for the next round.
+    LeaseInfo info;
+    info.mailbox = path;
+    info.front_end = "poplar-indexer deferred expunge";
+    absl::StatusOr<LeaseInfo> lease = leases_.Acquire(std::move(info), [] {});
+    if (!lease.ok()) continue;
+    absl::StatusOr<lock::MailboxLock> held = lock::MailboxLock::Acquire(path, lock_options_);
+    {
+      absl::MutexLock lock(&mu_);
+      if (!held.ok()) {
+        std::cerr << "poplar-indexer: deferred expunge " << path << ": " << held.status() << "\n";
+        if (absl::IsNotFound(held.status())) {
+          (void)store_->ClearHidden(path);
+          hidden_mailboxes_.erase(path);
+        }
+      } else {
+        absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(path);
+        absl::StatusOr<std::vector<HiddenMessage>> hidden = store_->HiddenMessages(path);
+        if (rec.ok() && rec->has_value() && hidden.ok()) {
+          absl::StatusOr<std::vector<MessageRecord>> messages = store_->LoadMessages((*rec)->id);
+          if (messages.ok()) {
+            // What the index holds now, unfiltered: ExpungeLocked re-verifies it under the locks.
+            v1::Snapshot snap;
+            snap.mutable_file()->set_device((*rec)->device);
+            snap.mutable_file()->set_inode((*rec)->inode);
+            for (const MessageRecord& m : *messages) AddToSnapshot(&snap, m);
+            const std::vector<bool> mask = HiddenMask(*messages, *hidden);
+            std::vector<size_t> deleted;
+            for (size_t i = 0; i < mask.size(); ++i) {
+              if (mask[i]) deleted.push_back(i);
+            }
+            bool done = deleted.empty();
+            if (!deleted.empty()) {
+              absl::StatusOr<v1::CommitResult> r =
+                  ExpungeLocked(path, snap, std::move(deleted), std::move(*held));
+              done = r.ok();
+              if (r.ok()) ++compacted;
+            }
+            if (done) {
+              (void)store_->ClearHidden(path);
+              hidden_mailboxes_.erase(path);
+              snapshots_.erase(path);
+            }
+          }
+        }
+      }
+    }
+    leases_.Release(lease->session_id);
+  }
+  return compacted;
+}
+
+absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailbox,
+                                                        const v1::Snapshot& snap,
+                                                        std::vector<size_t> deleted,
+                                                        lock::MailboxLock held_lock) {
+  const absl::Time t0 = absl::Now();
+  auto refuse = [&](std::string_view why) {
+    std::cerr << "poplar-indexer: expunge " << mailbox << ": nothing deleted: " << why << "\n";
+    return absl::UnavailableError(absl::StrCat(Absl(why), "; nothing deleted"));
+  };
+  lock::MailboxLock* held = &held_lock;
+  const int fd = held->fd();
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return refuse("fstat failed");
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (st.st_dev != snap.file().device() || st.st_ino != snap.file().inode()) {
+    return refuse("the mailbox was replaced since the snapshot");
+  }
+  if (size < snap.file().size()) return refuse("the mailbox shrank since the snapshot");
+
+  // Under the locks no MDA writes: bring the index up to the file as it is now.
+  HeldLocksProbe held_probe;
+  MailboxIndexer under_lock(store_.get(), UidlFromConfig(config_), &held_probe);
+  under_lock.set_trust_content_length(config_.trust_content_length());
+  snapshots_.erase(mailbox);
+  absl::StatusOr<IndexOutcome> o = under_lock.Update(mailbox, "", false);
+  if (!o.ok()) return refuse(absl::StrCat("re-index failed: ", o.status().message()));
+  absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(mailbox);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return refuse("the mailbox is not indexed");
+  MailboxRecord mb = **rec;
+  if (mb.device != st.st_dev || mb.inode != st.st_ino || mb.size != size) {
+    return refuse("the mailbox changed while it was locked");
+  }
+  absl::StatusOr<std::vector<MessageRecord>> now = store_->LoadMessages(mb.id);
+  if (!now.ok()) return now.status();
+  // Every message of the snapshot must still be where and what it was: the snapshot is a
+  // prefix of the file's messages now (anything else is not a pure append).
+  if (now->size() < static_cast<size_t>(snap.data_offsets_size())) {
+    return refuse("messages of the snapshot are gone");
+  }
+  for (int i = 0; i < snap.data_offsets_size(); ++i) {
+    const MessageRecord& m = (*now)[static_cast<size_t>(i)];
+    if (m.data_offset != snap.data_offsets(i) ||
+        snap.content_hashes().compare(16 * static_cast<size_t>(i), 16, m.content_hash.Bytes()) != 0) {
+      return refuse(absl::StrCat("message ", i + 1, " of the snapshot changed"));
+    }
+  }
+  // The region about to be rewritten is read again from the file, not trusted from the index.
+  const uint64_t first = (*now)[deleted.front()].offset;
+  absl::StatusOr<std::vector<mbox::MessageInfo>> fresh =
+      ScanRegion(fd, mailbox, first, size, config_.trust_content_length());
+  if (!fresh.ok()) return refuse(absl::StrCat("re-read failed: ", fresh.status().message()));
+  const size_t from = deleted.front();
+  if (fresh->size() != now->size() - from) return refuse("the file does not match its index");
+  for (size_t i = 0; i < fresh->size(); ++i) {
+    const MessageRecord& m = (*now)[from + i];
+    const mbox::MessageInfo& f = (*fresh)[i];
+    if (f.offset != m.offset || f.data_offset != m.data_offset || f.end_offset != m.end_offset ||
+        !(f.content_hash == m.content_hash)) {
+      return refuse("the file does not match its index");
+    }
+  }
+  std::vector<uint64_t> offsets;
+  offsets.reserve(now->size());
+  for (const MessageRecord& m : *now) offsets.push_back(m.offset);
+  absl::StatusOr<mbox::CompactionPlan> plan = mbox::PlanCompaction(offsets, size, deleted);
+  if (!plan.ok()) return refuse(Std(plan.status().message()));
+
+  const absl::Time t_verified = absl::Now();
+  absl::StatusOr<int64_t> plan_id = expunger_->Compact(mailbox, held_lock, *plan);
+  const absl::Time t_compacted = absl::Now();
+  if (!plan_id.ok()) {
+    held->Release();
+    // If the plan was recorded, the file may be part-way: finish it now if possible.
+    absl::Status r = RecoverLocked(mailbox);
+    std::cerr << "poplar-indexer: expunge " << mailbox << " failed: " << plan_id.status()
+              << (r.ok() ? "" : absl::StrCat("; recovery pending: ", r.message())) << "\n";
+    return absl::UnavailableError(absl::StrCat("expunge failed: ", plan_id.status().message()));
+  }
+
+  // The index follows in the same step: kept messages after `start` move by their segment's
+  // shift and keep their UIDLs; the mailbox row gets the new size, mtime and resume point.
+  std::vector<MessageRecord> moved;
+  uint64_t resume = plan->start;
+  for (const MessageRecord& m : *now) {
+    if (m.offset < plan->start) {
+      resume = m.offset;
+      continue;
+    }
+    std::optional<uint64_t> to = mbox::MapOffset(*plan, m.offset);
+    if (!to) continue;  // deleted
+    MessageRecord n = m;
+    const uint64_t shift = m.offset - *to;
+    n.offset -= shift;
+    n.data_offset -= shift;
+    n.end_offset -= shift;
+    resume = n.offset;
+    moved.push_back(std::move(n));
+  }
+  if (std::optional<uint64_t> r = mbox::MapOffset(*plan, mb.resume_offset); r && *r >= resume) {
+    resume = *r;  // the old resume point survived (the end of the file, or a kept message)
+  }
+  // else: it was a deleted message's From_ line: resume at the last message kept (re-scanned
+  // as tentative next time, as the scanner would have left it).
+  if (::fstat(fd, &st) != 0) return refuse("fstat failed");
+  absl::StatusOr<Hash128> tail = TailHashOf(fd, resume);
+  if (!tail.ok()) return tail.status();
+  mb.size = static_cast<uint64_t>(st.st_size);
+  mb.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  mb.resume_offset = resume;
+  mb.tail_hash = *tail;
+  mb.final_scan = true;
+  mb.indexed_unix_ms = absl::ToUnixMillis(absl::Now());
+  if (absl::Status s = store_->SaveScan(&mb, plan->start, moved); !s.ok()) {
+    // The file is final but the index is not: the plan stays open, so the next commit on this
+    // mailbox (or the next start-up) closes it and re-indexes the mailbox fully. The client
+    // hears [SYS/TEMP]; its messages are gone all the same, which RFC 1939 §6 allows.
+    std::cerr << "poplar-indexer: expunge " << mailbox << ": index update failed: " << s << "\n";
+    return absl::UnavailableError("index update failed after the expunge");
+  }
+  snapshots_.erase(mailbox);
+  held->Release();
+  absl::StatusOr<std::vector<ExpungePlanRecord>> open = store_->OpenExpungePlans(mailbox);
+  if (open.ok()) {
+    for (const ExpungePlanRecord& p : *open) {
+      if (p.id == *plan_id) {
+        if (absl::Status s = expunger_->Finish(p.id, p.journal_path); !s.ok()) {
+          std::cerr << "poplar-indexer: expunge " << mailbox << ": closing plan " << p.id << ": " << s << "\n";
+        }
+      }
+    }
+  }
+  v1::CommitResult result;
+  result.set_deleted(static_cast<uint32_t>(plan->deleted_messages));
+  result.set_bytes_removed(plan->bytes_removed());
+  std::cerr << "poplar-indexer: expunge " << mailbox << ": deleted " << plan->deleted_messages
+            << " message(s), " << plan->bytes_removed() << " bytes; rewrote " << plan->image_size()
+            << " bytes from offset " << plan->start << "; " << moved.size()
+            << " message(s) moved; size " << plan->old_size << " -> " << plan->new_size
+            << "; lock attempts " << held->attempts() << "; "
+            << absl::FormatDuration(absl::Now() - t0) << " (verify "
+            << absl::FormatDuration(t_verified - t0) << ", journal+rewrite "
+            << absl::FormatDuration(t_compacted - t_verified) << ", index "
+            << absl::FormatDuration(absl::Now() - t_compacted) << ")\n";
+  return result;
 }
 
 void Indexer::CloseSession(const std::string& session_id) {

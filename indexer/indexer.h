@@ -15,10 +15,13 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/lock/mailbox_lock.h"
 #include "indexer/account_store.h"
+#include "indexer/expunger.h"
 #include "indexer/index_store.h"
 #include "indexer/lease_manager.h"
 #include "indexer/mailbox_indexer.h"
@@ -55,9 +58,22 @@ class Indexer {
   // Leases the user's maildrop, catches the index up with the file, returns the snapshot.
   absl::StatusOr<Opened> OpenSession(const v1::OpenSession& request,
                                      std::function<void()> on_revoke);
-  // Verifies the deletions against the session's snapshot and the current index.
+  // The expunge (design §5): under every MDA lock, re-verifies the session's snapshot against
+  // the file (same inode, every message where and what it was, only appends since), compacts
+  // the file in place with a redo journal (indexer/expunger.h) and updates the index in the
+  // same step, so the next session sees the new numbering with the survivors' UIDLs. Only the
+  // listed messages go, identified by (data_offset, content hash). UNAVAILABLE (popd:
+  // -ERR [SYS/TEMP]) with nothing deleted when the locks are busy past lock_timeout_ms or the
+  // file changed in any way other than an append.
   absl::StatusOr<v1::CommitResult> Commit(const std::string& session_id, const v1::Commit& commit);
   void CloseSession(const std::string& session_id);
+
+  // ---- deferred compaction (config deferred_expunge) ----
+  bool deferred_expunge() const { return config_.deferred_expunge(); }
+  // Compacts every mailbox whose hidden messages are due (deferred_expunge_bytes reached or
+  // the oldest older than deferred_expunge_delay_s; all of them with `force`) and that no
+  // session holds. Returns how many mailboxes were compacted. Called by the event thread.
+  absl::StatusOr<int> CompactDue(bool force = false);
 
   // ---- admin service ----
   absl::StatusOr<v1::Account> AddAccount(const v1::AddAccountRequest& request);
@@ -83,6 +99,19 @@ class Indexer {
   absl::StatusOr<IndexOutcome> UpdateLocked(const std::string& path, const std::string& user,
                                             bool force_full) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::Account> ToAccount(const AccountRecord& r) const;
+  // Finishes open expunge plans (of one mailbox, or all when empty) and re-indexes the
+  // mailboxes they touched. UNAVAILABLE if a plan could not get its locks (it stays open).
+  absl::Status RecoverLocked(const std::string& mailbox) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deferred mode's Commit: verifies the deletions against the file and hides them.
+  absl::StatusOr<v1::CommitResult> HideLocked(const std::string& mailbox,
+                                              const v1::Snapshot& snap,
+                                              const std::vector<size_t>& deleted)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::CommitResult> ExpungeLocked(const std::string& mailbox,
+                                                 const v1::Snapshot& snap,
+                                                 std::vector<size_t> deleted,
+                                                 lock::MailboxLock held)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const config::IndexerConfig config_;
   LeaseManager leases_;
@@ -93,6 +122,8 @@ class Indexer {
   std::unique_ptr<SpoolWatcher> watcher_;  // fd() is immutable; Drain/ListAll under mu_
   LockFileProbe probe_;  // the site's lock methods
   std::unique_ptr<MailboxIndexer> mailbox_indexer_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Expunger> expunger_ ABSL_GUARDED_BY(mu_);
+  lock::LockOptions lock_options_;
   // The snapshot of a mailbox as the index has it now, shared by every session that opens it
   // until the next update changes the mailbox: a login to an unchanged 100,000-message mailbox
   // costs a stat and a copy, not 100,000 SQLite rows.
@@ -108,6 +139,8 @@ class Indexer {
     std::shared_ptr<const v1::Snapshot> snapshot;  // null: the maildrop was empty
   };
   absl::flat_hash_map<std::string, SessionState> sessions_ ABSL_GUARDED_BY(mu_);
+  // Mailboxes with hidden (deleted, not yet compacted) messages: their snapshots are filtered.
+  absl::flat_hash_set<std::string> hidden_mailboxes_ ABSL_GUARDED_BY(mu_);
   int64_t last_rescan_unix_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_lag_ms_ ABSL_GUARDED_BY(mu_) = 0;
 };

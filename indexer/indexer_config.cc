@@ -81,6 +81,19 @@ absl::Status Validate(const config::IndexerConfig& c) {
   if (c.reconcile_interval_s() < 1 || c.reconcile_interval_s() > 3600) {
     errs.push_back("reconcile_interval_s must be within 1..3600");
   }
+  if (c.lock_timeout_ms() < 1 || c.lock_timeout_ms() > 600000) {
+    errs.push_back("lock_timeout_ms must be within 1..600000");
+  }
+  if (c.dotlock_stale_s() < 120 || c.dotlock_stale_s() > 86400) {
+    errs.push_back("dotlock_stale_s must be within 120..86400");
+  }
+  if (c.has_expunge_journal_dir() && !IsAbsoluteClean(c.expunge_journal_dir())) {
+    errs.push_back(absl::StrCat("expunge_journal_dir must be an absolute path (got \"",
+                                c.expunge_journal_dir(), "\")"));
+  }
+  if (c.deferred_expunge_delay_s() > 30 * 86400) {
+    errs.push_back("deferred_expunge_delay_s must be at most 2592000 (30 days)");
+  }
   if (c.lease_grace_ms() > 60000) errs.push_back("lease_grace_ms must be at most 60000");
   if (c.uidl().scheme() != "poplar" && c.uidl().scheme() != "dovecot") {
     errs.push_back(absl::StrCat("uidl.scheme must be \"poplar\" or \"dovecot\" (got \"", c.uidl().scheme(), "\")"));

@@ -138,6 +138,15 @@ bool LockFileProbe::WriterActive(const std::string& path, int fd) {
   return false;
 }
 
+absl::StatusOr<std::vector<mbox::MessageInfo>> ScanRegion(int fd, const std::string& path,
+                                                          uint64_t start, uint64_t size,
+                                                          bool trust_content_length) {
+  absl::StatusOr<ScanOutput> scan =
+      ScanFile(fd, path, start, size, /*final=*/true, 8 << 20, trust_content_length);
+  if (!scan.ok()) return scan.status();
+  return std::move(scan->messages);
+}
+
 absl::StatusOr<FileScan> ScanWholeFile(const std::string& path, WriterProbe* probe,
                                        bool trust_content_length) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));

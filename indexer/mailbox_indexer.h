@@ -79,6 +79,20 @@ struct FileScan {
 absl::StatusOr<FileScan> ScanWholeFile(const std::string& path, WriterProbe* probe,
                                        bool trust_content_length);
 
+// Scans [start, size) of an open file as final (the caller holds the MDA locks, so nothing is
+// being delivered); `start` must be a From_ line. The expunge re-verifies the region it is
+// about to rewrite with it.
+absl::StatusOr<std::vector<mbox::MessageInfo>> ScanRegion(int fd, const std::string& path,
+                                                          uint64_t start, uint64_t size,
+                                                          bool trust_content_length);
+
+// For updates made while the caller holds every MDA lock itself: no one else can be writing
+// (and the default probe would see the caller's own locks).
+class HeldLocksProbe : public WriterProbe {
+ public:
+  bool WriterActive(const std::string&, int) override { return false; }
+};
+
 class MailboxIndexer {
  public:
   MailboxIndexer(IndexStore* store, mbox::UidlOptions uidl, WriterProbe* probe)

@@ -39,6 +39,9 @@ TEST(IndexerConfig, GoodConfigAndDefaults) {
   EXPECT_EQ(c.lock_methods(0), config::LOCK_DOTLOCK);
   EXPECT_EQ(c.lock_methods(1), config::LOCK_FCNTL);
   EXPECT_EQ(c.scram_iterations(), 4096u);
+  EXPECT_EQ(c.lock_timeout_ms(), 10000u);
+  EXPECT_EQ(c.dotlock_stale_s(), 600u);
+  EXPECT_FALSE(c.deferred_expunge());
 }
 
 TEST(IndexerConfig, UnknownFieldAndSyntaxErrorsNameTheLine) {
@@ -76,6 +79,11 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
       {"lease grace", "spools { directory: \"/a\" } lease_grace_ms: 600000", "lease_grace_ms"},
       {"scheme", "spools { directory: \"/a\" } uidl { scheme: \"uw\" }", "uidl.scheme"},
       {"scram", "spools { directory: \"/a\" } scram_iterations: 1000", "scram_iterations"},
+      {"lock timeout", "spools { directory: \"/a\" } lock_timeout_ms: 0", "lock_timeout_ms"},
+      {"stale dotlock", "spools { directory: \"/a\" } dotlock_stale_s: 60", "dotlock_stale_s"},
+      {"journal dir", "spools { directory: \"/a\" } expunge_journal_dir: \"j\"", "expunge_journal_dir"},
+      {"deferred delay", "spools { directory: \"/a\" } deferred_expunge_delay_s: 99999999",
+       "deferred_expunge_delay_s"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

@@ -391,6 +391,54 @@ TEST_F(IndexerServiceTest, EmptyCommitWritesNothing) {
   EXPECT_EQ(ReadFile(dir_.File("spool/alice")), before);
 }
 
+TEST_F(IndexerServiceTest, CommitDeletesAndTheNextSessionSeesTheNewNumbering) {
+  Open o = OpenSession("alice");
+  ASSERT_TRUE(o.got_snapshot);
+  const v1::Snapshot& snap = o.first.snapshot();
+  ASSERT_EQ(snap.count(), 3u);
+  std::vector<std::string> old_uidls = absl::StrSplit(snap.uidls(), '\n');
+  v1::SessionRequest req;
+  v1::MessageRef* ref = req.mutable_commit()->add_deleted();
+  ref->set_data_offset(snap.data_offsets(1));
+  ref->set_content_hash(snap.content_hashes().substr(16, 16));
+  ASSERT_TRUE(o.stream->Write(req));
+  v1::SessionEvent ev;
+  ASSERT_TRUE(o.stream->Read(&ev));
+  ASSERT_TRUE(ev.has_committed());
+  EXPECT_EQ(ev.committed().deleted(), 1u);
+  EXPECT_EQ(ev.committed().bytes_removed(), Msg(2).size());
+  EXPECT_TRUE(Close(o).ok());
+  EXPECT_EQ(ReadFile(dir_.File("spool/alice")), Msg(1) + Msg(3));
+
+  Open next = OpenSession("alice");
+  ASSERT_TRUE(next.got_snapshot);
+  ExpectSnapshotMatchesFile(next.first.snapshot(), dir_.File("spool/alice"));
+  std::vector<std::string> uidls = absl::StrSplit(next.first.snapshot().uidls(), '\n');
+  EXPECT_EQ(uidls, (std::vector<std::string>{old_uidls[0], old_uidls[2]}));
+  EXPECT_TRUE(Close(next).ok());
+}
+
+TEST_F(IndexerServiceTest, CommitWhileAnMdaHoldsTheDotlockIsUnavailable) {
+  StopDaemon();
+  config::IndexerConfig c = Config();
+  c.set_lock_timeout_ms(200);
+  StartDaemon(c);
+  const std::string before = ReadFile(dir_.File("spool/alice"));
+  Open o = OpenSession("alice");
+  ASSERT_TRUE(o.got_snapshot);
+  WriteFile(dir_.File("spool/alice.lock"), "0\n");
+  v1::SessionRequest req;
+  v1::MessageRef* ref = req.mutable_commit()->add_deleted();
+  ref->set_data_offset(o.first.snapshot().data_offsets(0));
+  ref->set_content_hash(o.first.snapshot().content_hashes().substr(0, 16));
+  ASSERT_TRUE(o.stream->Write(req));
+  v1::SessionEvent ev;
+  EXPECT_FALSE(o.stream->Read(&ev));
+  EXPECT_EQ(o.stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(ReadFile(dir_.File("spool/alice")), before);
+  ::unlink(dir_.File("spool/alice.lock").c_str());
+}
+
 TEST_F(IndexerServiceTest, CachedSnapshotFollowsADeliveryInProgress) {
   Open warm = OpenSession("alice");  // fills the cache with messages 1-3
   ASSERT_TRUE(warm.got_snapshot);

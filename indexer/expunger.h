@@ -1,0 +1,87 @@
+// The expunge's file work (design §5, reliability.md §1.6-1.7): in-place compaction of an mbox
+// with a redo journal, and the recovery of an interrupted one.
+//
+// Order of a compaction, on a file the caller holds every MDA lock on:
+//   1. the post-image (the new bytes from the first deleted byte to the new end, which include
+//      any mail appended since the session's snapshot) is written to a journal file, then the
+//      journal and its directory are fsync'ed;             FaultPoint expunge.after_journal
+//   2. the plan is recorded in SQLite (open);              expunge.after_plan
+//   3. the post-image is written over the file at `start` (pwrite), fdatasync;
+//                                                           expunge.mid_rewrite (half-way)
+//                                                           expunge.before_truncate
+//   4. ftruncate to the new size, fsync;                   expunge.after_truncate
+//   5. the caller updates the index, then Finish() marks the plan done and removes the journal.
+//                                                           expunge.before_done, expunge.after_done
+// Replaying 3-4 is idempotent as long as the file's bytes before `start` are unchanged and it
+// is the same inode, which recovery checks before it writes anything. Recovery also tells a
+// file that grew after a crash (an MDA that broke the dead indexer's dotlock, as liblockfile
+// does for a dead PID, and appended) from one that was already truncated, by the old file's
+// last bytes past the new end (which the rewrite never touches): mail appended after the
+// crash is folded into a new journal and kept byte-exact.
+#ifndef POPLAR_INDEXER_EXPUNGER_H_
+#define POPLAR_INDEXER_EXPUNGER_H_
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/lock/mailbox_lock.h"
+#include "common/mbox/expunge_plan.h"
+#include "indexer/index_store.h"
+
+namespace poplar::indexer {
+
+class Expunger {
+ public:
+  Expunger(IndexStore* store, std::string journal_dir)
+      : store_(store), journal_dir_(std::move(journal_dir)) {}
+
+  // Creates the journal directory (0700) if needed.
+  absl::Status Init();
+
+  // Steps 1-4 above on `path`, held by `lock`. On success returns the plan's id; on failure
+  // before step 2 nothing was changed and no plan exists; after it the plan stays open and
+  // recovery finishes it.
+  absl::StatusOr<int64_t> Compact(const std::string& path, lock::MailboxLock& lock,
+                                  const mbox::CompactionPlan& plan);
+  // Step 5: marks the plan done and removes its journal.
+  absl::Status Finish(int64_t plan_id, const std::string& journal_path);
+
+  enum class Recovery { kReplayed, kAlreadyComplete, kRejected, kBusy };
+  struct RecoveryReport {
+    Recovery outcome = Recovery::kBusy;
+    std::string detail;  // for the log
+  };
+  // Finishes one open plan (takes the MDA locks itself). kRejected: the plan does not match the
+  // file or its journal is damaged; the journal was moved aside (".rejected") and the mailbox
+  // left as it is. kBusy: the locks were not available; the plan stays open.
+  absl::StatusOr<RecoveryReport> Recover(const ExpungePlanRecord& plan,
+                                         const lock::LockOptions& options);
+  // Journals no open plan refers to (a crash before the plan was recorded, or after it was
+  // done) are removed. Returns how many.
+  absl::StatusOr<int> RemoveOrphanJournals();
+
+  const std::string& journal_dir() const { return journal_dir_; }
+
+ private:
+  struct Written {
+    std::string path;
+    Hash128 image_hash;
+  };
+  // Streams `ranges` of `src_fd` (in order) into a new journal after `header`'s slot.
+  absl::StatusOr<Written> WriteJournal(int src_fd, const std::vector<mbox::ByteRange>& ranges,
+                                       mbox::JournalHeader header, lock::MailboxLock* lock);
+  // pwrite the journal's image at `start`, fdatasync, ftruncate, fsync.
+  absl::Status Replay(const std::string& journal_path, const mbox::JournalHeader& h, int fd,
+                      lock::MailboxLock* lock, bool fault_points);
+  absl::Status Reject(const ExpungePlanRecord& plan, const std::string& why, RecoveryReport* out);
+
+  IndexStore* store_;
+  std::string journal_dir_;
+};
+
+}  // namespace poplar::indexer
+
+#endif  // POPLAR_INDEXER_EXPUNGER_H_

@@ -1,0 +1,180 @@
+// maildrop_client: a minimal POP3 front-end stand-in for end-to-end tests. It speaks the
+// maildrop gRPC API the way popd does at QUIT:
+//
+//   maildrop_client --socket PATH --user U --password P [--delete 1,3,5] [--timeout-s N]
+//                   [--show-message-id]
+//
+// Authenticates, opens the Session stream, prints the snapshot ("count N", then one
+// "msg NUMBER OFFSET LENGTH UIDL [MESSAGE-ID]" line per message; the Message-ID is read from
+// the mbox with pread at the snapshot's offsets, as popd serves RETR), and, with --delete, commits the listed
+// message numbers converted to (data_offset, content hash), never sent as numbers. Prints
+// "commit OK deleted=N bytes_removed=B" or "commit ERROR CODE message".
+// Exit: 0 success, 1 the commit failed, 2 usage, 3 authentication or session failure.
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "poplar/maildrop.grpc.pb.h"
+
+namespace {
+
+const char* CodeName(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "OTHER";
+  }
+}
+
+// The Message-ID header's value in [offset, offset + header_length) of the file, or "-".
+std::string MessageId(const std::string& path, uint64_t offset, uint64_t header_length) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "-";
+  std::string head(header_length, '\0');
+  ssize_t n = ::pread(fd, head.data(), head.size(), static_cast<off_t>(offset));
+  ::close(fd);
+  if (n < 0) return "-";
+  head.resize(static_cast<size_t>(n));
+  for (size_t pos = 0; pos < head.size();) {
+    size_t nl = head.find('\n', pos);
+    std::string line = head.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    if (line.rfind("Message-ID:", 0) == 0) {
+      std::string v = line.substr(11);
+      while (!v.empty() && (v.front() == ' ')) v.erase(0, 1);
+      while (!v.empty() && (v.back() == '\r' || v.back() == ' ')) v.pop_back();
+      return v;
+    }
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+  return "-";
+}
+
+int Usage() {
+  std::cerr << "usage: maildrop_client --socket PATH --user U --password P [--delete 1,3,5] "
+               "[--timeout-s N]\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string socket, user, password, del;
+  int timeout_s = 60;
+  bool show_id = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a != "--show-message-id" && i + 1 >= argc) return Usage();
+    if (a == "--socket") socket = argv[++i];
+    else if (a == "--user") user = argv[++i];
+    else if (a == "--password") password = argv[++i];
+    else if (a == "--delete") del = argv[++i];
+    else if (a == "--timeout-s") timeout_s = std::stoi(argv[++i]);
+    else if (a == "--show-message-id") { show_id = true; }
+    else return Usage();
+  }
+  if (socket.empty() || user.empty()) return Usage();
+  std::vector<uint32_t> numbers;
+  for (size_t pos = 0; pos < del.size();) {
+    size_t comma = del.find(',', pos);
+    std::string n = del.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    try {
+      numbers.push_back(static_cast<uint32_t>(std::stoul(n)));
+    } catch (...) {
+      return Usage();
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  auto deadline = [&] { return std::chrono::system_clock::now() + std::chrono::seconds(timeout_s); };
+  auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
+  auto stub = poplar::v1::Maildrop::NewStub(channel);
+
+  poplar::v1::AuthenticateRequest auth;
+  auth.set_user(user);
+  auth.set_password(password);
+  auth.set_client_address("127.0.0.1");
+  poplar::v1::AuthenticateReply who;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(deadline());
+    grpc::Status s = stub->Authenticate(&ctx, auth, &who);
+    if (!s.ok()) {
+      std::cout << "auth ERROR " << CodeName(s.error_code()) << " " << s.error_message() << "\n";
+      return 3;
+    }
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(deadline());
+  auto stream = stub->Session(&ctx);
+  poplar::v1::SessionRequest open;
+  open.mutable_open()->set_user(who.user());
+  open.mutable_open()->set_client_address("127.0.0.1");
+  open.mutable_open()->set_front_end("maildrop_client");
+  poplar::v1::SessionEvent ev;
+  if (!stream->Write(open) || !stream->Read(&ev) || !ev.has_snapshot()) {
+    grpc::Status s = stream->Finish();
+    std::cout << "session ERROR " << CodeName(s.error_code()) << " " << s.error_message() << "\n";
+    return 3;
+  }
+  const poplar::v1::Snapshot snap = ev.snapshot();
+  std::cout << "count " << snap.count() << "\n";
+  size_t u = 0;
+  for (int i = 0; i < snap.data_offsets_size(); ++i) {
+    size_t nl = snap.uidls().find('\n', u);
+    std::string uidl = snap.uidls().substr(u, nl == std::string::npos ? std::string::npos : nl - u);
+    u = nl == std::string::npos ? snap.uidls().size() : nl + 1;
+    std::cout << "msg " << i + 1 << " " << snap.data_offsets(i) << " " << snap.lengths(i) << " "
+              << uidl;
+    if (show_id) std::cout << " " << MessageId(snap.mailbox_path(), snap.data_offsets(i), snap.header_lengths(i));
+    std::cout << "\n";
+  }
+  int rc = 0;
+  if (!numbers.empty()) {
+    poplar::v1::SessionRequest commit;
+    for (uint32_t n : numbers) {
+      if (n < 1 || n > snap.count()) {
+        std::cerr << "maildrop_client: no message " << n << "\n";
+        return 2;
+      }
+      poplar::v1::MessageRef* ref = commit.mutable_commit()->add_deleted();
+      ref->set_data_offset(snap.data_offsets(static_cast<int>(n - 1)));
+      ref->set_content_hash(snap.content_hashes().substr(16 * (n - 1), 16));
+    }
+    std::cout.flush();
+    if (stream->Write(commit) && stream->Read(&ev) && ev.has_committed()) {
+      std::cout << "commit OK deleted=" << ev.committed().deleted()
+                << " bytes_removed=" << ev.committed().bytes_removed() << "\n";
+    } else {
+      grpc::Status s = stream->Finish();
+      std::cout << "commit ERROR " << CodeName(s.error_code()) << " " << s.error_message() << "\n";
+      return 1;
+    }
+  }
+  stream->WritesDone();
+  while (stream->Read(&ev)) {
+  }
+  grpc::Status s = stream->Finish();
+  if (!s.ok() && rc == 0) {
+    std::cout << "close ERROR " << CodeName(s.error_code()) << " " << s.error_message() << "\n";
+    rc = 3;
+  }
+  return rc;
+}

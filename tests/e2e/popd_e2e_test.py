@@ -31,7 +31,7 @@ import poplar_harness as h  # noqa: E402
 PW = {"alice": "alice pw with spaces", "bob": "bob-secret", "carol": "carol-secret",
       "dave": "dave-secret", "erin": "erin-secret", "frank": "frank-secret",
       "gina": "gina-secret", "hank": "hank-secret", "ivan": "ivan-secret",
-      "jill": "jill-secret"}
+      "jill": "jill-secret", "kate": "kate-secret"}
 
 
 def extra_messages():
@@ -75,6 +75,7 @@ def run(env, c):
         f.write(h.make_message("c@example.org", "small after", ["bye"]))
     env.genmbox("frank", 4, seed=9)
     env.genmbox("jill", 3, seed=10)
+    env.genmbox("kate", 20, seed=11)
     open(ix.mailbox("hank"), "wb").close()  # gina has no mailbox file at all, hank an empty one
     with open(ix.mailbox("ivan"), "wb") as f:  # a CRLF mbox throughout, From_ lines included
         for i in range(5):
@@ -90,6 +91,7 @@ def run(env, c):
     credentials(c, port)
     in_use_and_leases(env, c, port)
     deletions(env, c, port)
+    delete_half_while_delivering(env, c, port)
     delivery_in_progress(env, c, port)
     deliveries_racing_sessions(env, c, port)
     two_front_ends(env, c, port)
@@ -554,6 +556,50 @@ def in_use_and_leases(env, c, port):
     c.check(f"a connection dropped after PASS releases its lease "
             f"({'never' if took is None else f'{took * 1000:.0f} ms'}; want < 2 s)",
             took is not None and took < 2.0, repr(reply))
+
+
+def delete_half_while_delivering(env, c, port):
+    """Issue 5: a client deletes half the messages and quits while an MDA keeps delivering
+    (dotlockfile + fcntl); the next session and this file's own mbox parser agree on the result:
+    the undeleted old messages, then every delivery, each byte-exact, UIDLs unchanged."""
+    path = env.indexer.mailbox("kate")
+    old = h.split_mbox(open(path, "rb").read())
+    delivered = []
+    stop = threading.Event()
+
+    def mda():
+        i = 0
+        while not stop.is_set() or i < 3:
+            msg = h.make_message(f"mda{i}@example.org", f"during expunge {i}", [f"body {i}", ".dot"])
+            h.mda_append(env.indexer.spool, "kate", msg)
+            delivered.append(msg)
+            i += 1
+            time.sleep(0.01)
+
+    p = h.login(port, "kate", PW["kate"])
+    uidls = [u.split()[1] for u in p.uidl()[1]]
+    t = threading.Thread(target=mda)
+    t.start()
+    time.sleep(0.05)
+    for n in range(1, len(old) + 1, 2):
+        p.dele(n)
+    time.sleep(0.3)  # more mail lands after the snapshot, before and during the expunge
+    quit_reply = p.quit()
+    stop.set()
+    t.join()
+    c.check("delete half while an MDA delivers: QUIT +OK", quit_reply.startswith(b"+OK"), repr(quit_reply))
+    kept = [m for i, m in enumerate(old) if i % 2 == 1]
+    want = [h.wire(m) for m in kept] + [h.wire(m) for m in h.split_mbox(b"".join(delivered))]
+    now = h.split_mbox(open(path, "rb").read())
+    c.check(f"the mbox parses to the {len(kept)} kept + {len(delivered)} delivered messages, byte-exact",
+            [h.wire(m) for m in now] == want, f"{len(now)} messages")
+    p = h.login(port, "kate", PW["kate"])
+    got = [b"\r\n".join(p.retr(i)[1]) + b"\r\n" for i in range(1, p.stat()[0] + 1)]
+    new_uidls = [u.split()[1] for u in p.uidl()[1]]
+    p.quit()
+    c.check("the next session serves exactly those, byte-exact", got == want)
+    c.check("the kept messages keep their UIDLs",
+            new_uidls[:len(kept)] == [u for i, u in enumerate(uidls) if i % 2 == 1])
 
 
 def deletions(env, c, port):

@@ -637,6 +637,5 @@ Step Session::Stls(const Args&) {
   return Step{"+OK Begin TLS negotiation\r\n", StartTls{}};
 }
 
-Step Session::NotSupported(const Args&) { return Reply("-ERR Not supported yet\r\n"); }
 
 }  // namespace poplar::pop3

@@ -207,7 +207,6 @@ class Session {
   Step EnterTransaction(Maildrop maildrop, Step prefix);
   Step SaslAbort(std::string reply);
   Step StartLogin(std::string user, std::string password);
-  Step NotSupported(const Args& args);
 
   Options options_;
   State state_ = State::kAuthorization;

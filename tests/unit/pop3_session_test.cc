@@ -102,7 +102,6 @@ Session InState(State state) {
 
 constexpr std::string_view kWrongState = "-ERR Command not valid in this state\r\n";
 constexpr std::string_view kUnknown = "-ERR Unknown command\r\n";
-constexpr std::string_view kNotSupported = "-ERR Not supported yet\r\n";
 
 struct Expect {
   std::string reply;

@@ -34,7 +34,7 @@ absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& s) {
   view.covered_size = s.file().size();
   view.maildrop.count = static_cast<uint32_t>(n);
   view.maildrop.octets.reserve(n);
-  view.maildrop.uidls.reserve(n);
+  view.maildrop.uidls.Reserve(n, s.uidls().size());
   view.messages.reserve(n);
 
   uint64_t total = 0;
@@ -65,15 +65,20 @@ absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& s) {
     }
     size_t end = uidls.find('\n', pos);
     if (end == std::string::npos) end = uidls.size();
-    std::string uidl = uidls.substr(pos, end - pos);
-    if (!mbox::IsValidUidl(uidl)) return Bad(absl::StrCat("message ", i + 1, " has an invalid UIDL"));
+    const std::string_view uidl = std::string_view(uidls).substr(pos, end - pos);
+    if (!mbox::IsValidUidl(uidl) || !view.maildrop.uidls.Append(uidl)) {
+      return Bad(absl::StrCat("message ", i + 1, " has an invalid UIDL"));
+    }
     pos = end + 1;
     total += octets;
     previous_end = offset + length;
     view.maildrop.octets.push_back(octets);
-    view.maildrop.uidls.push_back(std::move(uidl));
-    view.messages.push_back(
-        MessageLocation{offset, length, header, s.content_hashes().substr(16 * i, 16), from});
+    MessageLocation& where = view.messages.emplace_back();
+    where.data_offset = offset;
+    where.length = length;
+    where.header_length = header;
+    where.from_offset = from;
+    s.content_hashes().copy(where.content_hash.data(), 16, 16 * i);
   }
   if (n > 0 ? pos != uidls.size() + 1 : !uidls.empty()) return Bad("more UIDLs than messages");
   if (total != s.total_octets()) return Bad("total octets do not add up");
@@ -90,7 +95,8 @@ absl::StatusOr<v1::Commit> MakeCommit(const MaildropView& view,
     }
     v1::MessageRef* ref = commit.add_deleted();
     ref->set_data_offset(view.messages[index].data_offset);
-    ref->set_content_hash(view.messages[index].content_hash);
+    const std::array<char, 16>& hash = view.messages[index].content_hash;
+    ref->set_content_hash(hash.data(), hash.size());
   }
   return commit;
 }

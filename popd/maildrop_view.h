@@ -9,6 +9,7 @@
 #ifndef POPLAR_POPD_MAILDROP_VIEW_H_
 #define POPLAR_POPD_MAILDROP_VIEW_H_
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,7 +25,9 @@ struct MessageLocation {
   uint64_t data_offset = 0;
   uint64_t length = 0;
   uint64_t header_length = 0;
-  std::string content_hash;  // 16 bytes, as in the snapshot; sent back in Commit
+  // As in the snapshot; sent back in Commit. Fixed-size so a big maildrop needs no allocation
+  // per message.
+  std::array<char, 16> content_hash{};
   uint64_t from_offset = 0;  // the From_ line: [from_offset, data_offset), covered by the hash
 };
 

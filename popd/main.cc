@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/util/malloc_tuning.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "popd/log.h"
 #include "popd/popd_config.h"
@@ -36,6 +37,7 @@ bool NeedsRestart(const poplar::config::PopdConfig& a, const poplar::config::Pop
 }  // namespace
 
 int main(int argc, char** argv) {
+  poplar::TuneMallocForLargeSnapshots();
   std::string config_path = "/etc/poplar/popd.conf";
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {

@@ -49,7 +49,7 @@ MessageStream::MessageStream(const MailboxFile& file, const MessageLocation& whe
       transform_(pop3::WireTransform::Options{.dot_stuff = true, .top_lines = top_lines}),
       from_offset_(where.from_offset),
       body_offset_(where.data_offset + where.header_length),
-      expected_hash_(where.content_hash) {
+      expected_hash_(where.content_hash.data(), where.content_hash.size()) {
   if (retr_) {
     head_hash_ = std::make_unique<Xxh3Stream>();
     body_hash_ = std::make_unique<Xxh3Stream>();

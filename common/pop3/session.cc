@@ -5,9 +5,11 @@
 #include <limits>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/sasl/base64.h"
 #include "common/sasl/plain.h"
 #include "common/sasl/scram_messages.h"
+#include "common/util/strings.h"
 
 namespace poplar::pop3 {
 namespace {
@@ -44,8 +46,8 @@ bool ValidMaildrop(const Maildrop& m) {
     sum += o;
   }
   if (sum != m.total_octets) return false;
-  for (const std::string& u : m.uidls) {
-    if (!ValidUidl(u)) return false;
+  for (size_t i = 0; i < m.uidls.size(); ++i) {
+    if (!ValidUidl(m.uidls[i])) return false;
   }
   return true;
 }
@@ -545,8 +547,9 @@ Step Session::List(const Args& args) {
   }
   std::string reply = "+OK " + Num(live_count_) + " messages (" + Num(live_octets_) +
                       " octets)\r\n";
+  reply.reserve(reply.size() + maildrop_.count * 16);
   for (uint32_t i = 0; i < maildrop_.count; ++i) {
-    if (!Deleted(i)) reply += Num(i + 1) + " " + Num(maildrop_.octets[i]) + "\r\n";
+    if (!Deleted(i)) absl::StrAppend(&reply, i + 1, " ", maildrop_.octets[i], "\r\n");
   }
   reply += ".\r\n";
   return Reply(std::move(reply));
@@ -584,11 +587,13 @@ Step Session::Rset(const Args&) {
 
 Step Session::Uidl(const Args& args) {
   if (args.msg) {
-    return Reply("+OK " + Num(*args.msg) + " " + maildrop_.uidls[*args.msg - 1] + "\r\n");
+    return Reply(absl::StrCat("+OK ", *args.msg, " ", Absl(maildrop_.uidls[*args.msg - 1]), "\r\n"));
   }
+  // StrAppend formats numbers in place: a 100,000-line listing makes no temporary strings.
   std::string reply = "+OK\r\n";
+  reply.reserve(maildrop_.count * 32);
   for (uint32_t i = 0; i < maildrop_.count; ++i) {
-    if (!Deleted(i)) reply += Num(i + 1) + " " + maildrop_.uidls[i] + "\r\n";
+    if (!Deleted(i)) absl::StrAppend(&reply, i + 1, " ", Absl(maildrop_.uidls[i]), "\r\n");
   }
   reply += ".\r\n";
   return Reply(std::move(reply));

@@ -40,6 +40,7 @@
 
 #include "absl/status/status.h"
 #include "common/pop3/command.h"
+#include "common/pop3/uidl_list.h"
 
 namespace poplar::pop3 {
 
@@ -60,7 +61,7 @@ std::string_view StateName(State s);
 struct Maildrop {
   uint32_t count = 0;
   std::vector<uint64_t> octets;     // per message, as RETR sends them (RFC 1939 §11); size count
-  std::vector<std::string> uidls;   // per message, 1..70 octets of 0x21..0x7E; size count
+  UidlList uidls;                   // per message, 1..70 octets of 0x21..0x7E; size count
   uint64_t total_octets = 0;        // sum of octets
 };
 

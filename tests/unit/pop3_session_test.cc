@@ -557,8 +557,10 @@ TEST(SessionTest, MalformedMaildropCloses) {
   Maildrop bad_total = FakeMaildrop();
   bad_total.total_octets = 5;
   Maildrop bad_uidl = FakeMaildrop();
-  bad_uidl.uidls[1] = "has space";
-  for (const Maildrop& md : {m, bad_total, bad_uidl}) {
+  bad_uidl.uidls = {"u1", "has space", "u3"};
+  Maildrop short_uidls = FakeMaildrop();
+  short_uidls.uidls = {"u1", "u2"};
+  for (const Maildrop& md : {m, bad_total, bad_uidl, short_uidls}) {
     Session s = InState(State::kWaitAuth);
     const Step step = s.OnAuthResult(absl::OkStatus(), md);
     EXPECT_EQ(step.reply.rfind("-ERR [SYS/PERM] ", 0), 0u);

@@ -51,6 +51,39 @@ void AddToSnapshot(v1::Snapshot* snap, uint64_t from_offset, uint64_t data_offse
   snap->mutable_file()->set_size(std::max(snap->file().size(), data_offset + length));
 }
 
+// Appends messages [begin, end) of `old` to `snap`, as AddToSnapshot would one by one.
+void CopyToSnapshot(v1::Snapshot* snap, const v1::Snapshot& old, int begin, int end) {
+  if (begin >= end) return;
+  auto copy = [&](const google::protobuf::RepeatedField<uint64_t>& from,
+                  google::protobuf::RepeatedField<uint64_t>* to) {
+    to->Add(from.begin() + begin, from.begin() + end);
+  };
+  copy(old.from_offsets(), snap->mutable_from_offsets());
+  copy(old.data_offsets(), snap->mutable_data_offsets());
+  copy(old.lengths(), snap->mutable_lengths());
+  copy(old.header_lengths(), snap->mutable_header_lengths());
+  copy(old.octets(), snap->mutable_octets());
+  copy(old.lines(), snap->mutable_lines());
+  // UIDL i starts after the i-th '\n' of the joined text.
+  const std::string_view uidls = old.uidls();
+  size_t first = 0;
+  for (int i = 0; i < begin; ++i) first = uidls.find('\n', first) + 1;
+  size_t last = first;
+  for (int i = begin; i < end; ++i) {
+    const size_t nl = uidls.find('\n', last);
+    last = nl == std::string_view::npos ? uidls.size() + 1 : nl + 1;
+  }
+  if (!snap->uidls().empty()) snap->mutable_uidls()->push_back('\n');
+  snap->mutable_uidls()->append(uidls.substr(first, last - 1 - first));
+  snap->mutable_content_hashes()->append(
+      std::string_view(old.content_hashes()).substr(16 * static_cast<size_t>(begin), 16 * static_cast<size_t>(end - begin)));
+  uint64_t octets = 0;
+  for (int i = begin; i < end; ++i) octets += old.octets(i);
+  snap->set_count(static_cast<uint32_t>(snap->data_offsets_size()));
+  snap->set_total_octets(snap->total_octets() + octets);
+  snap->mutable_file()->set_size(std::max(snap->file().size(), old.data_offsets(end - 1) + old.lengths(end - 1)));
+}
+
 void AddToSnapshot(v1::Snapshot* snap, const MessageRecord& m) {
   AddToSnapshot(snap, m.offset, m.data_offset, m.end_offset - m.data_offset, m.header_length, m.octets,
                 m.lines, m.uidl, m.content_hash.Bytes());
@@ -201,39 +234,27 @@ absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
 // The cached snapshot after an incremental update: the messages whose From_ line lies in
 // [from, to) give way to `added`. Offsets are From_ line boundaries, so a message starts
 // before `from` exactly when its data_offset does. Sessions holding the old snapshot keep it:
-// it is what they were shown.
+// it is what they were shown. The unchanged messages are copied column by column in bulk: the
+// first login after a delivery to a 100,000-message mailbox pays a few memcpy()s, not 100,000
+// appends to eight columns.
 std::shared_ptr<const v1::Snapshot> Indexer::SpliceSnapshot(const v1::Snapshot& old, uint64_t from,
                                                             uint64_t to,
                                                             const std::vector<MessageRecord>& added) {
   auto snap = std::make_shared<v1::Snapshot>();
   snap->set_mailbox_path(old.mailbox_path());
   *snap->mutable_file() = old.file();
+  snap->mutable_file()->set_size(0);
   const auto& offsets = old.data_offsets();
   const int n = old.data_offsets_size();
   const int prefix = static_cast<int>(std::lower_bound(offsets.begin(), offsets.end(), from) - offsets.begin());
   const int suffix = to == UINT64_MAX ? n
                          : static_cast<int>(std::lower_bound(offsets.begin(), offsets.end(), to) - offsets.begin());
-  // UIDL i starts after the i-th '\n'.
-  std::vector<size_t> uidl_start(static_cast<size_t>(n) + 1, 0);
-  for (int i = 0, pos = 0; i < n; ++i) {
-    uidl_start[i] = static_cast<size_t>(pos);
-    size_t nl = old.uidls().find('\n', static_cast<size_t>(pos));
-    pos = static_cast<int>(nl == std::string::npos ? old.uidls().size() + 1 : nl + 1);
-    uidl_start[i + 1] = static_cast<size_t>(pos);
-  }
-  auto copy_old = [&](int i) {
-    const size_t u = uidl_start[i];
-    AddToSnapshot(snap.get(), old.from_offsets(i), old.data_offsets(i), old.lengths(i), old.header_lengths(i),
-                  old.octets(i), old.lines(i),
-                  std::string_view(old.uidls()).substr(u, uidl_start[i + 1] - u - 1),
-                  std::string_view(old.content_hashes()).substr(16 * static_cast<size_t>(i), 16));
-  };
-  snap->mutable_file()->set_size(0);
+  const int tail = std::max(suffix, prefix);
   snap->mutable_uidls()->reserve(old.uidls().size() + 32 * added.size());
   snap->mutable_content_hashes()->reserve(old.content_hashes().size() + 16 * added.size());
-  for (int i = 0; i < prefix; ++i) copy_old(i);
+  CopyToSnapshot(snap.get(), old, 0, prefix);
   for (const MessageRecord& m : added) AddToSnapshot(snap.get(), m);
-  for (int i = std::max(suffix, prefix); i < n; ++i) copy_old(i);
+  CopyToSnapshot(snap.get(), old, tail, n);
   return snap;
 }
 

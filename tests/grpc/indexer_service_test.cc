@@ -158,7 +158,11 @@ void ExpectSnapshotMatchesFile(const v1::Snapshot& snap, const std::string& path
   std::vector<std::string> uidls = absl::StrSplit(snap.uidls(), '\n');
   ASSERT_EQ(uidls.size(), want.messages.size());
   uint64_t total = 0;
+  ASSERT_EQ(static_cast<size_t>(snap.from_offsets_size()), want.messages.size());
+  ASSERT_EQ(static_cast<size_t>(snap.lines_size()), want.messages.size());
   for (size_t i = 0; i < want.messages.size(); ++i) {
+    EXPECT_EQ(snap.from_offsets(i), want.messages[i].offset);
+    EXPECT_EQ(snap.lines(i), want.messages[i].lines);
     EXPECT_EQ(snap.data_offsets(i), want.messages[i].data_offset);
     EXPECT_EQ(snap.lengths(i), want.messages[i].length());
     EXPECT_EQ(snap.octets(i), want.messages[i].octets);

@@ -58,6 +58,17 @@ bool Hash128::FromHex(std::string_view hex, Hash128* out) {
   return true;
 }
 
+bool Hash128::FromBytes(std::string_view bytes, Hash128* out) {
+  if (bytes.size() != 16) return false;
+  Hash128 h;
+  for (size_t i = 0; i < 16; ++i) {
+    uint64_t& word = i < 8 ? h.high : h.low;
+    word = (word << 8) | static_cast<unsigned char>(bytes[i]);
+  }
+  *out = h;
+  return true;
+}
+
 Hash128 Xxh3_128(std::string_view bytes) {
   XXH128_hash_t h = XXH3_128bits(bytes.data(), bytes.size());
   return Hash128{h.high64, h.low64};

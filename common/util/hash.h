@@ -25,6 +25,8 @@ struct Hash128 {
   // The 16 bytes, high word first, big-endian (the wire form in snapshots and commits).
   std::string Bytes() const;
   static bool FromHex(std::string_view hex, Hash128* out);
+  // The inverse of Bytes(); false unless exactly 16 bytes.
+  static bool FromBytes(std::string_view bytes, Hash128* out);
 };
 
 Hash128 Xxh3_128(std::string_view bytes);

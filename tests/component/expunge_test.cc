@@ -781,6 +781,34 @@ TEST_F(DeferredExpungeTest, HiddenMessagesFollowARewriteByAnotherProgram) {
   EXPECT_EQ(ReadFile(Mbox()), front + segs[0] + segs[2]);
 }
 
+// A hidden message counts its whole segment (From_ line to the next From_ line, or to the end
+// of the file for the last one) toward deferred_expunge_bytes: exactly at the threshold it is
+// due, one byte short it is not. Covers the first hide (answered from the cached snapshot) and a
+// later one (answered from SQLite).
+TEST_F(DeferredExpungeTest, HiddenBytesAreTheWholeSegment) {
+  const std::vector<std::string> segs = Segments(4, {"lf", "\n", true, true});
+  WriteFile(Mbox(), Join(segs));
+  const uint64_t first = segs[1].size();
+  const uint64_t both = segs[1].size() + segs[3].size();
+  Start(Deferred(/*bytes=*/first + 1, /*delay_s=*/3600));
+  ASSERT_TRUE(DeleteNow({1}).ok());
+  auto n = indexer_->CompactDue();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0) << "one byte short of the threshold";
+  indexer_.reset();
+  Start(Deferred(/*bytes=*/both + 1, /*delay_s=*/3600));
+  ASSERT_TRUE(DeleteNow({2}).ok());  // the last message of the file: segs[3]
+  n = indexer_->CompactDue();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0) << "one byte short of the threshold";
+  indexer_.reset();
+  Start(Deferred(/*bytes=*/both, /*delay_s=*/3600));
+  n = indexer_->CompactDue();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1) << "exactly at the threshold";
+  EXPECT_EQ(ReadFile(Mbox()), segs[0] + segs[2]);
+}
+
 TEST_F(DeferredExpungeTest, DueByBytesOrByAgeAndHiddenSurvivesARestart) {
   const std::vector<std::string> segs = Segments(4, {"lf", "\n", true, true});
   WriteFile(Mbox(), Join(segs));

@@ -162,7 +162,10 @@ absl::StatusOr<Expunger::Written> Expunger::WriteJournal(int src_fd,
 }
 
 absl::Status Expunger::Replay(const std::string& journal_path, const mbox::JournalHeader& h, int fd,
-                              lock::MailboxLock* lock, bool fault_points) {
+                              lock::MailboxLock* lock, std::string_view phase) {
+  // Fault points "<phase>.mid_rewrite" etc.: "expunge" for the commit's own rewrite,
+  // "recovery" for the replay at start-up, so a crash during recovery is testable too.
+  auto fault = [phase](std::string_view step) { FaultPoint(absl::StrCat(Absl(phase), ".", Absl(step))); };
   UniqueFd j(::open(journal_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!j.valid()) return Errno("open journal", journal_path);
   const uint64_t image = h.new_size - h.start;
@@ -174,7 +177,7 @@ absl::Status Expunger::Replay(const std::string& journal_path, const mbox::Journ
   for (uint64_t pos = 0; pos < image;) {
     if (!mid_done && pos >= half) {
       mid_done = true;
-      if (fault_points) FaultPoint("expunge.mid_rewrite");
+      fault("mid_rewrite");
     }
     uint64_t limit = pos < half ? half : image;  // stop at half-way once, for the fault point
     size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, limit - pos));
@@ -186,12 +189,12 @@ absl::Status Expunger::Replay(const std::string& journal_path, const mbox::Journ
     pos += n;
     toucher.Maybe();
   }
-  if (!mid_done && fault_points) FaultPoint("expunge.mid_rewrite");
+  if (!mid_done) fault("mid_rewrite");
   if (::fdatasync(fd) != 0) return Errno("fdatasync", "mailbox");
-  if (fault_points) FaultPoint("expunge.before_truncate");
+  fault("before_truncate");
   if (::ftruncate(fd, static_cast<off_t>(h.new_size)) != 0) return Errno("ftruncate", "mailbox");
   if (::fsync(fd) != 0) return Errno("fsync", "mailbox");
-  if (fault_points) FaultPoint("expunge.after_truncate");
+  fault("after_truncate");
   return absl::OkStatus();
 }
 
@@ -237,7 +240,7 @@ absl::StatusOr<int64_t> Expunger::Compact(const std::string& path, lock::Mailbox
     return id.status();
   }
   FaultPoint("expunge.after_plan");
-  if (absl::Status s = Replay(w->path, h, lock.fd(), &lock, /*fault_points=*/true); !s.ok()) {
+  if (absl::Status s = Replay(w->path, h, lock.fd(), &lock, "expunge"); !s.ok()) {
     // The plan stays open: the next start-up (or the next commit on this mailbox) replays it.
     return s;
   }
@@ -419,7 +422,7 @@ absl::StatusOr<Expunger::RecoveryReport> Expunger::Recover(const ExpungePlanReco
     current.id = *id;
     ::unlink(plan.journal_path.c_str());
   }
-  if (absl::Status s = Replay(current.journal_path, HeaderOf(current), fd, &*held, /*fault_points=*/false); !s.ok()) {
+  if (absl::Status s = Replay(current.journal_path, HeaderOf(current), fd, &*held, "recovery"); !s.ok()) {
     return s;
   }
   if (absl::Status s = Finish(current.id, current.journal_path); !s.ok()) return s;

@@ -12,6 +12,8 @@
 //   4. ftruncate to the new size, fsync;                   expunge.after_truncate
 //   5. the caller updates the index, then Finish() marks the plan done and removes the journal.
 //                                                           expunge.before_done, expunge.after_done
+// Recovery's replay of 3-4 has the same fault points named recovery.mid_rewrite,
+// recovery.before_truncate and recovery.after_truncate (a crash while recovering from a crash).
 // Replaying 3-4 is idempotent as long as the file's bytes before `start` are unchanged and it
 // is the same inode, which recovery checks before it writes anything. Recovery also tells a
 // file that grew after a crash (an MDA that broke the dead indexer's dotlock, as liblockfile
@@ -75,7 +77,7 @@ class Expunger {
                                        mbox::JournalHeader header, lock::MailboxLock* lock);
   // pwrite the journal's image at `start`, fdatasync, ftruncate, fsync.
   absl::Status Replay(const std::string& journal_path, const mbox::JournalHeader& h, int fd,
-                      lock::MailboxLock* lock, bool fault_points);
+                      lock::MailboxLock* lock, std::string_view phase);
   absl::Status Reject(const ExpungePlanRecord& plan, const std::string& why, RecoveryReport* out);
 
   IndexStore* store_;

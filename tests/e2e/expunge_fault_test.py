@@ -10,7 +10,9 @@ leaves behind), then a classic fcntl lock (lockf) on the mbox, append, fsync, un
      step of the expunge;
   2. maildrop_client opens a session (snapshot, with each message's Message-ID) and commits the
      deletion of 1-3 random messages; the indexer dies;
-  3. restarts poplar-indexer without a fault (start-up recovery) and takes a new snapshot.
+  3. restarts poplar-indexer without a fault (start-up recovery) and takes a new snapshot;
+     when the kill left a plan to replay, it first restarts it with POPLAR_FAULT=recovery.<step>
+     so that the recovery itself is killed part-way (a crash during crash recovery).
 It checks after every round that the deletion took effect entirely or not at all (all of it for
 every point after the plan is recorded, none for expunge.after_journal), that no message is
 duplicated, that every message delivered before the round is there unless deleted, and that the
@@ -40,6 +42,10 @@ POINTS = ["expunge.after_journal", "expunge.after_plan", "expunge.mid_rewrite",
           "expunge.before_truncate", "expunge.after_truncate", "expunge.before_done",
           "expunge.after_done"]
 DELETES = {p: p != "expunge.after_journal" for p in POINTS}  # does the deletion survive the kill
+# A second crash, during the start-up recovery that finishes the plan (same steps, own names).
+# Tried after a first kill that leaves the mailbox needing a replay.
+RECOVERY_POINTS = ["recovery.mid_rewrite", "recovery.before_truncate", "recovery.after_truncate"]
+NEEDS_REPLAY = {"expunge.after_plan", "expunge.mid_rewrite", "expunge.before_truncate"}
 
 
 def message(tag):
@@ -194,6 +200,7 @@ def main():
     st0 = os.stat(mbox)
     failures = []
     kills = 0
+    recovery_kills = 0
     mda = Mda(mbox)
 
     def fail(msg):
@@ -246,6 +253,19 @@ def main():
             # While the indexer is down the MDA keeps delivering: liblockfile (-p) breaks the
             # dead indexer's dotlock, so mail lands on a half-compacted or untruncated file.
             time.sleep(random.uniform(0.0, float(os.environ.get("FAULT_DOWN_S", "1.0"))))
+            if died and point in NEEDS_REPLAY:
+                rpoint = (random.choice(RECOVERY_POINTS) if args.random
+                          else RECOVERY_POINTS[(rnd // len(POINTS)) % len(RECOVERY_POINTS)])
+                try:
+                    ix.start(fault=f"{rpoint}:1")  # the recovery may finish before that step
+                    ix.stop()
+                except RuntimeError:
+                    if ix.proc.returncode != -signal.SIGKILL:
+                        raise
+                    kills += 1
+                    recovery_kills += 1
+                    print(f"      round {rnd}: recovery killed at {rpoint}")
+                    time.sleep(random.uniform(0.0, float(os.environ.get("FAULT_DOWN_S", "1.0"))))
             ix.start()  # recovery
             after = client()
             msgs_a, _ = parse_client(after.stdout)
@@ -298,8 +318,10 @@ def main():
         st = os.stat(mbox)
         if (st.st_ino, st.st_mode, st.st_uid, st.st_gid) != (st0.st_ino, st0.st_mode, st0.st_uid, st0.st_gid):
             fail("inode, owner or mode changed")
-        print(f"{kills} kills, {len(gone)} messages deleted, {len(mda.snapshot())} delivered, "
-              f"{len(msgs_f)} in the final mailbox")
+        if args.rounds >= len(POINTS) * 3 and recovery_kills == 0:
+            fail("no start-up recovery was ever killed: the recovery.* fault points are not reached")
+        print(f"{kills} kills ({recovery_kills} during recovery), {len(gone)} messages deleted, "
+              f"{len(mda.snapshot())} delivered, {len(msgs_f)} in the final mailbox")
     except Exception as e:
         fail(f"harness: {type(e).__name__}: {e}")
     finally:

@@ -48,10 +48,13 @@ RECOVERY_POINTS = ["recovery.mid_rewrite", "recovery.before_truncate", "recovery
 NEEDS_REPLAY = {"expunge.after_plan", "expunge.mid_rewrite", "expunge.before_truncate"}
 
 
-def message(tag):
+def message(tag, body_from=True):
+    # procmail quotes every body line that starts with "From " (">From"), so the messages it
+    # delivers leave that line out: the test must know the exact bytes that land in the file.
+    quoted = "From quoted? no: this line is body text after a non-blank line\n" if body_from else ""
     return (f"From mda-{tag}@example.org  Thu Nov 26 10:00:00 2026\n"
             f"Subject: message {tag}\nMessage-ID: <{tag}@test>\n\n"
-            f"body of {tag}\nFrom quoted? no: this line is body text after a non-blank line\n"
+            f"body of {tag}\n{quoted}"
             f"{'x' * random.randint(0, 3000)}\n\n").encode()
 
 
@@ -114,7 +117,9 @@ class Indexer:
 
 
 class Mda(threading.Thread):
-    """Delivers numbered messages with dotlockfile + lockf, like procmail or Postfix local."""
+    """Delivers numbered messages as Debian's MDAs do: every fourth with procmail itself
+    (dotlock + fcntl, its compiled-in strategies), the others with dotlockfile + lockf like
+    Postfix local, one in three of those with the kernel lock only like Postfix virtual."""
 
     def __init__(self, path):
         super().__init__(daemon=True)
@@ -130,6 +135,17 @@ class Mda(threading.Thread):
             while not self.stop_flag.is_set():
                 self.seq += 1
                 tag = f"mda{self.seq}"
+                if self.seq % 4 == 0:
+                    body = message(tag, body_from=False)
+                    # With an empty rcfile procmail delivers to $DEFAULT under its own locks
+                    # (SLEEP: seconds between lock attempts, 8 by default). It counts as
+                    # delivered once procmail has returned; one MDA thread keeps file order.
+                    subprocess.run(["procmail", "SLEEP=1", f"DEFAULT={self.path}", "/dev/null"],
+                                   input=body, check=True, timeout=300)
+                    with self.lock:
+                        self.delivered.append((tag, body))
+                    time.sleep(random.uniform(0.0, float(os.environ.get("MDA_SLEEP_S", "0.05"))))
+                    continue
                 body = message(tag)
                 # Every third delivery takes only the kernel lock, as Postfix virtual(8) does.
                 dotlock = self.seq % 3 != 0

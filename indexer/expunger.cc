@@ -108,6 +108,15 @@ mbox::JournalHeader HeaderOf(const ExpungePlanRecord& p) {
   return h;
 }
 
+// Asks the kernel to start writing a chunk back now, without waiting for it. Only a hint: the
+// fsync()/fdatasync() that follow every journal and rewrite are what makes the data durable.
+// Without it a 1.3 GB rewrite piles up dirty pages and the final fsync writes them all in one
+// stall; with it the disk works while the next chunks are copied.
+void StartWriteback(int fd, uint64_t offset, size_t length) {
+  (void)::sync_file_range(fd, static_cast<off64_t>(offset), static_cast<off64_t>(length),
+                          SYNC_FILE_RANGE_WRITE);
+}
+
 }  // namespace
 
 absl::Status Expunger::Init() {
@@ -147,6 +156,7 @@ absl::StatusOr<Expunger::Written> Expunger::WriteJournal(int src_fd,
       if (absl::Status s = PreadFull(src_fd, pos, buf.data(), n, "mailbox"); !s.ok()) return fail(s);
       hash.Update(buf);
       if (absl::Status s = PwriteFull(fd.get(), out, buf.data(), n, w.path); !s.ok()) return fail(s);
+      StartWriteback(fd.get(), out, n);
       pos += n;
       out += n;
       toucher.Maybe();
@@ -186,6 +196,7 @@ absl::Status Expunger::Replay(const std::string& journal_path, const mbox::Journ
       return s;
     }
     if (absl::Status s = PwriteFull(fd, h.start + pos, buf.data(), n, "mailbox"); !s.ok()) return s;
+    StartWriteback(fd, h.start + pos, n);
     pos += n;
     toucher.Maybe();
   }

@@ -210,7 +210,7 @@ absl::Status Expunger::Replay(const std::string& journal_path, const mbox::Journ
 }
 
 absl::StatusOr<int64_t> Expunger::Compact(const std::string& path, lock::MailboxLock& lock,
-                                          const mbox::CompactionPlan& plan) {
+                                          const mbox::CompactionPlan& plan, absl::Mutex* store_mu) {
   struct stat st {};
   if (::fstat(lock.fd(), &st) != 0) return Errno("fstat", path);
   if (static_cast<uint64_t>(st.st_size) != plan.old_size) {
@@ -245,7 +245,13 @@ absl::StatusOr<int64_t> Expunger::Compact(const std::string& path, lock::Mailbox
   rec.image_hash = h.image_hash;
   rec.journal_path = w->path;
   rec.created_unix_ms = absl::ToUnixMillis(absl::Now());
-  absl::StatusOr<int64_t> id = store_->AddExpungePlan(rec);
+  absl::StatusOr<int64_t> id;
+  if (store_mu != nullptr) {
+    absl::MutexLock store_lock(store_mu);
+    id = store_->AddExpungePlan(rec);
+  } else {
+    id = store_->AddExpungePlan(rec);
+  }
   if (!id.ok()) {
     ::unlink(w->path.c_str());  // no plan, nothing written to the mailbox: nothing to redo
     return id.status();

@@ -29,6 +29,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/lock/mailbox_lock.h"
 #include "common/mbox/expunge_plan.h"
 #include "indexer/index_store.h"
@@ -45,9 +46,11 @@ class Expunger {
 
   // Steps 1-4 above on `path`, held by `lock`. On success returns the plan's id; on failure
   // before step 2 nothing was changed and no plan exists; after it the plan stays open and
-  // recovery finishes it.
+  // recovery finishes it. `store_mu`: null if the caller holds the index store's lock for the
+  // whole call; otherwise the caller does not hold it and Compact takes it only to record the
+  // plan, so the long file work does not stop other mailboxes' logins.
   absl::StatusOr<int64_t> Compact(const std::string& path, lock::MailboxLock& lock,
-                                  const mbox::CompactionPlan& plan);
+                                  const mbox::CompactionPlan& plan, absl::Mutex* store_mu = nullptr);
   // Step 5: marks the plan done and removes its journal.
   absl::Status Finish(int64_t plan_id, const std::string& journal_path);
 

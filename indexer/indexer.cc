@@ -214,6 +214,8 @@ Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store
 
 absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
                                                    const std::string& user, bool force_full) {
+  // Half-rewritten by an expunge that holds the MDA locks: the expunge sets the index itself.
+  if (compacting_.contains(path)) return IndexOutcome{};
   absl::StatusOr<IndexOutcome> o = mailbox_indexer_->Update(path, user, force_full);
   if (o.ok() && o->kind == IndexOutcome::Kind::kUnchanged) return o;
   auto it = snapshots_.find(path);
@@ -452,6 +454,12 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
     leases_.Release(lease->session_id);
     return s;
   };
+  // The session that deleted may have been ended (`poplarctl sessions end`) while its expunge
+  // still rewrites the file: the mailbox stays in use until the rewrite is done.
+  if (compacting_.contains(mailbox)) {
+    return fail(absl::ResourceExhaustedError(
+        absl::StrCat("maildrop ", mailbox, " is in use: an expunge is rewriting it")));
+  }
   // Catch-up: the index must cover the file as it is now (design §5). A missing file is an
   // empty maildrop (RFC 1939 allows it; the MDA creates the file on first delivery).
   absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, user, false);
@@ -479,6 +487,9 @@ absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return absl::FailedPreconditionError("no such session");
   const SessionState& state = it->second;
+  if (compacting_.contains(state.mailbox)) {
+    return absl::FailedPreconditionError("an expunge of this maildrop is already running");
+  }
   std::set<uint64_t> seen;
   for (const v1::MessageRef& ref : commit.deleted()) {
     // Snapshot offsets are in file order: binary search, then compare the content hash.
@@ -781,7 +792,16 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailb
   if (!plan.ok()) return refuse(Std(plan.status().message()));
 
   const absl::Time t_verified = absl::Now();
-  absl::StatusOr<int64_t> plan_id = expunger_->Compact(mailbox, held_lock, *plan);
+  // The journal and the rewrite (seconds for a big mailbox) run without mu_: logins to other
+  // mailboxes, deliveries and admin calls go on. This mailbox is fenced off meanwhile: the MDA
+  // locks keep writers out, the lease and compacting_ keep sessions out, and UpdateLocked
+  // leaves its index alone. Compact takes mu_ itself only to record the plan.
+  Expunger* expunger = expunger_.get();
+  compacting_.insert(mailbox);
+  mu_.Unlock();
+  absl::StatusOr<int64_t> plan_id = expunger->Compact(mailbox, held_lock, *plan, &mu_);
+  mu_.Lock();
+  compacting_.erase(mailbox);
   const absl::Time t_compacted = absl::Now();
   if (!plan_id.ok()) {
     held->Release();
@@ -1049,6 +1069,10 @@ absl::StatusOr<v1::VerifyReply> Indexer::Verify(const std::string& name) {
     if (!rec->has_value()) return absl::NotFoundError(absl::StrCat("mailbox ", *path, " is not indexed"));
     targets.push_back(**rec);
   }
+  // A mailbox being rewritten by an expunge is checked next time, not reported as damaged.
+  std::erase_if(targets, [this](const MailboxRecord& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return compacting_.contains(r.path);
+  });
   v1::VerifyReply reply;
   auto problem = [&](const std::string& path, std::string what) {
     v1::VerifyProblem* p = reply.add_problems();

@@ -133,6 +133,11 @@ class Indexer {
       const v1::Snapshot& old, uint64_t from, uint64_t to, const std::vector<MessageRecord>& added);
   absl::flat_hash_map<std::string, std::shared_ptr<const v1::Snapshot>> snapshots_
       ABSL_GUARDED_BY(mu_);
+  // Mailboxes an expunge is rewriting right now, with mu_ released for the file work (seconds
+  // for a big mailbox: other mailboxes' logins must not wait for it). Until it is done their
+  // index is left alone (UpdateLocked reports them unchanged; our own writes raise inotify
+  // events) and no session may open them.
+  absl::flat_hash_set<std::string> compacting_ ABSL_GUARDED_BY(mu_);
   // What each open session was shown, for Commit's identity checks.
   struct SessionState {
     std::string mailbox;

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <charconv>
 #include <cstdlib>
+#include <mutex>
+#include <utility>
 
 namespace poplar {
 
@@ -26,7 +28,33 @@ bool ParseFaultSpec(std::string_view text, FaultSpec* out) {
   return true;
 }
 
+namespace {
+std::atomic<bool> observed{false};
+std::mutex& ObserverMutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::function<void(std::string_view)>& Observer() {
+  static std::function<void(std::string_view)> f;
+  return f;
+}
+}  // namespace
+
+void SetFaultObserverForTesting(std::function<void(std::string_view point)> observer) {
+  std::lock_guard<std::mutex> lock(ObserverMutex());
+  observed = static_cast<bool>(observer);
+  Observer() = std::move(observer);
+}
+
 void FaultPoint(std::string_view point) {
+  if (observed) {
+    std::function<void(std::string_view)> f;
+    {
+      std::lock_guard<std::mutex> lock(ObserverMutex());
+      f = Observer();
+    }
+    if (f) f(point);  // outside the mutex: the observer may block
+  }
   static const char* env = std::getenv("POPLAR_FAULT");
   if (env == nullptr) return;
   static FaultSpec spec;

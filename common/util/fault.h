@@ -9,6 +9,7 @@
 #ifndef POPLAR_COMMON_UTIL_FAULT_H_
 #define POPLAR_COMMON_UTIL_FAULT_H_
 
+#include <functional>
 #include <string_view>
 
 namespace poplar {
@@ -22,6 +23,11 @@ bool ParseFaultSpec(std::string_view text, FaultSpec* out);
 
 // Kills the process if POPLAR_FAULT names `point` and this is the requested hit.
 void FaultPoint(std::string_view point);
+
+// In-process tests only: `observer` is called with every point reached (before the POPLAR_FAULT
+// check), from the thread that reaches it, so a test can pause a step and look at the rest of
+// the program meanwhile. Null removes it.
+void SetFaultObserverForTesting(std::function<void(std::string_view point)> observer);
 
 }  // namespace poplar
 

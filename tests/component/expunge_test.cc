@@ -8,9 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
-#include <functional>
 #include <cstdlib>
+#include <functional>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +23,7 @@
 #include "common/lock/dotlock.h"
 #include "common/mbox/expunge_plan.h"
 #include "common/mbox/scanner.h"
+#include "common/util/fault.h"
 #include "gtest/gtest.h"
 #include "indexer/expunger.h"
 #include "indexer/indexer.h"
@@ -689,6 +692,72 @@ TEST_F(RecoveryTest, OrphanJournalsAreRemoved) {
   EXPECT_EQ(*n, 1);
   struct stat st {};
   EXPECT_EQ(::stat(rec_.journal_path.c_str(), &st), 0) << "the open plan's journal stays";
+}
+
+// The journal and the rewrite run without the indexer's lock: while alice's big expunge is
+// paused half-way through its rewrite, bob logs in and an admin verify answers; alice's mailbox
+// stays fenced (no session, no re-index of the half-written file) until the expunge is done.
+TEST_F(ExpungeTest, OtherMailboxesAreServedWhileAnExpungeRewrites) {
+  const std::vector<std::string> segs = Segments(6, {"lf", "\n", true, true});
+  WriteFile(Mbox(), Join(segs));
+  WriteFile(dir_.File("spool/bob"), Join(Segments(3, {"lf", "\n", true, true})));
+  Start();
+  v1::AddAccountRequest add;
+  add.set_user("bob");
+  add.set_password("pw");
+  ASSERT_TRUE(indexer_->AddAccount(add).ok());
+  std::promise<void> reached;
+  std::promise<void> go;
+  std::shared_future<void> go_future = go.get_future().share();
+  std::atomic<int> pauses{0};
+  SetFaultObserverForTesting([&](std::string_view point) {
+    if (point == "expunge.mid_rewrite" && pauses.fetch_add(1) == 0) {
+      reached.set_value();
+      go_future.wait();
+    }
+  });
+  Session s = Open();
+  std::future<absl::StatusOr<v1::CommitResult>> commit =
+      std::async(std::launch::async, [&] { return Delete(s, {0}); });
+  ASSERT_EQ(reached.get_future().wait_for(std::chrono::seconds(60)), std::future_status::ready);
+
+  auto open_as = [this](const std::string& user) {
+    v1::OpenSession req;
+    req.set_user(user);
+    return indexer_->OpenSession(req, [] {});
+  };
+  std::future<absl::StatusOr<Indexer::Opened>> bob =
+      std::async(std::launch::async, [&] { return open_as("bob"); });
+  const bool bob_served = bob.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  EXPECT_TRUE(bob_served) << "a login to another mailbox waited for alice's expunge";
+  if (bob_served) {
+    absl::StatusOr<Indexer::Opened> b = bob.get();
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_EQ(b->snapshot.count(), 3u);
+    indexer_->CloseSession(b->lease.session_id);
+    // The half-rewritten mailbox is not reported as damaged, nor re-indexed.
+    absl::StatusOr<v1::VerifyReply> v = indexer_->Verify("");
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(v->problems_size(), 0);
+    ASSERT_TRUE(indexer_->RescanAll().ok());
+    // Even with the deleting session's lease gone, alice stays in use until the rewrite ends.
+    indexer_->CloseSession(s.id);
+    absl::StatusOr<Indexer::Opened> a = open_as("alice");
+    EXPECT_TRUE(absl::IsResourceExhausted(a.status())) << a.status();
+  }
+  go.set_value();
+  absl::StatusOr<v1::CommitResult> r = commit.get();
+  SetFaultObserverForTesting(nullptr);
+  if (!bob_served) bob.wait();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->deleted(), 1u);
+  EXPECT_EQ(ReadFile(Mbox()), Join(segs, {0}));
+  Session after = Open();
+  EXPECT_EQ(after.snap.count(), 5u);
+  indexer_->CloseSession(after.id);
+  absl::StatusOr<v1::VerifyReply> v = indexer_->Verify("alice");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->problems_size(), 0);
 }
 
 }  // namespace

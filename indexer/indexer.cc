@@ -143,7 +143,10 @@ absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerCo
   std::vector<config::Spool> spools(config.spools().begin(), config.spools().end());
   absl::StatusOr<std::unique_ptr<SpoolWatcher>> watcher = SpoolWatcher::Create(std::move(spools));
   if (!watcher.ok()) return watcher.status();
-  std::unique_ptr<Indexer> idx(new Indexer(config, std::move(*store), std::move(*watcher)));
+  absl::StatusOr<MailboxOwner> owner = MailboxOwner::FromConfig(config.check_owner());
+  if (!owner.ok()) return owner.status();
+  std::unique_ptr<Indexer> idx(
+      new Indexer(config, std::move(*store), std::move(*watcher), std::move(*owner)));
   absl::MutexLock lock(&idx->mu_);
   if (absl::Status s = idx->accounts_->Init(); !s.ok()) return s;
   if (absl::Status s = idx->expunger_->Init(); !s.ok()) return s;
@@ -166,22 +169,32 @@ absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerCo
 }
 
 Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store,
-                 std::unique_ptr<SpoolWatcher> watcher)
+                 std::unique_ptr<SpoolWatcher> watcher, MailboxOwner owner)
     : config_(std::move(config)),
       store_(std::move(store)),
       watcher_(std::move(watcher)),
       probe_(HasLock(config_, config::LOCK_DOTLOCK), HasLock(config_, config::LOCK_FCNTL),
-             HasLock(config_, config::LOCK_FLOCK)) {
+             HasLock(config_, config::LOCK_FLOCK)),
+      owner_(std::move(owner)) {
   accounts_ = std::make_unique<AccountStore>(store_->db(), config_.scram_iterations());
   mailbox_indexer_ = std::make_unique<MailboxIndexer>(store_.get(), UidlFromConfig(config_), &probe_);
   mailbox_indexer_->set_trust_content_length(config_.trust_content_length());
+  mailbox_indexer_->set_owner(&owner_);
   expunger_ = std::make_unique<Expunger>(store_.get(), JournalDirFromConfig(config_));
   lock_options_ = LockOptionsFromConfig(config_);
 }
 
 absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
-                                                   const std::string& user, bool force_full) {
+                                                   const std::string& user, bool force_full,
+                                                   bool quiet) {
   absl::StatusOr<IndexOutcome> o = mailbox_indexer_->Update(path, user, force_full);
+  if (o.ok() || !absl::IsFailedPrecondition(o.status())) {
+    refused_.erase(path);
+  } else if (std::string why(o.status().message()); refused_[path] != why) {
+    // A refused mailbox is retried at every reconcile: its line is logged once per reason.
+    if (!quiet) std::cerr << "poplar-indexer: " << why << "\n";
+    refused_[path] = std::move(why);
+  }
   if (o.ok() && o->kind == IndexOutcome::Kind::kUnchanged) return o;
   auto it = snapshots_.find(path);
   if (it == snapshots_.end()) return o;
@@ -433,8 +446,14 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
   };
   // Catch-up: the index must cover the file as it is now (design §5). A missing file is an
   // empty maildrop (RFC 1939 allows it; the MDA creates the file on first delivery).
-  absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, user, false);
-  if (!o.ok() && !absl::IsNotFound(o.status())) return fail(o.status());
+  absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, user, false, /*quiet=*/true);
+  if (!o.ok() && !absl::IsNotFound(o.status())) {
+    if (absl::IsFailedPrecondition(o.status())) {
+      // A symlink, FIFO, directory or foreign-owned file: popd answers -ERR [SYS/PERM].
+      std::cerr << "poplar-indexer: login " << user << ": " << o.status().message() << "\n";
+    }
+    return fail(o.status());
+  }
   absl::StatusOr<std::shared_ptr<const v1::Snapshot>> cached = CachedSnapshotLocked(mailbox);
   if (!cached.ok()) return fail(cached.status());
   Opened out;
@@ -682,8 +701,13 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailb
   HeldLocksProbe held_probe;
   MailboxIndexer under_lock(store_.get(), UidlFromConfig(config_), &held_probe);
   under_lock.set_trust_content_length(config_.trust_content_length());
+  under_lock.set_owner(&owner_);
   snapshots_.erase(mailbox);
   absl::StatusOr<IndexOutcome> o = under_lock.Update(mailbox, "", false);
+  if (!o.ok() && absl::IsFailedPrecondition(o.status())) {  // refused: symlink, owner, ...
+    std::cerr << "poplar-indexer: expunge: nothing deleted: " << o.status().message() << "\n";
+    return o.status();
+  }
   if (!o.ok()) return refuse(absl::StrCat("re-index failed: ", o.status().message()));
   absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(mailbox);
   if (!rec.ok()) return rec.status();
@@ -691,6 +715,13 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailb
   MailboxRecord mb = **rec;
   if (mb.device != st.st_dev || mb.inode != st.st_ino || mb.size != size) {
     return refuse("the mailbox changed while it was locked");
+  }
+  // The file about to be rewritten is the one just checked (same inode); its owner once more,
+  // from the locked descriptor itself.
+  if (absl::Status s = owner_.Check(st.st_uid, mb.user); !s.ok()) {
+    absl::Status refused = RefusedMailbox(mailbox, Std(s.message()));
+    std::cerr << "poplar-indexer: expunge: nothing deleted: " << refused.message() << "\n";
+    return refused;
   }
   absl::StatusOr<std::vector<MessageRecord>> now = store_->LoadMessages(mb.id);
   if (!now.ok()) return now.status();

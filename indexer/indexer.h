@@ -25,6 +25,7 @@
 #include "indexer/index_store.h"
 #include "indexer/lease_manager.h"
 #include "indexer/mailbox_indexer.h"
+#include "indexer/mailbox_owner.h"
 #include "indexer/spool_watcher.h"
 #include "poplar/admin.pb.h"
 #include "poplar/config.pb.h"
@@ -92,12 +93,15 @@ class Indexer {
 
  private:
   Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store,
-          std::unique_ptr<SpoolWatcher> watcher);
+          std::unique_ptr<SpoolWatcher> watcher, MailboxOwner owner);
   // The mailbox path an account or user name refers to (admin commands accept both).
   absl::StatusOr<std::string> ResolveMailboxLocked(const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A refused mailbox (symlink, not a regular file, foreign owner) is logged once per path and
+  // reason, unless `quiet` (the caller logs it itself).
   absl::StatusOr<IndexOutcome> UpdateLocked(const std::string& path, const std::string& user,
-                                            bool force_full) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                                            bool force_full, bool quiet = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::Account> ToAccount(const AccountRecord& r) const;
   // Finishes open expunge plans (of one mailbox, or all when empty) and re-indexes the
   // mailboxes they touched. UNAVAILABLE if a plan could not get its locks (it stays open).
@@ -121,6 +125,7 @@ class Indexer {
   std::unique_ptr<AccountStore> accounts_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<SpoolWatcher> watcher_;  // fd() is immutable; Drain/ListAll under mu_
   LockFileProbe probe_;  // the site's lock methods
+  const MailboxOwner owner_;  // config check_owner
   std::unique_ptr<MailboxIndexer> mailbox_indexer_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Expunger> expunger_ ABSL_GUARDED_BY(mu_);
   lock::LockOptions lock_options_;
@@ -141,6 +146,8 @@ class Indexer {
   absl::flat_hash_map<std::string, SessionState> sessions_ ABSL_GUARDED_BY(mu_);
   // Mailboxes with hidden (deleted, not yet compacted) messages: their snapshots are filtered.
   absl::flat_hash_set<std::string> hidden_mailboxes_ ABSL_GUARDED_BY(mu_);
+  // Mailboxes refused at their last update, with the reason logged (one line per change).
+  absl::flat_hash_map<std::string, std::string> refused_ ABSL_GUARDED_BY(mu_);
   int64_t last_rescan_unix_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_lag_ms_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config/textproto.h"
+#include "common/sasl/user_name.h"
 
 namespace poplar::indexer {
 namespace {
@@ -100,6 +101,14 @@ absl::Status Validate(const config::IndexerConfig& c) {
   }
   if (c.scram_iterations() < 4096 || c.scram_iterations() > 10000000) {
     errs.push_back("scram_iterations must be within 4096..10000000 (RFC 7677)");
+  }
+  const config::OwnerCheck& owner = c.check_owner();
+  if (!owner.spool_owner().empty() && !sasl::IsValidUserName(owner.spool_owner())) {
+    errs.push_back(absl::StrCat("check_owner.spool_owner is not a valid user name (got \"",
+                                owner.spool_owner(), "\")"));
+  }
+  if (owner.rule() == config::OwnerCheck::OWNER_SPOOL_OWNER && owner.spool_owner().empty()) {
+    errs.push_back("check_owner.rule OWNER_SPOOL_OWNER needs check_owner.spool_owner");
   }
   if (errs.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrJoin(errs, "; "));

@@ -84,6 +84,10 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
       {"journal dir", "spools { directory: \"/a\" } expunge_journal_dir: \"j\"", "expunge_journal_dir"},
       {"deferred delay", "spools { directory: \"/a\" } deferred_expunge_delay_s: 99999999",
        "deferred_expunge_delay_s"},
+      {"owner name", "spools { directory: \"/a\" } check_owner { spool_owner: \"../root\" }",
+       "check_owner.spool_owner"},
+      {"owner rule", "spools { directory: \"/a\" } check_owner { rule: OWNER_SPOOL_OWNER }",
+       "needs check_owner.spool_owner"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

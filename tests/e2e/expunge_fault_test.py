@@ -25,6 +25,7 @@ The short run (ctest) cycles through every fault point; the long run is --rounds
 import argparse
 import fcntl
 import os
+import pwd
 import random
 import re
 import shutil
@@ -60,6 +61,8 @@ class Indexer:
         with open(self.config, "w") as f:
             f.write(f'spools {{ directory: "{self.spool}" }}\n'
                     f'database_path: "{os.path.join(root, "index.sqlite")}"\n'
+                    # mailboxes here are the test user's; the names are no system users
+                    f'check_owner {{ spool_owner: "{pwd.getpwuid(os.geteuid()).pw_name}" }}\n'
                     f'listen {{ unix_socket: "{self.socket}" }}\n'
                     f'lock_timeout_ms: 20000\n')
         self.proc = None

@@ -5,7 +5,8 @@ Started as root (the test needs root, as CI runs it; it skips otherwise) with
 run_as { user: "nobody" group: "nogroup" extra_groups: "mail" }: after start-up /proc shows
 every uid as nobody, every gid as nogroup and only the group mail beside it; sessions work
 (the indexer's socket is group nogroup here, as it would be group mail on a real host); a
-config naming root, or a user that does not exist, is refused at start.
+config naming root, or a user that does not exist, is refused at start. A symlinked or a
+foreign-owned mailbox is refused at login (-ERR [SYS/PERM]) with one clear indexer log line.
 
 usage: popd_privilege_test.py --indexer P --popd P --poplarctl P --poplar-mbox P --genmbox P
 """
@@ -29,6 +30,38 @@ def ids(pid):
         if key in ("Uid", "Gid", "Groups"):
             out[key] = [int(x) for x in value.split()]
     return out
+
+
+def refused_mailboxes(env, c):
+    """A symlinked and a foreign-owned mailbox: the login gets -ERR [SYS/PERM], the indexer
+    logs one line naming the path and the reason, and the owner's own mailbox still works."""
+    env.indexer.add_account("bob", "bob pw")
+    env.indexer.add_account("carol", "carol pw")
+    bob = env.indexer.mailbox("bob")
+    carol = env.genmbox("carol", 2)
+    os.symlink(env.indexer.mailbox("alice"), bob)  # bob's name, alice's mail
+    os.chown(carol, 54321, -1)                      # a file someone else owns
+    for user, path, why in (("bob", bob, "is a symbolic link"),
+                            ("carol", carol, "owned by uid 54321, expected")):
+        p = poplib.POP3("127.0.0.1", env.popd.port, timeout=10)
+        p.user(user)
+        try:
+            p.pass_(f"{user} pw")
+            reply = b"+OK (not refused)"
+        except poplib.error_proto as e:
+            reply = e.args[0]
+        p.close()
+        c.check(f"{user}: login refused with -ERR [SYS/PERM] ({reply!r})",
+                reply.startswith(b"-ERR [SYS/PERM]"))
+        want = f"login {user}: mailbox {path} refused: {why}"
+        lines = [l for l in env.indexer.log_text(100000).splitlines() if want in l]
+        c.check(f"{user}: the indexer logs it in one line ({want!r})", len(lines) == 1,
+                env.indexer.log_text()[-800:])
+        c.check(f"{user}: no password in the log", f"{user} pw" not in env.indexer.log_text(100000))
+    os.chown(carol, 0, -1)
+    p = h.login(env.popd.port, "carol", "carol pw")
+    c.check("carol: served again once the file is hers", p.stat()[0] == 2)
+    p.quit()
 
 
 def main():
@@ -63,6 +96,7 @@ def main():
         c.check("a session works after the drop (RETR byte-exact)",
                 b"\r\n".join(lines) + b"\r\n" == want[1])
         p.quit()
+        refused_mailboxes(env, c)
         env.popd.stop()
         for bad, why in (('run_as { user: "root" }', "unprivileged"),
                          ('run_as { user: "no-such-user-xyz" }', "does not exist")):

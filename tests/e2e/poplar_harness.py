@@ -12,6 +12,7 @@ import argparse
 import atexit
 import fcntl
 import os
+import pwd
 import re
 import select
 import shutil
@@ -99,6 +100,8 @@ class Indexer:
         with open(self.config, "w") as f:
             f.write(f'spools {{ directory: "{self.spool}" }}\n'
                     f'database_path: "{os.path.join(root, "index.sqlite")}"\n'
+                    # mailboxes here are the test user's; the names are no system users
+                    f'check_owner {{ spool_owner: "{pwd.getpwuid(os.geteuid()).pw_name}" }}\n'
                     f'listen {{ unix_socket: "{self.socket}" }}\n')
         self.proc = None
 
@@ -132,8 +135,8 @@ class Indexer:
             self.proc.kill()
             self.proc.wait()
 
-    def log_text(self):
-        return _tail(self.log)
+    def log_text(self, n=4000):
+        return _tail(self.log, n)
 
     def ctl(self, *argv, stdin="", timeout=60):
         return subprocess.run([self.poplarctl, "--socket", self.socket, *argv], input=stdin,

@@ -49,6 +49,7 @@ class IndexerServiceTest : public ::testing::Test {
     config::IndexerConfig c;
     c.add_spools()->set_directory(dir_.File("spool"));
     c.set_database_path(dir_.File("index.sqlite"));
+    c.mutable_check_owner()->set_spool_owner(poplar::testing::CurrentUserName());
     c.mutable_listen()->set_unix_socket(dir_.File("indexer.sock"));
     c.set_lease_grace_ms(1000);
     return c;
@@ -606,6 +607,7 @@ TEST(IndexerPollingTest, PolledSpoolFindsNewMailAndMailboxesWithoutInotify) {
   spool->set_poll(true);
   spool->set_poll_interval_ms(100);
   c.set_database_path(dir.File("index.sqlite"));
+  c.mutable_check_owner()->set_spool_owner(poplar::testing::CurrentUserName());
   c.mutable_listen()->set_unix_socket(dir.File("indexer.sock"));
   auto d = Daemon::Start(c);
   ASSERT_TRUE(d.ok()) << d.status();

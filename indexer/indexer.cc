@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/sasl/user_name.h"
 #include "common/mbox/expunge_plan.h"
@@ -182,6 +183,7 @@ Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store
   mailbox_indexer_->set_owner(&owner_);
   expunger_ = std::make_unique<Expunger>(store_.get(), JournalDirFromConfig(config_));
   lock_options_ = LockOptionsFromConfig(config_);
+  if (config_.has_pam()) pam_ = std::make_unique<PamAuthenticator>(config_.pam());
 }
 
 absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
@@ -354,8 +356,38 @@ absl::Status Indexer::ReconcileKnown() {
 
 // ---------------------------------------------------------------- maildrop service
 
-absl::StatusOr<std::string> Indexer::Authenticate(const std::string& user,
-                                                  const std::string& password) {
+bool Indexer::UsesPam(const std::string& user, const std::string& password,
+                      AccountStore::LoginLookup* lookup) {
+  // An invalid name never reaches PAM (or getpwnam): the store refuses it like a wrong password.
+  if (!pam_ || password.empty() || !sasl::IsValidUserName(user)) return false;
+  absl::StatusOr<AccountStore::LoginLookup> l;
+  {
+    absl::MutexLock lock(&mu_);
+    l = accounts_->LookupLogin(user);
+  }
+  if (!l.ok() || l->found.has_value() || !l->read_status.ok()) return false;
+  *lookup = std::move(*l);
+  return true;
+}
+
+void Indexer::AuthenticateAsync(const std::string& user, const std::string& password,
+                                const std::string& client_address, AuthDone done) {
+  AccountStore::LoginLookup lookup;
+  if (UsesPam(user, password, &lookup)) {
+    // The store's check of an unknown name (a dummy verifier) is made all the same, so a PAM
+    // login never costs less than a wrong store password.
+    (void)accounts_->VerifyLogin(std::move(lookup), password);
+    pam_->Authenticate(user, password, client_address, [user, done = std::move(done)](absl::Status s) {
+      if (s.ok()) return done(user);
+      done(s);
+    });
+    return;
+  }
+  done(StoreAuthenticate(user, password));
+}
+
+absl::StatusOr<std::string> Indexer::StoreAuthenticate(const std::string& user,
+                                                       const std::string& password) {
   absl::StatusOr<AccountStore::LoginLookup> lookup;
   {
     absl::MutexLock lock(&mu_);
@@ -367,6 +399,21 @@ absl::StatusOr<std::string> Indexer::Authenticate(const std::string& user,
   absl::StatusOr<AccountRecord> r = accounts_->VerifyLogin(std::move(*lookup), password);
   if (!r.ok()) return r.status();
   return r->user;
+}
+
+absl::StatusOr<std::string> Indexer::Authenticate(const std::string& user,
+                                                  const std::string& password) {
+  struct Result {
+    absl::Notification ready;
+    absl::StatusOr<std::string> user;
+  };
+  auto result = std::make_shared<Result>();
+  AuthenticateAsync(user, password, "", [result](absl::StatusOr<std::string> u) {
+    result->user = std::move(u);
+    result->ready.Notify();
+  });
+  result->ready.WaitForNotification();
+  return result->user;
 }
 
 absl::StatusOr<v1::ScramLookupReply> Indexer::ScramLookup(const std::string& user) {
@@ -385,6 +432,49 @@ absl::StatusOr<v1::ScramLookupReply> Indexer::ScramLookup(const std::string& use
 
 absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& request,
                                                      std::function<void()> on_revoke) {
+  struct Result {
+    absl::Notification ready;
+    absl::StatusOr<Opened> opened;
+  };
+  auto result = std::make_shared<Result>();
+  OpenSessionAsync(request, std::move(on_revoke), [result](absl::StatusOr<Opened> o) {
+    result->opened = std::move(o);
+    result->ready.Notify();
+  });
+  result->ready.WaitForNotification();
+  return std::move(result->opened);
+}
+
+void Indexer::OpenSessionAsync(const v1::OpenSession& request, std::function<void()> on_revoke,
+                               OpenDone done) {
+  AccountStore::LoginLookup lookup;
+  if (request.has_scram() || request.has_challenge() ||
+      !UsesPam(request.user(), request.password(), &lookup)) {
+    return done(OpenStoreSession(request, std::move(on_revoke)));
+  }
+  // A system account: PAM on its own threads; the rest of the open continues there.
+  (void)accounts_->VerifyLogin(std::move(lookup), request.password());  // as for a store miss
+  v1::OpenSession open;  // what the continuation needs, without the password
+  open.set_user(request.user());
+  open.set_client_address(request.client_address());
+  open.set_front_end(request.front_end());
+  pam_->Authenticate(
+      request.user(), request.password(), request.client_address(),
+      [this, open = std::move(open), on_revoke = std::move(on_revoke),
+       done = std::move(done)](absl::Status s) mutable {
+        if (!s.ok()) return done(s);
+        {
+          absl::MutexLock lock(&mu_);
+          // Added to the store while PAM was asked: its own credential was not checked.
+          if (accounts_->Get(open.user()).ok()) return done(absl::UnauthenticatedError("authentication failed"));
+        }
+        done(OpenAuthenticated(open.user(), DefaultMailboxFor(open.user()), open, /*credentials=*/true,
+                               "", std::move(on_revoke)));
+      });
+}
+
+absl::StatusOr<Indexer::Opened> Indexer::OpenStoreSession(const v1::OpenSession& request,
+                                                          std::function<void()> on_revoke) {
   std::string mailbox;
   std::string user = request.user();
   std::string scram_signature;
@@ -416,7 +506,7 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
     if (!account.ok()) return account.status();
     user = account->user;
   } else if (!request.password().empty()) {
-    absl::StatusOr<std::string> canonical = Authenticate(request.user(), request.password());
+    absl::StatusOr<std::string> canonical = StoreAuthenticate(request.user(), request.password());
     if (!canonical.ok()) return canonical.status();
     user = *canonical;
   }
@@ -431,6 +521,15 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
     }
     mailbox = account->mailbox;
   }
+  return OpenAuthenticated(user, mailbox, request, credentials, scram_signature, std::move(on_revoke));
+}
+
+absl::StatusOr<Indexer::Opened> Indexer::OpenAuthenticated(const std::string& user,
+                                                           const std::string& mailbox,
+                                                           const v1::OpenSession& request,
+                                                           bool credentials,
+                                                           const std::string& scram_signature,
+                                                           std::function<void()> on_revoke) {
   LeaseInfo info;
   info.mailbox = mailbox;
   info.user = user;
@@ -869,27 +968,23 @@ absl::StatusOr<NewCredential> CredentialFrom(const std::string& password,
 }
 }  // namespace
 
+std::string Indexer::DefaultMailboxFor(const std::string& user) const {
+  // The first spool that already holds a mailbox for this name, else the first spool.
+  for (const config::Spool& s : config_.spools()) {
+    std::string p = MailboxPathFor(s, user);
+    struct stat st {};
+    if (!p.empty() && ::lstat(p.c_str(), &st) == 0) return p;
+  }
+  return config_.spools_size() > 0 ? MailboxPathFor(config_.spools(0), user) : std::string();
+}
+
 absl::StatusOr<v1::Account> Indexer::AddAccount(const v1::AddAccountRequest& req) {
   absl::StatusOr<NewCredential> cred = CredentialFrom(req.password(), req.crypt_hash());
   if (!cred.ok()) return cred.status();
   if (!sasl::IsValidUserName(req.user())) {
     return absl::InvalidArgumentError(absl::StrCat("invalid user name '", req.user(), "'"));
   }
-  std::string mailbox = req.mailbox();
-  if (mailbox.empty()) {
-    // The first spool that already holds a mailbox for this name, else the first spool.
-    for (const config::Spool& s : config_.spools()) {
-      std::string p = MailboxPathFor(s, req.user());
-      struct stat st {};
-      if (!p.empty() && ::lstat(p.c_str(), &st) == 0) {
-        mailbox = p;
-        break;
-      }
-    }
-    if (mailbox.empty() && config_.spools_size() > 0) {
-      mailbox = MailboxPathFor(config_.spools(0), req.user());
-    }
-  }
+  const std::string mailbox = req.mailbox().empty() ? DefaultMailboxFor(req.user()) : req.mailbox();
   absl::MutexLock lock(&mu_);
   if (absl::Status s = accounts_->Add(req.user(), *cred, mailbox); !s.ok()) return s;
   absl::StatusOr<AccountRecord> r = accounts_->Get(req.user());

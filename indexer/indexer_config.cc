@@ -110,6 +110,24 @@ absl::Status Validate(const config::IndexerConfig& c) {
   if (owner.rule() == config::OwnerCheck::OWNER_SPOOL_OWNER && owner.spool_owner().empty()) {
     errs.push_back("check_owner.rule OWNER_SPOOL_OWNER needs check_owner.spool_owner");
   }
+  if (c.has_pam()) {
+    const config::Pam& pam = c.pam();
+    const bool name_ok = !pam.service().empty() && pam.service().size() <= 64 &&
+                         pam.service().find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-") ==
+                             std::string::npos &&
+                         pam.service()[0] != '.';
+    if (!name_ok) {
+      errs.push_back(absl::StrCat("pam.service must be a file name of [a-z0-9._-] (got \"",
+                                  pam.service(), "\")"));
+    }
+    if (pam.threads() < 1 || pam.threads() > 64) errs.push_back("pam.threads must be within 1..64");
+    if (pam.max_waiting() < 1 || pam.max_waiting() > 10000) {
+      errs.push_back("pam.max_waiting must be within 1..10000");
+    }
+    if (pam.has_config_dir() && !IsAbsoluteClean(pam.config_dir())) {
+      errs.push_back(absl::StrCat("pam.config_dir must be an absolute path (got \"", pam.config_dir(), "\")"));
+    }
+  }
   if (errs.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrJoin(errs, "; "));
 }

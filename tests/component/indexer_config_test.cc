@@ -88,6 +88,10 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
        "check_owner.spool_owner"},
       {"owner rule", "spools { directory: \"/a\" } check_owner { rule: OWNER_SPOOL_OWNER }",
        "needs check_owner.spool_owner"},
+      {"pam service", "spools { directory: \"/a\" } pam { service: \"../etc/passwd\" }", "pam.service"},
+      {"pam threads", "spools { directory: \"/a\" } pam { threads: 0 }", "pam.threads"},
+      {"pam waiting", "spools { directory: \"/a\" } pam { max_waiting: 0 }", "pam.max_waiting"},
+      {"pam dir", "spools { directory: \"/a\" } pam { config_dir: \"pam.d\" }", "pam.config_dir"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config/textproto.h"
+#include "common/privileges/privileges.h"
 #include "common/sasl/user_name.h"
 
 namespace poplar::indexer {
@@ -126,6 +127,17 @@ absl::Status Validate(const config::IndexerConfig& c) {
     }
     if (pam.has_config_dir() && !IsAbsoluteClean(pam.config_dir())) {
       errs.push_back(absl::StrCat("pam.config_dir must be an absolute path (got \"", pam.config_dir(), "\")"));
+    }
+  }
+  if (c.has_run_as()) {
+    const config::IndexerRunAs& r = c.run_as();
+    if (r.user().empty() || r.user() == "root") errs.push_back("run_as.user must name an unprivileged user");
+    for (const std::string& cap : r.keep_capabilities()) {
+      if (!privileges::IsKeepableCapability(cap)) {
+        errs.push_back(absl::StrCat("run_as.keep_capabilities: ", cap,
+                                    " cannot be kept (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, "
+                                    "CAP_FOWNER, CAP_CHOWN, CAP_NET_BIND_SERVICE)"));
+      }
     }
   }
   if (errs.empty()) return absl::OkStatus();

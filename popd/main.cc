@@ -16,7 +16,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "popd/log.h"
 #include "popd/popd_config.h"
-#include "popd/privileges.h"
+#include "common/privileges/privileges.h"
 #include "popd/server.h"
 
 namespace {
@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
   }
   if (config->has_run_as()) {
     const poplar::config::PopdRunAs& r = config->run_as();
-    absl::Status dropped = poplar::popd::DropPrivileges(
+    absl::Status dropped = poplar::privileges::DropPrivileges(
         r.user(), r.group(), std::vector<std::string>(r.extra_groups().begin(), r.extra_groups().end()));
     if (!dropped.ok()) {
       std::cerr << "poplar-popd: " << dropped.message() << "\n";

@@ -91,6 +91,9 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
       {"pam service", "spools { directory: \"/a\" } pam { service: \"../etc/passwd\" }", "pam.service"},
       {"pam threads", "spools { directory: \"/a\" } pam { threads: 0 }", "pam.threads"},
       {"pam waiting", "spools { directory: \"/a\" } pam { max_waiting: 0 }", "pam.max_waiting"},
+      {"run_as root", "spools { directory: \"/a\" } run_as { user: \"root\" }", "run_as.user"},
+      {"run_as cap", "spools { directory: \"/a\" } run_as { user: \"x\" keep_capabilities: \"CAP_SETUID\" }",
+       "CAP_SETUID cannot be kept"},
       {"pam dir", "spools { directory: \"/a\" } pam { config_dir: \"pam.d\" }", "pam.config_dir"},
   };
   for (const Case& c : cases) {

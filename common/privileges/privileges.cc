@@ -119,14 +119,14 @@ absl::StatusOr<std::vector<int>> CapabilitiesFromNames(const std::vector<std::st
   return caps;
 }
 
-absl::Status Drop(const Identity& id, const std::vector<int>& keep) {
+absl::Status Drop(const Identity& id, const std::vector<int>& keep, bool narrow_bounding_set) {
   if (id.uid == 0) return absl::FailedPreconditionError("dropping privileges: the user must not be root");
   auto kept = [&](int cap) { return std::find(keep.begin(), keep.end(), cap) != keep.end(); };
   __user_cap_data_struct now[2] = {};
   if (!GetCaps(now)) return Refused("capget");
   // The bounding set limits what any program this process runs could gain. Changing it needs
   // CAP_SETPCAP; without it (a service manager already narrowed the set) it stays as given.
-  if (Has(now, CAP_SETPCAP)) {
+  if (narrow_bounding_set && Has(now, CAP_SETPCAP)) {
     for (int cap = 0; cap <= LastCapability(); ++cap) {
       if (kept(cap) || ::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 1) continue;
       if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) return Refused(absl::StrCat("dropping capability ", cap));
@@ -157,7 +157,7 @@ absl::Status DropPrivileges(const std::string& user, const std::string& group,
                             const std::vector<std::string>& extra_groups) {
   absl::StatusOr<Identity> id = Resolve(user, group, extra_groups);
   if (!id.ok()) return id.status();
-  return Drop(*id);
+  return Drop(*id, {}, /*narrow_bounding_set=*/false);
 }
 
 }  // namespace poplar::privileges

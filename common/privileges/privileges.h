@@ -41,13 +41,16 @@ absl::StatusOr<Identity> Resolve(const std::string& user, const std::string& gro
 absl::StatusOr<std::vector<int>> CapabilitiesFromNames(const std::vector<std::string>& names);
 bool IsKeepableCapability(std::string_view name);
 
-// For good: the bounding set loses every capability not in `keep` (when the process may change
-// it), then setgroups + setresgid + setresuid to `id`, then the permitted and effective sets
-// are exactly `keep` (inheritable and ambient empty). Checks that root cannot be regained.
-// FailedPrecondition naming the step that was refused.
-absl::Status Drop(const Identity& id, const std::vector<int>& keep = {});
+// For good: with `narrow_bounding_set`, the bounding set loses every capability not in `keep`
+// (when the process may change it); then setgroups + setresgid + setresuid to `id`, then the
+// permitted and effective sets are exactly `keep` (inheritable and ambient empty). Checks that
+// root cannot be regained. FailedPrecondition naming the step that was refused.
+absl::Status Drop(const Identity& id, const std::vector<int>& keep = {}, bool narrow_bounding_set = true);
 
-// Resolve + Drop without capabilities (popd's run_as).
+// Resolve + Drop without capabilities (popd's run_as). popd drops after its event-loop threads
+// exist; the uid change reaches them (glibc) and empties their capability sets (the kernel),
+// but the bounding set is per thread, so it is left as the service manager set it rather than
+// narrowed in one thread only.
 absl::Status DropPrivileges(const std::string& user, const std::string& group,
                             const std::vector<std::string>& extra_groups);
 

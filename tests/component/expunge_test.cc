@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "indexer/expunger.h"
 #include "indexer/indexer.h"
+#include "tests/component/indexer_testing.h"
 #include "tests/component/temp_dir.h"
 
 namespace poplar::indexer {
@@ -85,11 +86,7 @@ class ExpungeTest : public ::testing::Test {
   std::string Mbox() const { return dir_.File("spool/alice"); }
 
   config::IndexerConfig Config() {
-    config::IndexerConfig c;
-    c.add_spools()->set_directory(dir_.File("spool"));
-    c.set_database_path(dir_.File("index.sqlite"));
-    c.mutable_check_owner()->set_spool_owner(poplar::testing::CurrentUserName());
-    c.mutable_listen()->set_unix_socket(dir_.File("indexer.sock"));
+    config::IndexerConfig c = poplar::testing::TestIndexerConfig(dir_);
     c.set_lock_timeout_ms(300);
     return c;
   }
@@ -97,11 +94,7 @@ class ExpungeTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<Indexer>> idx = Indexer::Create(c);
     ASSERT_TRUE(idx.ok()) << idx.status();
     indexer_ = std::move(*idx);
-    v1::AddAccountRequest add;
-    add.set_user("alice");
-    add.set_password("pw");
-    auto a = indexer_->AddAccount(add);
-    ASSERT_TRUE(a.ok() || absl::IsAlreadyExists(a.status())) << a.status();
+    ASSERT_TRUE(poplar::testing::AddTestAccount(*indexer_, "alice", "pw").ok());
     ASSERT_TRUE(indexer_->RescanAll().ok());
   }
   void Start() { Start(Config()); }

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "indexer/indexer.h"
 #include "indexer/mailbox_indexer.h"
+#include "tests/component/indexer_testing.h"
 #include "tests/component/temp_dir.h"
 
 namespace poplar::indexer {
@@ -167,20 +168,13 @@ class IndexerRefusalTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(::mkdir(dir_.File("spool").c_str(), 0755), 0);
-    config::IndexerConfig c;
-    c.add_spools()->set_directory(dir_.File("spool"));
-    c.set_database_path(dir_.File("index.sqlite"));
-    c.mutable_check_owner()->set_spool_owner(poplar::testing::CurrentUserName());
-    c.mutable_listen()->set_unix_socket(dir_.File("indexer.sock"));
+    config::IndexerConfig c = poplar::testing::TestIndexerConfig(dir_);
     c.set_lock_timeout_ms(300);
     absl::StatusOr<std::unique_ptr<Indexer>> idx = Indexer::Create(c);
     ASSERT_TRUE(idx.ok()) << idx.status();
     indexer_ = std::move(*idx);
     for (const char* user : {"alice", "bob"}) {
-      v1::AddAccountRequest add;
-      add.set_user(user);
-      add.set_password("pw");
-      ASSERT_TRUE(indexer_->AddAccount(add).ok());
+      ASSERT_TRUE(poplar::testing::AddTestAccount(*indexer_, user, "pw").ok());
     }
   }
   absl::StatusOr<Indexer::Opened> Open(const std::string& user) {

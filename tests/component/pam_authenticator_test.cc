@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "indexer/indexer.h"
+#include "tests/component/indexer_testing.h"
 #include "tests/component/temp_dir.h"
 
 namespace poplar::indexer {
@@ -120,19 +121,12 @@ class IndexerPamTest : public ::testing::Test {
   void SetUp() override {
     WritePamService(dir_);
     ASSERT_EQ(::mkdir(dir_.File("spool").c_str(), 0755), 0);
-    config::IndexerConfig c;
-    c.add_spools()->set_directory(dir_.File("spool"));
-    c.set_database_path(dir_.File("index.sqlite"));
-    c.mutable_check_owner()->set_spool_owner(poplar::testing::CurrentUserName());
-    c.mutable_listen()->set_unix_socket(dir_.File("indexer.sock"));
+    config::IndexerConfig c = poplar::testing::TestIndexerConfig(dir_);
     *c.mutable_pam() = PamConfig(dir_, /*threads=*/1, /*max_waiting=*/4);
     absl::StatusOr<std::unique_ptr<Indexer>> idx = Indexer::Create(c);
     ASSERT_TRUE(idx.ok()) << idx.status();
     indexer_ = std::move(*idx);
-    v1::AddAccountRequest add;
-    add.set_user("alice");
-    add.set_password("alice pw");
-    ASSERT_TRUE(indexer_->AddAccount(add).ok());
+    ASSERT_TRUE(poplar::testing::AddTestAccount(*indexer_, "alice", "alice pw").ok());
     WriteFile(dir_.File("spool/sysuser"),
               "From a@example.org  Thu Nov 26 10:00:00 2026\nSubject: one\n\nbody\n");
   }
@@ -174,10 +168,7 @@ TEST_F(IndexerPamTest, WrongPasswordUnknownUserAndInvalidNameLookTheSame) {
 TEST_F(IndexerPamTest, StoreAccountsNeverReachPam) {
   EXPECT_TRUE(Open("alice", "alice pw").ok());
   // PAM would accept this password for sysuser only; a store name with it fails in the store.
-  v1::AddAccountRequest add;
-  add.set_user("sysuser2");
-  add.set_password("other");
-  ASSERT_TRUE(indexer_->AddAccount(add).ok());
+  ASSERT_TRUE(poplar::testing::AddTestAccount(*indexer_, "sysuser2", "other").ok());
   EXPECT_TRUE(absl::IsUnauthenticated(Open("sysuser2", "right pw").status()));
 }
 

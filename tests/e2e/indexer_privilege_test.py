@@ -15,37 +15,14 @@ created by the indexer (as root) and given to the user.
 
 usage: indexer_privilege_test.py --indexer P --popd P --poplarctl P --poplar-mbox P --genmbox P
 """
-import grp
 import os
-import poplib
 import pwd
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import poplar_harness as h  # noqa: E402
 
 CAP_DAC_OVERRIDE = 1 << 1
-
-
-def status(pid):
-    """The ids and capability sets of the process; None if its threads disagree (capabilities
-    are per thread: a drop that missed a thread would show here)."""
-    per_thread = [_status(f"/proc/{pid}/task/{t}/status") for t in os.listdir(f"/proc/{pid}/task")]
-    if any(s != per_thread[0] for s in per_thread):
-        return None
-    return per_thread[0]
-
-
-def _status(path):
-    out = {}
-    for line in open(path):
-        key, _, value = line.partition(":")
-        if key in ("Uid", "Gid", "Groups"):
-            out[key] = [int(x) for x in value.split()]
-        elif key.startswith("Cap"):
-            out[key] = int(value.strip(), 16)
-    return out
 
 
 def setup(args, name, run_as, mailbox_mode, spool_mode, spool_gid):
@@ -94,18 +71,16 @@ def serves_and_expunges(env, c, label):
 def main():
     args = h.arg_parser(__doc__).parse_args()
     c = h.Checks()
-    if os.geteuid() != 0:
+    if os.geteuid() != 0:  # run as root by CI
         c.skip("indexer privilege drop", "needs root")
         return c.summary()
-    nobody = pwd.getpwnam("nobody").pw_uid
-    nogroup = grp.getgrnam("nogroup").gr_gid
-    mail = grp.getgrnam("mail").gr_gid
+    nobody, nogroup, mail = h.unprivileged_ids()
     envs = []
     try:
         # 1. A Debian spool: group mail is all it takes.
         env = setup(args, "mail", 'user: "nobody" group: "mail"', 0o660, 0o2775, mail)
         envs.append(env)
-        got = status(env.indexer.proc.pid)
+        got = h.proc_status(env.indexer.proc.pid)
         c.check(f"mail: every thread ({len(os.listdir(f'/proc/{env.indexer.proc.pid}/task'))}) "
                 "has the same ids and capabilities", got is not None)
         c.check(f"mail: uids are all nobody ({got['Uid']})", got["Uid"] == [nobody] * 4)
@@ -126,7 +101,7 @@ def main():
         env = setup(args, "dac", 'user: "nobody" group: "nogroup" keep_capabilities: "CAP_DAC_OVERRIDE"',
                     0o600, 0o755, 0)
         envs.append(env)
-        got = status(env.indexer.proc.pid)
+        got = h.proc_status(env.indexer.proc.pid)
         c.check("dac: every thread has the same ids and capabilities", got is not None)
         c.check(f"dac: uids nobody, gids nogroup ({got['Uid']}, {got['Gid']})",
                 got["Uid"] == [nobody] * 4 and got["Gid"] == [nogroup] * 4)
@@ -144,14 +119,7 @@ def main():
         # 3. The same mailbox without the capability: nobody may not read it.
         env = setup(args, "nocap", 'user: "nobody" group: "nogroup"', 0o600, 0o755, 0)
         envs.append(env)
-        p = poplib.POP3("127.0.0.1", env.popd.port, timeout=10)
-        p.user("alice")
-        try:
-            p.pass_("alice pw")
-            reply = b"+OK (served)"
-        except poplib.error_proto as e:
-            reply = e.args[0]
-        p.close()
+        reply = h.login_reply(env.popd.port, "alice", "alice pw")
         c.check(f"nocap: the 0600 mailbox is out of reach ({reply!r})", reply.startswith(b"-ERR [SYS/PERM]"))
         env.popd.stop()
         env.indexer.stop()
@@ -159,20 +127,9 @@ def main():
         # Refused configurations.
         for bad, why in (('run_as { user: "root" }', "unprivileged user"),
                          ('run_as { user: "nobody" keep_capabilities: "CAP_SETUID" }', "cannot be kept")):
-            cfg = os.path.join(env.root, "bad.conf")
-            base = open(env.indexer.config).read().split("run_as")[0]
-            with open(cfg, "w") as f:
-                f.write(base + bad + "\n")
-            r = subprocess.run([args.indexer, "--config", cfg, "--check-config"], capture_output=True,
-                               timeout=20)
-            c.check(f"{bad}: refused ({why})", r.returncode != 0 and why in r.stderr.decode(),
-                    r.stderr.decode()[:300])
-        cfg = os.path.join(env.root, "bad.conf")
-        with open(cfg, "w") as f:
-            f.write(base + 'run_as { user: "no-such-user-xyz" }\n')
-        r = subprocess.run([args.indexer, "--config", cfg], capture_output=True, timeout=20)
-        c.check("an unknown run_as.user is fatal at start",
-                r.returncode != 0 and "does not exist" in r.stderr.decode(), r.stderr.decode()[:300])
+            h.check_run_as_refused(c, args.indexer, env.indexer.config, bad, why, "--check-config")
+        h.check_run_as_refused(c, args.indexer, env.indexer.config, 'run_as { user: "no-such-user-xyz" }',
+                               "does not exist")  # only at start: --check-config does not look it up
     except Exception as e:
         import traceback
         traceback.print_exc()

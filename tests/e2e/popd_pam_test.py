@@ -13,7 +13,6 @@ usage: popd_pam_test.py --indexer P --popd P --poplarctl P --poplar-mbox P --gen
 """
 import base64
 import os
-import poplib
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -39,71 +38,46 @@ def pam_setup(root):
     return confdir
 
 
-def refused(port, user, password):
-    p = poplib.POP3("127.0.0.1", port, timeout=15)
-    p.user(user)
-    try:
-        p.pass_(password)
-        return b"+OK (accepted)"
-    except poplib.error_proto as e:
-        return e.args[0]
-    finally:
-        p.close()
+def configure_pam(env):
+    confdir = pam_setup(env.root)
+    with open(env.indexer.config, "a") as f:
+        f.write(f'pam {{ service: "poplar-e2e" config_dir: "{confdir}" threads: 2 }}\n')
 
 
-def main():
-    args = h.arg_parser(__doc__).parse_args()
-    c = h.Checks()
-    env = h.Env(args, "poplar-popd-pam-")
-    try:
-        confdir = pam_setup(env.root)
-        with open(env.indexer.config, "a") as f:
-            f.write(f'pam {{ service: "poplar-e2e" config_dir: "{confdir}" threads: 2 }}\n')
-        env.indexer.start()
-        env.indexer.add_account("alice", "alice pw")
-        env.genmbox("alice", 2)
-        env.genmbox("sysuser", 5, seed=7)
-        env.popd.start()
-        want = h.expected_messages(env.indexer.mailbox("sysuser"))
+def body(env, c):
+    env.indexer.add_account("alice", "alice pw")
+    env.genmbox("alice", 2)
+    env.genmbox("sysuser", 5, seed=7)
+    want = h.expected_messages(env.indexer.mailbox("sysuser"))
 
-        p = h.login(env.popd.port, "sysuser", SECRET)
-        count, _ = p.stat()
-        c.check(f"right password: PAM login, the spool's sysuser mailbox ({count} messages)", count == 5)
-        _, lines, _ = p.retr(3)
-        c.check("RETR 3 byte-exact", b"\r\n".join(lines) + b"\r\n" == want[2])
-        p.quit()
+    p = h.login(env.popd.port, "sysuser", SECRET)
+    count, _ = p.stat()
+    c.check(f"right password: PAM login, the spool's sysuser mailbox ({count} messages)", count == 5)
+    _, lines, _ = p.retr(3)
+    c.check("RETR 3 byte-exact", b"\r\n".join(lines) + b"\r\n" == want[2])
+    p.quit()
 
-        raw = h.Raw(env.popd.port)
-        raw.line()
-        token = base64.b64encode(b"\0sysuser\0" + SECRET.encode()).decode()
-        reply = raw.cmd(f"AUTH PLAIN {token}")
-        c.check(f"SASL PLAIN goes through PAM too ({reply!r})", reply.startswith(b"+OK"))
-        raw.cmd("QUIT")
-        raw.close()
+    raw = h.Raw(env.popd.port)
+    raw.line()
+    token = base64.b64encode(b"\0sysuser\0" + SECRET.encode()).decode()
+    reply = raw.cmd(f"AUTH PLAIN {token}")
+    c.check(f"SASL PLAIN goes through PAM too ({reply!r})", reply.startswith(b"+OK"))
+    raw.cmd("QUIT")
+    raw.close()
 
-        wrong = refused(env.popd.port, "sysuser", "not the password")
-        unknown = refused(env.popd.port, "nosuchuser", SECRET)
-        c.check(f"wrong password: -ERR [AUTH] ({wrong!r})", wrong.startswith(b"-ERR [AUTH]"))
-        c.check(f"unknown user: the same reply ({unknown!r})", unknown == wrong)
+    wrong = h.login_reply(env.popd.port, "sysuser", "not the password")
+    unknown = h.login_reply(env.popd.port, "nosuchuser", SECRET)
+    c.check(f"wrong password: -ERR [AUTH] ({wrong!r})", wrong.startswith(b"-ERR [AUTH]"))
+    c.check(f"unknown user: the same reply ({unknown!r})", unknown == wrong)
 
-        p = h.login(env.popd.port, "alice", "alice pw")
-        c.check("a store account still logs in", p.stat()[0] == 2)
-        p.quit()
-        c.check("PAM login to alice with sysuser's password fails",
-                refused(env.popd.port, "alice", SECRET).startswith(b"-ERR [AUTH]"))
-        logs = env.indexer.log_text(1 << 20) + env.popd.log_text(1 << 20)
-        c.check("no password in the logs", SECRET not in logs and "not the password" not in logs)
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        c.check("harness", False, f"{type(e).__name__}: {e}")
-    finally:
-        env.popd.stop()
-        env.indexer.stop()
-        h._stop_all()
-        env.cleanup(c.failed > 0)
-    return c.summary()
+    p = h.login(env.popd.port, "alice", "alice pw")
+    c.check("a store account still logs in", p.stat()[0] == 2)
+    p.quit()
+    c.check("PAM login to alice with sysuser's password fails",
+            h.login_reply(env.popd.port, "alice", SECRET).startswith(b"-ERR [AUTH]"))
+    logs = env.indexer.log_text(1 << 20) + env.popd.log_text(1 << 20)
+    c.check("no password in the logs", SECRET not in logs and "not the password" not in logs)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(h.run_main(__doc__, "poplar-popd-pam-", body, before_start=configure_pam))

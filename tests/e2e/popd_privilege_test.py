@@ -10,26 +10,12 @@ foreign-owned mailbox is refused at login (-ERR [SYS/PERM]) with one clear index
 
 usage: popd_privilege_test.py --indexer P --popd P --poplarctl P --poplar-mbox P --genmbox P
 """
-import grp
 import os
 import poplib
-import pwd
-import subprocess
 import sys
-import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import poplar_harness as h  # noqa: E402
-
-
-def ids(pid):
-    out = {}
-    for line in open(f"/proc/{pid}/status"):
-        key, _, value = line.partition(":")
-        if key in ("Uid", "Gid", "Groups"):
-            out[key] = [int(x) for x in value.split()]
-    return out
 
 
 def refused_mailboxes(env, c):
@@ -43,14 +29,7 @@ def refused_mailboxes(env, c):
     os.chown(carol, 54321, -1)                      # a file someone else owns
     for user, path, why in (("bob", bob, "is a symbolic link"),
                             ("carol", carol, "owned by uid 54321, expected")):
-        p = poplib.POP3("127.0.0.1", env.popd.port, timeout=10)
-        p.user(user)
-        try:
-            p.pass_(f"{user} pw")
-            reply = b"+OK (not refused)"
-        except poplib.error_proto as e:
-            reply = e.args[0]
-        p.close()
+        reply = h.login_reply(env.popd.port, user, f"{user} pw")
         c.check(f"{user}: login refused with -ERR [SYS/PERM] ({reply!r})",
                 reply.startswith(b"-ERR [SYS/PERM]"))
         want = f"login {user}: mailbox {path} refused: {why}"
@@ -70,9 +49,7 @@ def main():
     if os.geteuid() != 0:
         c.skip("privilege drop", "needs root")
         return c.summary()
-    nobody = pwd.getpwnam("nobody").pw_uid
-    nogroup = grp.getgrnam("nogroup").gr_gid
-    mail = grp.getgrnam("mail").gr_gid
+    nobody, nogroup, mail = h.unprivileged_ids()
     env = h.Env(args, "poplar-popd-priv-")
     os.chmod(env.root, 0o755)  # nobody must reach the socket and the spool
     try:
@@ -83,7 +60,7 @@ def main():
         with open(env.popd.config, "a") as f:
             f.write('run_as { user: "nobody" group: "nogroup" extra_groups: "mail" }\n')
         env.popd.start()
-        got = ids(env.popd.proc.pid)
+        got = h.proc_status(env.popd.proc.pid)
         c.check(f"uids are all nobody ({got['Uid']})", got["Uid"] == [nobody] * 4)
         c.check(f"gids are all nogroup ({got['Gid']})", got["Gid"] == [nogroup] * 4)
         c.check(f"supplementary groups are just mail ({got['Groups']})", got["Groups"] == [mail])
@@ -100,13 +77,7 @@ def main():
         env.popd.stop()
         for bad, why in (('run_as { user: "root" }', "unprivileged"),
                          ('run_as { user: "no-such-user-xyz" }', "does not exist")):
-            cfg = os.path.join(env.root, "bad.conf")
-            base = open(env.popd.config).read().split("run_as")[0]
-            with open(cfg, "w") as f:
-                f.write(base + bad + "\n")
-            r = subprocess.run([args.popd, "--config", cfg], capture_output=True, timeout=20)
-            c.check(f"{bad}: refused at start ({why})",
-                    r.returncode != 0 and why in r.stderr.decode(), r.stderr.decode()[:200])
+            h.check_run_as_refused(c, args.popd, env.popd.config, bad, why)
     except Exception as e:
         import traceback
         traceback.print_exc()

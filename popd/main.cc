@@ -78,6 +78,11 @@ int main(int argc, char** argv) {
                                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.indexer.target = config->indexer().target();
   options.indexer.max_snapshot_bytes = config->indexer().max_snapshot_bytes();
+  options.proxy_protocol = config->listen().proxy_protocol();
+  for (const std::string& n : config->listen().proxy_trusted_networks()) {
+    options.proxy_trusted.push_back(*poplar::popd::Network::Parse(n));  // validated
+  }
+  options.proxy_timeout = std::chrono::milliseconds(config->listen().proxy_header_timeout_ms());
   absl::StatusOr<poplar::popd::Settings> settings = poplar::popd::LoadSettings(*config, front_end);
   if (!settings.ok()) {
     std::cerr << "poplar-popd: " << settings.status().message() << "\n";

@@ -3,8 +3,8 @@
 
 popd listens with listen { proxy_protocol: true proxy_trusted_networks: "127.0.0.0/8" }; the
 test plays HAProxy from 127.0.0.1 and claims client addresses from the documentation ranges.
-Checked: a v2 header (and one sent in the same packet as the first command) and a v1 header
-open normal sessions; the claimed address is what popd uses for the plaintext policy
+Checked: a v2 header (and one sent in the same packet as the first command, or as the TLS
+ClientHello on the implicit-TLS port) and a v1 header open normal sessions; the claimed address is what popd uses for the plaintext policy
 (plaintext_auth_networks), the per-address connection cap, its session log line and the
 indexer's session list; a LOCAL header (health check) keeps the balancer's address; garbage
 instead of a header, or a header that never completes, is closed without a greeting; and a
@@ -14,12 +14,14 @@ usage: popd_proxy_test.py --indexer P --popd P --poplarctl P --poplar-mbox P --g
 """
 import os
 import socket
+import ssl
 import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import poplar_harness as h  # noqa: E402
+import popd_tls_test as tls  # noqa: E402
 
 ALLOWED = "203.0.113.9"    # in plaintext_auth_networks
 OTHER = "198.51.100.5"     # not: USER/PASS is refused before TLS
@@ -40,6 +42,75 @@ def connect(port, header):
     raw = h.Raw(port)
     raw.send(header)
     return raw
+
+
+class TlsOverProxy:
+    """A TLS client whose ClientHello leaves in the same packet as the PROXY header (as HAProxy
+    forwards it), driven through memory BIOs."""
+
+    def __init__(self, port, header):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = tls.client_context().wrap_bio(self.inc, self.out, server_hostname="localhost")
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        self.sock.sendall(header + self.out.read())  # header + ClientHello, one send
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._pump()
+        self.sock.sendall(self.out.read())
+        self.buf = b""
+
+    def _pump(self):
+        pending = self.out.read()
+        if pending:
+            self.sock.sendall(pending)
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("closed")
+        self.inc.write(data)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            try:
+                self.buf += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                self._pump()
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def cmd(self, text):
+        self.tls.write(text.encode() + b"\r\n")
+        self.sock.sendall(self.out.read())
+        return self.line()
+
+    def close(self):
+        self.sock.close()
+
+
+def implicit_tls(env, c):
+    """pop3s behind the balancer: the header, then the TLS handshake popd terminates."""
+    cert, key = tls.make_cert(env.root, "proxy", "localhost")
+    popd, tls_port = tls.start_popd(env.args, env.root, env.indexer, cert, key, name="popd-proxy-tls",
+                                    listen_extra='proxy_protocol: true proxy_trusted_networks: "127.0.0.0/8" ')
+    try:
+        client = TlsOverProxy(tls_port, v2("192.0.2.77", 50000, dport=995))
+        c.check("pop3s: header + ClientHello in one packet, handshake and greeting",
+                client.line().startswith(b"+OK"))
+        c.check("pop3s: login over TLS",
+                client.cmd("USER alice").startswith(b"+OK") and client.cmd("PASS alice pw").startswith(b"+OK"))
+        client.cmd("QUIT")
+        client.close()
+        time.sleep(0.2)
+        c.check("pop3s: the session line names the client",
+                "session user=alice peer=192.0.2.77" in popd.log_text(1 << 20), popd.log_text()[-600:])
+    finally:
+        popd.stop()
 
 
 def configure(env):
@@ -113,6 +184,8 @@ def body(env, c):
     log = env.popd.log_text(1 << 20)
     c.check("the bad header is logged", "closed: not a PROXY header" in log)
     c.check("the timeout is logged", "no complete PROXY header in time" in log)
+
+    implicit_tls(env, c)
 
     # A popd that trusts other networks: 127.0.0.1 may not claim addresses.
     strict = h.Popd(env.args.popd, env.root, env.indexer.socket, name="popd-strict")

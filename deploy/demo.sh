@@ -26,6 +26,8 @@ cat > "$demo/indexer.conf" <<CONF
 # poplar-indexer configuration (schema: proto/poplar/config.proto)
 spools { directory: "$demo/spool" }
 database_path: "$demo/index.sqlite"
+# The demo's mailbox belongs to whoever runs this (there is no system user "demo").
+check_owner { spool_owner: "$(id -un)" }
 listen { unix_socket: "$demo/indexer.sock" }
 CONF
 cat > "$demo/popd.conf" <<CONF

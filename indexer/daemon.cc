@@ -14,15 +14,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/privileges/privileges.h"
 
 namespace poplar::indexer {
 namespace {
 
 // Removes a stale socket left by a previous run; refuses to remove anything that is not one.
-absl::Status PrepareSocketPath(const std::string& path) {
+// A directory created here for the socket is given to `owner` (run_as) when there is one.
+absl::Status PrepareSocketPath(const std::string& path, const privileges::Identity* owner = nullptr) {
   std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  const bool created = std::filesystem::create_directories(dir, ec);
   if (ec) return absl::FailedPreconditionError(absl::StrCat("cannot create the directory of ", path, ": ", ec.message()));
+  if (created && owner != nullptr && ::chown(dir.c_str(), owner->uid, owner->gid) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat("chown ", dir.string(), ": ", std::strerror(errno)));
+  }
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
@@ -37,7 +43,39 @@ absl::Status PrepareSocketPath(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// run_as: becomes the configured user before anything is opened and before any thread
+// exists (capabilities are per thread; a thread created later inherits exactly these).
+absl::Status DropToRunAs(const config::IndexerConfig& config) {
+  const config::IndexerRunAs& r = config.run_as();
+  absl::StatusOr<privileges::Identity> id = privileges::Resolve(
+      r.user(), r.group(), std::vector<std::string>(r.extra_groups().begin(), r.extra_groups().end()));
+  if (!id.ok()) return id.status();
+  absl::StatusOr<std::vector<int>> keep = privileges::CapabilitiesFromNames(
+      std::vector<std::string>(r.keep_capabilities().begin(), r.keep_capabilities().end()));
+  if (!keep.ok()) return keep.status();
+  const std::string& sock = config.listen().unix_socket();
+  if (!sock.empty()) {
+    if (absl::Status s = PrepareSocketPath(sock, &*id); !s.ok()) return s;
+  }
+  if (absl::Status s = privileges::Drop(*id, *keep); !s.ok()) return s;
+  std::string groups;
+  for (gid_t g : id->groups) absl::StrAppend(&groups, groups.empty() ? "" : ",", g);
+  std::string caps;
+  for (const std::string& c : r.keep_capabilities()) absl::StrAppend(&caps, caps.empty() ? "" : ",", c);
+  std::cerr << "poplar-indexer: running as " << id->user << " (uid " << id->uid << ", gid " << id->gid
+            << ", groups " << (groups.empty() ? "none" : groups) << ", capabilities "
+            << (caps.empty() ? "none" : caps) << ")\n";
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::IndexerConfig& config) {
+  if (config.has_run_as()) {
+    if (absl::Status s = DropToRunAs(config); !s.ok()) return s;
+  }
   std::unique_ptr<Daemon> d(new Daemon(config));
   absl::StatusOr<std::unique_ptr<Indexer>> idx = Indexer::Create(config);
   if (!idx.ok()) return idx.status();

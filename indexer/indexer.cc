@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/sasl/user_name.h"
 #include "common/mbox/expunge_plan.h"
@@ -176,7 +177,10 @@ absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerCo
   std::vector<config::Spool> spools(config.spools().begin(), config.spools().end());
   absl::StatusOr<std::unique_ptr<SpoolWatcher>> watcher = SpoolWatcher::Create(std::move(spools));
   if (!watcher.ok()) return watcher.status();
-  std::unique_ptr<Indexer> idx(new Indexer(config, std::move(*store), std::move(*watcher)));
+  absl::StatusOr<MailboxOwner> owner = MailboxOwner::FromConfig(config.check_owner());
+  if (!owner.ok()) return owner.status();
+  std::unique_ptr<Indexer> idx(
+      new Indexer(config, std::move(*store), std::move(*watcher), std::move(*owner)));
   absl::MutexLock lock(&idx->mu_);
   if (absl::Status s = idx->accounts_->Init(); !s.ok()) return s;
   if (absl::Status s = idx->expunger_->Init(); !s.ok()) return s;
@@ -199,24 +203,35 @@ absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerCo
 }
 
 Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store,
-                 std::unique_ptr<SpoolWatcher> watcher)
+                 std::unique_ptr<SpoolWatcher> watcher, MailboxOwner owner)
     : config_(std::move(config)),
       store_(std::move(store)),
       watcher_(std::move(watcher)),
       probe_(HasLock(config_, config::LOCK_DOTLOCK), HasLock(config_, config::LOCK_FCNTL),
-             HasLock(config_, config::LOCK_FLOCK)) {
+             HasLock(config_, config::LOCK_FLOCK)),
+      owner_(std::move(owner)) {
   accounts_ = std::make_unique<AccountStore>(store_->db(), config_.scram_iterations());
   mailbox_indexer_ = std::make_unique<MailboxIndexer>(store_.get(), UidlFromConfig(config_), &probe_);
   mailbox_indexer_->set_trust_content_length(config_.trust_content_length());
+  mailbox_indexer_->set_owner(&owner_);
   expunger_ = std::make_unique<Expunger>(store_.get(), JournalDirFromConfig(config_));
   lock_options_ = LockOptionsFromConfig(config_);
+  if (config_.has_pam()) pam_ = std::make_unique<PamAuthenticator>(config_.pam());
 }
 
 absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
-                                                   const std::string& user, bool force_full) {
+                                                   const std::string& user, bool force_full,
+                                                   bool quiet) {
   // Half-rewritten by an expunge that holds the MDA locks: the expunge sets the index itself.
   if (compacting_.contains(path)) return IndexOutcome{};
   absl::StatusOr<IndexOutcome> o = mailbox_indexer_->Update(path, user, force_full);
+  if (o.ok() || !absl::IsFailedPrecondition(o.status())) {
+    refused_.erase(path);
+  } else if (std::string why(o.status().message()); refused_[path] != why) {
+    // A refused mailbox is retried at every reconcile: its line is logged once per reason.
+    if (!quiet) std::cerr << "poplar-indexer: " << why << "\n";
+    refused_[path] = std::move(why);
+  }
   if (o.ok() && o->kind == IndexOutcome::Kind::kUnchanged) return o;
   auto it = snapshots_.find(path);
   if (it == snapshots_.end()) return o;
@@ -364,8 +379,38 @@ absl::Status Indexer::ReconcileKnown() {
 
 // ---------------------------------------------------------------- maildrop service
 
-absl::StatusOr<std::string> Indexer::Authenticate(const std::string& user,
-                                                  const std::string& password) {
+bool Indexer::UsesPam(const std::string& user, const std::string& password,
+                      AccountStore::LoginLookup* lookup) {
+  // An invalid name never reaches PAM (or getpwnam): the store refuses it like a wrong password.
+  if (!pam_ || password.empty() || !sasl::IsValidUserName(user)) return false;
+  absl::StatusOr<AccountStore::LoginLookup> l;
+  {
+    absl::MutexLock lock(&mu_);
+    l = accounts_->LookupLogin(user);
+  }
+  if (!l.ok() || l->found.has_value() || !l->read_status.ok()) return false;
+  *lookup = std::move(*l);
+  return true;
+}
+
+void Indexer::AuthenticateAsync(const std::string& user, const std::string& password,
+                                const std::string& client_address, AuthDone done) {
+  AccountStore::LoginLookup lookup;
+  if (UsesPam(user, password, &lookup)) {
+    // The store's check of an unknown name (a dummy verifier) is made all the same, so a PAM
+    // login never costs less than a wrong store password.
+    (void)accounts_->VerifyLogin(std::move(lookup), password);
+    pam_->Authenticate(user, password, client_address, [user, done = std::move(done)](absl::Status s) {
+      if (s.ok()) return done(user);
+      done(s);
+    });
+    return;
+  }
+  done(StoreAuthenticate(user, password));
+}
+
+absl::StatusOr<std::string> Indexer::StoreAuthenticate(const std::string& user,
+                                                       const std::string& password) {
   absl::StatusOr<AccountStore::LoginLookup> lookup;
   {
     absl::MutexLock lock(&mu_);
@@ -377,6 +422,21 @@ absl::StatusOr<std::string> Indexer::Authenticate(const std::string& user,
   absl::StatusOr<AccountRecord> r = accounts_->VerifyLogin(std::move(*lookup), password);
   if (!r.ok()) return r.status();
   return r->user;
+}
+
+absl::StatusOr<std::string> Indexer::Authenticate(const std::string& user,
+                                                  const std::string& password) {
+  struct Result {
+    absl::Notification ready;
+    absl::StatusOr<std::string> user;
+  };
+  auto result = std::make_shared<Result>();
+  AuthenticateAsync(user, password, "", [result](absl::StatusOr<std::string> u) {
+    result->user = std::move(u);
+    result->ready.Notify();
+  });
+  result->ready.WaitForNotification();
+  return result->user;
 }
 
 absl::StatusOr<v1::ScramLookupReply> Indexer::ScramLookup(const std::string& user) {
@@ -395,6 +455,49 @@ absl::StatusOr<v1::ScramLookupReply> Indexer::ScramLookup(const std::string& use
 
 absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& request,
                                                      std::function<void()> on_revoke) {
+  struct Result {
+    absl::Notification ready;
+    absl::StatusOr<Opened> opened;
+  };
+  auto result = std::make_shared<Result>();
+  OpenSessionAsync(request, std::move(on_revoke), [result](absl::StatusOr<Opened> o) {
+    result->opened = std::move(o);
+    result->ready.Notify();
+  });
+  result->ready.WaitForNotification();
+  return std::move(result->opened);
+}
+
+void Indexer::OpenSessionAsync(const v1::OpenSession& request, std::function<void()> on_revoke,
+                               OpenDone done) {
+  AccountStore::LoginLookup lookup;
+  if (request.has_scram() || request.has_challenge() ||
+      !UsesPam(request.user(), request.password(), &lookup)) {
+    return done(OpenStoreSession(request, std::move(on_revoke)));
+  }
+  // A system account: PAM on its own threads; the rest of the open continues there.
+  (void)accounts_->VerifyLogin(std::move(lookup), request.password());  // as for a store miss
+  v1::OpenSession open;  // what the continuation needs, without the password
+  open.set_user(request.user());
+  open.set_client_address(request.client_address());
+  open.set_front_end(request.front_end());
+  pam_->Authenticate(
+      request.user(), request.password(), request.client_address(),
+      [this, open = std::move(open), on_revoke = std::move(on_revoke),
+       done = std::move(done)](absl::Status s) mutable {
+        if (!s.ok()) return done(s);
+        {
+          absl::MutexLock lock(&mu_);
+          // Added to the store while PAM was asked: its own credential was not checked.
+          if (accounts_->Get(open.user()).ok()) return done(absl::UnauthenticatedError("authentication failed"));
+        }
+        done(OpenAuthenticated(open.user(), DefaultMailboxFor(open.user()), open, /*credentials=*/true,
+                               "", std::move(on_revoke)));
+      });
+}
+
+absl::StatusOr<Indexer::Opened> Indexer::OpenStoreSession(const v1::OpenSession& request,
+                                                          std::function<void()> on_revoke) {
   std::string mailbox;
   std::string user = request.user();
   std::string scram_signature;
@@ -426,7 +529,7 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
     if (!account.ok()) return account.status();
     user = account->user;
   } else if (!request.password().empty()) {
-    absl::StatusOr<std::string> canonical = Authenticate(request.user(), request.password());
+    absl::StatusOr<std::string> canonical = StoreAuthenticate(request.user(), request.password());
     if (!canonical.ok()) return canonical.status();
     user = *canonical;
   }
@@ -441,6 +544,15 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
     }
     mailbox = account->mailbox;
   }
+  return OpenAuthenticated(user, mailbox, request, credentials, scram_signature, std::move(on_revoke));
+}
+
+absl::StatusOr<Indexer::Opened> Indexer::OpenAuthenticated(const std::string& user,
+                                                           const std::string& mailbox,
+                                                           const v1::OpenSession& request,
+                                                           bool credentials,
+                                                           const std::string& scram_signature,
+                                                           std::function<void()> on_revoke) {
   LeaseInfo info;
   info.mailbox = mailbox;
   info.user = user;
@@ -462,8 +574,14 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
   }
   // Catch-up: the index must cover the file as it is now (design §5). A missing file is an
   // empty maildrop (RFC 1939 allows it; the MDA creates the file on first delivery).
-  absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, user, false);
-  if (!o.ok() && !absl::IsNotFound(o.status())) return fail(o.status());
+  absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, user, false, /*quiet=*/true);
+  if (!o.ok() && !absl::IsNotFound(o.status())) {
+    if (absl::IsFailedPrecondition(o.status())) {
+      // A symlink, FIFO, directory or foreign-owned file: popd answers -ERR [SYS/PERM].
+      std::cerr << "poplar-indexer: login " << user << ": " << o.status().message() << "\n";
+    }
+    return fail(o.status());
+  }
   absl::StatusOr<std::shared_ptr<const v1::Snapshot>> cached = CachedSnapshotLocked(mailbox);
   if (!cached.ok()) return fail(cached.status());
   Opened out;
@@ -746,8 +864,13 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailb
   HeldLocksProbe held_probe;
   MailboxIndexer under_lock(store_.get(), UidlFromConfig(config_), &held_probe);
   under_lock.set_trust_content_length(config_.trust_content_length());
+  under_lock.set_owner(&owner_);
   snapshots_.erase(mailbox);
   absl::StatusOr<IndexOutcome> o = under_lock.Update(mailbox, "", false);
+  if (!o.ok() && absl::IsFailedPrecondition(o.status())) {  // refused: symlink, owner, ...
+    std::cerr << "poplar-indexer: expunge: nothing deleted: " << o.status().message() << "\n";
+    return o.status();
+  }
   if (!o.ok()) return refuse(absl::StrCat("re-index failed: ", o.status().message()));
   absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(mailbox);
   if (!rec.ok()) return rec.status();
@@ -755,6 +878,13 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailb
   MailboxRecord mb = **rec;
   if (mb.device != st.st_dev || mb.inode != st.st_ino || mb.size != size) {
     return refuse("the mailbox changed while it was locked");
+  }
+  // The file about to be rewritten is the one just checked (same inode); its owner once more,
+  // from the locked descriptor itself.
+  if (absl::Status s = owner_.Check(st.st_uid, mb.user); !s.ok()) {
+    absl::Status refused = RefusedMailbox(mailbox, Std(s.message()));
+    std::cerr << "poplar-indexer: expunge: nothing deleted: " << refused.message() << "\n";
+    return refused;
   }
   absl::StatusOr<std::vector<MessageRecord>> now = store_->LoadMessages(mb.id);
   if (!now.ok()) return now.status();
@@ -911,27 +1041,23 @@ absl::StatusOr<NewCredential> CredentialFrom(const std::string& password,
 }
 }  // namespace
 
+std::string Indexer::DefaultMailboxFor(const std::string& user) const {
+  // The first spool that already holds a mailbox for this name, else the first spool.
+  for (const config::Spool& s : config_.spools()) {
+    std::string p = MailboxPathFor(s, user);
+    struct stat st {};
+    if (!p.empty() && ::lstat(p.c_str(), &st) == 0) return p;
+  }
+  return config_.spools_size() > 0 ? MailboxPathFor(config_.spools(0), user) : std::string();
+}
+
 absl::StatusOr<v1::Account> Indexer::AddAccount(const v1::AddAccountRequest& req) {
   absl::StatusOr<NewCredential> cred = CredentialFrom(req.password(), req.crypt_hash());
   if (!cred.ok()) return cred.status();
   if (!sasl::IsValidUserName(req.user())) {
     return absl::InvalidArgumentError(absl::StrCat("invalid user name '", req.user(), "'"));
   }
-  std::string mailbox = req.mailbox();
-  if (mailbox.empty()) {
-    // The first spool that already holds a mailbox for this name, else the first spool.
-    for (const config::Spool& s : config_.spools()) {
-      std::string p = MailboxPathFor(s, req.user());
-      struct stat st {};
-      if (!p.empty() && ::lstat(p.c_str(), &st) == 0) {
-        mailbox = p;
-        break;
-      }
-    }
-    if (mailbox.empty() && config_.spools_size() > 0) {
-      mailbox = MailboxPathFor(config_.spools(0), req.user());
-    }
-  }
+  const std::string mailbox = req.mailbox().empty() ? DefaultMailboxFor(req.user()) : req.mailbox();
   absl::MutexLock lock(&mu_);
   if (absl::Status s = accounts_->Add(req.user(), *cred, mailbox); !s.ok()) return s;
   absl::StatusOr<AccountRecord> r = accounts_->Get(req.user());

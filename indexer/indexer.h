@@ -25,6 +25,8 @@
 #include "indexer/index_store.h"
 #include "indexer/lease_manager.h"
 #include "indexer/mailbox_indexer.h"
+#include "indexer/mailbox_owner.h"
+#include "indexer/pam_authenticator.h"
 #include "indexer/spool_watcher.h"
 #include "poplar/admin.pb.h"
 #include "poplar/config.pb.h"
@@ -49,7 +51,13 @@ class Indexer {
   absl::Status ReconcileKnown();
 
   // ---- maildrop service ----
+  // A plaintext password: the store's account, or (config pam) PAM for a name that is not in
+  // the store. Every refusal is the same Unauthenticated. The async form runs PAM checks on the
+  // PAM threads and calls `done` there (or inline for store accounts); the sync form waits.
   absl::StatusOr<std::string> Authenticate(const std::string& user, const std::string& password);
+  using AuthDone = std::function<void(absl::StatusOr<std::string>)>;
+  void AuthenticateAsync(const std::string& user, const std::string& password,
+                         const std::string& client_address, AuthDone done);
   absl::StatusOr<v1::ScramLookupReply> ScramLookup(const std::string& user);
   struct Opened {
     LeaseInfo lease;
@@ -58,6 +66,11 @@ class Indexer {
   // Leases the user's maildrop, catches the index up with the file, returns the snapshot.
   absl::StatusOr<Opened> OpenSession(const v1::OpenSession& request,
                                      std::function<void()> on_revoke);
+  // OpenSession for the gRPC stream: a login that PAM must check is handed to the PAM threads
+  // and `done` runs there when it is over, so no gRPC thread waits for PAM; any other login is
+  // opened inline and `done` runs before this returns.
+  using OpenDone = std::function<void(absl::StatusOr<Opened>)>;
+  void OpenSessionAsync(const v1::OpenSession& request, std::function<void()> on_revoke, OpenDone done);
   // The expunge (design §5): under every MDA lock, re-verifies the session's snapshot against
   // the file (same inode, every message where and what it was, only appends since), compacts
   // the file in place with a redo journal (indexer/expunger.h) and updates the index in the
@@ -92,13 +105,30 @@ class Indexer {
 
  private:
   Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store,
-          std::unique_ptr<SpoolWatcher> watcher);
+          std::unique_ptr<SpoolWatcher> watcher, MailboxOwner owner);
   // The mailbox path an account or user name refers to (admin commands accept both).
   absl::StatusOr<std::string> ResolveMailboxLocked(const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A refused mailbox (symlink, not a regular file, foreign owner) is logged once per path and
+  // reason, unless `quiet` (the caller logs it itself).
   absl::StatusOr<IndexOutcome> UpdateLocked(const std::string& path, const std::string& user,
-                                            bool force_full) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                                            bool force_full, bool quiet = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::Account> ToAccount(const AccountRecord& r) const;
+  // The spool layout applied to a validated name: the first spool that holds a file of that
+  // name, else the first spool. For accounts added without a path and for PAM logins.
+  std::string DefaultMailboxFor(const std::string& user) const;
+  // True for a plaintext login that PAM checks: PAM on, a password, a valid name that is not
+  // an account of the store. Sets *lookup to the store's answer (for the timing-equal check).
+  bool UsesPam(const std::string& user, const std::string& password, AccountStore::LoginLookup* lookup);
+  // The store's own check of a plaintext password (no PAM).
+  absl::StatusOr<std::string> StoreAuthenticate(const std::string& user, const std::string& password);
+  // OpenSession after the credentials: the lease, the catch-up and the snapshot.
+  absl::StatusOr<Opened> OpenStoreSession(const v1::OpenSession& request, std::function<void()> on_revoke);
+  absl::StatusOr<Opened> OpenAuthenticated(const std::string& user, const std::string& mailbox,
+                                           const v1::OpenSession& request, bool credentials,
+                                           const std::string& scram_signature,
+                                           std::function<void()> on_revoke);
   // Finishes open expunge plans (of one mailbox, or all when empty) and re-indexes the
   // mailboxes they touched. UNAVAILABLE if a plan could not get its locks (it stays open).
   absl::Status RecoverLocked(const std::string& mailbox) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -121,6 +151,7 @@ class Indexer {
   std::unique_ptr<AccountStore> accounts_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<SpoolWatcher> watcher_;  // fd() is immutable; Drain/ListAll under mu_
   LockFileProbe probe_;  // the site's lock methods
+  const MailboxOwner owner_;  // config check_owner
   std::unique_ptr<MailboxIndexer> mailbox_indexer_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Expunger> expunger_ ABSL_GUARDED_BY(mu_);
   lock::LockOptions lock_options_;
@@ -146,8 +177,12 @@ class Indexer {
   absl::flat_hash_map<std::string, SessionState> sessions_ ABSL_GUARDED_BY(mu_);
   // Mailboxes with hidden (deleted, not yet compacted) messages: their snapshots are filtered.
   absl::flat_hash_set<std::string> hidden_mailboxes_ ABSL_GUARDED_BY(mu_);
+  // Mailboxes refused at their last update, with the reason logged (one line per change).
+  absl::flat_hash_map<std::string, std::string> refused_ ABSL_GUARDED_BY(mu_);
   int64_t last_rescan_unix_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_lag_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  // Last member: destroyed first, so no PAM callback runs into a half-destroyed Indexer.
+  std::unique_ptr<PamAuthenticator> pam_;  // null unless config pam
 };
 
 }  // namespace poplar::indexer

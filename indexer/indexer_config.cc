@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config/textproto.h"
+#include "common/privileges/privileges.h"
+#include "common/sasl/user_name.h"
 
 namespace poplar::indexer {
 namespace {
@@ -100,6 +102,43 @@ absl::Status Validate(const config::IndexerConfig& c) {
   }
   if (c.scram_iterations() < 4096 || c.scram_iterations() > 10000000) {
     errs.push_back("scram_iterations must be within 4096..10000000 (RFC 7677)");
+  }
+  const config::OwnerCheck& owner = c.check_owner();
+  if (!owner.spool_owner().empty() && !sasl::IsValidUserName(owner.spool_owner())) {
+    errs.push_back(absl::StrCat("check_owner.spool_owner is not a valid user name (got \"",
+                                owner.spool_owner(), "\")"));
+  }
+  if (owner.rule() == config::OwnerCheck::OWNER_SPOOL_OWNER && owner.spool_owner().empty()) {
+    errs.push_back("check_owner.rule OWNER_SPOOL_OWNER needs check_owner.spool_owner");
+  }
+  if (c.has_pam()) {
+    const config::Pam& pam = c.pam();
+    const bool name_ok = !pam.service().empty() && pam.service().size() <= 64 &&
+                         pam.service().find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-") ==
+                             std::string::npos &&
+                         pam.service()[0] != '.';
+    if (!name_ok) {
+      errs.push_back(absl::StrCat("pam.service must be a file name of [a-z0-9._-] (got \"",
+                                  pam.service(), "\")"));
+    }
+    if (pam.threads() < 1 || pam.threads() > 64) errs.push_back("pam.threads must be within 1..64");
+    if (pam.max_waiting() < 1 || pam.max_waiting() > 10000) {
+      errs.push_back("pam.max_waiting must be within 1..10000");
+    }
+    if (pam.has_config_dir() && !IsAbsoluteClean(pam.config_dir())) {
+      errs.push_back(absl::StrCat("pam.config_dir must be an absolute path (got \"", pam.config_dir(), "\")"));
+    }
+  }
+  if (c.has_run_as()) {
+    const config::IndexerRunAs& r = c.run_as();
+    if (r.user().empty() || r.user() == "root") errs.push_back("run_as.user must name an unprivileged user");
+    for (const std::string& cap : r.keep_capabilities()) {
+      if (!privileges::IsKeepableCapability(cap)) {
+        errs.push_back(absl::StrCat("run_as.keep_capabilities: ", cap,
+                                    " cannot be kept (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, "
+                                    "CAP_FOWNER, CAP_CHOWN, CAP_NET_BIND_SERVICE)"));
+      }
+    }
   }
   if (errs.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrJoin(errs, "; "));

@@ -118,6 +118,24 @@ absl::StatusOr<ScanOutput> ScanFile(int fd, const std::string& path, uint64_t st
 
 }  // namespace
 
+absl::Status RefusedMailbox(const std::string& path, std::string_view reason) {
+  return absl::FailedPreconditionError(absl::StrCat("mailbox ", path, " refused: ", Absl(reason)));
+}
+
+absl::Status CheckMailboxFile(const std::string& path, const struct stat& st) {
+  if (S_ISREG(st.st_mode)) return absl::OkStatus();
+  return RefusedMailbox(path, S_ISDIR(st.st_mode)    ? "is a directory, not a regular file"
+                              : S_ISFIFO(st.st_mode) ? "is a FIFO, not a regular file"
+                                                     : "is not a regular file");
+}
+
+absl::StatusOr<UniqueFd> OpenMailbox(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (fd.valid()) return fd;
+  if (errno == ELOOP) return RefusedMailbox(path, "is a symbolic link (never followed)");
+  return ErrnoStatus(errno, "open", path);
+}
+
 bool LockFileProbe::WriterActive(const std::string& path, int fd) {
   if (dotlock_) {
     struct stat st {};
@@ -149,13 +167,12 @@ absl::StatusOr<std::vector<mbox::MessageInfo>> ScanRegion(int fd, const std::str
 
 absl::StatusOr<FileScan> ScanWholeFile(const std::string& path, WriterProbe* probe,
                                        bool trust_content_length) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-  if (!fd.valid()) return ErrnoStatus(errno, "open", path);
+  absl::StatusOr<UniqueFd> opened = OpenMailbox(path);
+  if (!opened.ok()) return opened.status();
+  UniqueFd fd = std::move(*opened);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "fstat", path);
-  if (!S_ISREG(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
-  }
+  if (absl::Status s = CheckMailboxFile(path, st); !s.ok()) return s;
   FileScan out;
   out.size = static_cast<uint64_t>(st.st_size);
   out.writer_active = probe->WriterActive(path, fd.get());
@@ -175,6 +192,7 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
 
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) {
+    if (errno == ELOOP) return RefusedMailbox(path, "is a symbolic link (never followed)");
     if (errno == ENOENT) {
       if (rec) {
         if (absl::Status s = store_->RemoveMailbox(rec->id); !s.ok()) return s;
@@ -187,8 +205,11 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "fstat", path);
-  if (!S_ISREG(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
+  if (absl::Status s = CheckMailboxFile(path, st); !s.ok()) return s;
+  if (owner_ != nullptr) {
+    // Checked before a byte is read: a foreign file is neither indexed nor served.
+    const std::string& whose = user.empty() && rec ? rec->user : user;
+    if (absl::Status s = owner_->Check(st.st_uid, whose); !s.ok()) return RefusedMailbox(path, Std(s.message()));
   }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   const int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;

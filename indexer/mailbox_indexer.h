@@ -13,14 +13,19 @@
 #ifndef POPLAR_INDEXER_MAILBOX_INDEXER_H_
 #define POPLAR_INDEXER_MAILBOX_INDEXER_H_
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/mbox/scanner.h"
 #include "common/mbox/uidl.h"
+#include "common/util/unique_fd.h"
 #include "indexer/index_store.h"
+#include "indexer/mailbox_owner.h"
 
 namespace poplar::indexer {
 
@@ -68,6 +73,14 @@ struct IndexOutcome {
   bool exact_tail = false;  // the fields above describe the change completely
 };
 
+// FailedPrecondition "mailbox PATH refused: REASON": the one form of every refusal of a mailbox
+// file (symlink, not a regular file, foreign owner), logged as is by the indexer.
+absl::Status RefusedMailbox(const std::string& path, std::string_view reason);
+// OK for a regular file; else RefusedMailbox naming what it is (directory, FIFO, ...).
+absl::Status CheckMailboxFile(const std::string& path, const struct stat& st);
+// open(O_RDONLY | O_NOFOLLOW | O_NONBLOCK): a symlink is RefusedMailbox, ENOENT NotFound.
+absl::StatusOr<UniqueFd> OpenMailbox(const std::string& path);
+
 // A fresh scan of the whole file as it is now (final unless a writer is active), for
 // verification against the index.
 struct FileScan {
@@ -98,8 +111,10 @@ class MailboxIndexer {
   MailboxIndexer(IndexStore* store, mbox::UidlOptions uidl, WriterProbe* probe)
       : store_(store), uidl_(uidl), probe_(probe) {}
 
-  // Updates the index of the mailbox file at `path` (owned by account `user`, may be empty).
-  // A missing file removes the mailbox from the index (kRemoved).
+  // Updates the index of the mailbox file at `path` (owned by account `user`, may be empty:
+  // then the user the index recorded for it). A missing file removes the mailbox from the
+  // index (kRemoved). A symlink, a non-regular file or (with set_owner) a file not owned as
+  // expected is refused before it is read: RefusedMailbox, and the index is left as it was.
   // `force_full` re-indexes from the start even if the file only grew (admin reindex); UIDLs
   // of unchanged messages are kept all the same.
   absl::StatusOr<IndexOutcome> Update(const std::string& path, const std::string& user,
@@ -110,6 +125,8 @@ class MailboxIndexer {
   // Site option (config trust_content_length): see common/mbox/scanner.h.
   void set_trust_content_length(bool trust) { trust_content_length_ = trust; }
   bool trust_content_length() const { return trust_content_length_; }
+  // Site option (config check_owner); null (the default) checks no owner. Must outlive this.
+  void set_owner(const MailboxOwner* owner) { owner_ = owner; }
 
  private:
   IndexStore* store_;
@@ -117,6 +134,7 @@ class MailboxIndexer {
   WriterProbe* probe_;
   size_t window_bytes_ = 8 << 20;
   bool trust_content_length_ = false;
+  const MailboxOwner* owner_ = nullptr;
 };
 
 }  // namespace poplar::indexer

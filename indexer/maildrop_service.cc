@@ -45,14 +45,20 @@ class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, 
       case State::kStart: {
         if (!request_.has_open()) return Fail(grpc::StatusCode::INVALID_ARGUMENT, "OpenSession first");
         std::weak_ptr<CancelHandle> handle = cancel_;
-        absl::StatusOr<Indexer::Opened> opened = indexer_->OpenSession(request_.open(), [handle] {
-          if (auto h = handle.lock()) h->Cancel();
-        });
-        if (!opened.ok()) return End(ToGrpcStatus(opened.status()));
-        session_id_ = opened->lease.session_id;
-        *event_.mutable_snapshot() = std::move(opened->snapshot);
-        state_ = State::kOpen;
-        StartWrite(&event_);
+        // A PAM login finishes on a PAM thread (no operation of this stream is pending
+        // meanwhile, so the reactor stays alive); any other login finishes before this returns.
+        indexer_->OpenSessionAsync(
+            request_.open(),
+            [handle] {
+              if (auto h = handle.lock()) h->Cancel();
+            },
+            [this](absl::StatusOr<Indexer::Opened> opened) {
+              if (!opened.ok()) return End(ToGrpcStatus(opened.status()));
+              session_id_ = opened->lease.session_id;
+              *event_.mutable_snapshot() = std::move(opened->snapshot);
+              state_ = State::kOpen;
+              StartWrite(&event_);
+            });
         return;
       }
       case State::kOpen: {
@@ -114,9 +120,12 @@ grpc::ServerUnaryReactor* MaildropService::Authenticate(grpc::CallbackServerCont
                                                         const v1::AuthenticateRequest* request,
                                                         v1::AuthenticateReply* reply) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::StatusOr<std::string> user = indexer_->Authenticate(request->user(), request->password());
-  if (user.ok()) reply->set_user(*user);
-  reactor->Finish(ToGrpcStatus(user.status()));
+  // A PAM check answers from a PAM thread; `reply` lives until Finish.
+  indexer_->AuthenticateAsync(request->user(), request->password(), /*client_address=*/"",
+                              [reactor, reply](absl::StatusOr<std::string> user) {
+                                if (user.ok()) reply->set_user(*user);
+                                reactor->Finish(ToGrpcStatus(user.status()));
+                              });
   return reactor;
 }
 

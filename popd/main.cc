@@ -17,7 +17,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "popd/log.h"
 #include "popd/popd_config.h"
-#include "popd/privileges.h"
+#include "common/privileges/privileges.h"
 #include "popd/server.h"
 
 namespace {
@@ -80,6 +80,11 @@ int main(int argc, char** argv) {
                                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.indexer.target = config->indexer().target();
   options.indexer.max_snapshot_bytes = config->indexer().max_snapshot_bytes();
+  options.proxy_protocol = config->listen().proxy_protocol();
+  for (const std::string& n : config->listen().proxy_trusted_networks()) {
+    options.proxy_trusted.push_back(*poplar::popd::Network::Parse(n));  // validated
+  }
+  options.proxy_timeout = std::chrono::milliseconds(config->listen().proxy_header_timeout_ms());
   absl::StatusOr<poplar::popd::Settings> settings = poplar::popd::LoadSettings(*config, front_end);
   if (!settings.ok()) {
     std::cerr << "poplar-popd: " << settings.status().message() << "\n";
@@ -93,7 +98,7 @@ int main(int argc, char** argv) {
   }
   if (config->has_run_as()) {
     const poplar::config::PopdRunAs& r = config->run_as();
-    absl::Status dropped = poplar::popd::DropPrivileges(
+    absl::Status dropped = poplar::privileges::DropPrivileges(
         r.user(), r.group(), std::vector<std::string>(r.extra_groups().begin(), r.extra_groups().end()));
     if (!dropped.ok()) {
       std::cerr << "poplar-popd: " << dropped.message() << "\n";

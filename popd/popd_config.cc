@@ -77,6 +77,17 @@ absl::Status Validate(const config::PopdConfig& c) {
     }
   }
   if (c.front_end_name().size() > 200) errs.push_back("front_end_name is longer than 200 bytes");
+  if (c.listen().proxy_protocol() && c.listen().proxy_trusted_networks_size() == 0) {
+    errs.push_back("listen.proxy_protocol needs proxy_trusted_networks (the load balancers' networks)");
+  }
+  for (const std::string& n : c.listen().proxy_trusted_networks()) {
+    if (absl::StatusOr<Network> net = Network::Parse(n); !net.ok()) {
+      errs.push_back(absl::StrCat("listen.proxy_trusted_networks: ", net.status().message()));
+    }
+  }
+  if (c.listen().proxy_header_timeout_ms() < 100 || c.listen().proxy_header_timeout_ms() > 60000) {
+    errs.push_back("listen.proxy_header_timeout_ms must be within 100..60000");
+  }
   if (c.listen().has_implicit_tls_address()) {
     if (absl::StatusOr<Endpoint> e = Endpoint::Parse(c.listen().implicit_tls_address()); !e.ok()) {
       errs.push_back(absl::StrCat("listen.implicit_tls_address: ", e.status().message()));

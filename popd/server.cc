@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/proxy/proxy_header.h"
 #include "common/util/strings.h"
 #include "popd/connection.h"
 #include "popd/event_loop.h"
@@ -43,9 +44,11 @@ absl::StatusOr<UniqueFd> Listen(const Endpoint& at) {
 
 class Worker final : public ConnectionHost {
  public:
-  Worker(IndexerClient* indexer, AbuseGuard* guard, std::atomic<size_t>* connections, UniqueFd plain,
-         UniqueFd tls, std::shared_ptr<const Settings> settings)
-      : indexer_(indexer), guard_(guard), connections_(connections), settings_(std::move(settings)) {
+  Worker(const Server::Options& options, IndexerClient* indexer, AbuseGuard* guard,
+         std::atomic<size_t>* connections, UniqueFd plain, UniqueFd tls,
+         std::shared_ptr<const Settings> settings)
+      : options_(options), indexer_(indexer), guard_(guard), connections_(connections),
+        settings_(std::move(settings)) {
     plain_.worker = this;
     plain_.fd = std::move(plain);
     tls_.worker = this;
@@ -57,6 +60,8 @@ class Worker final : public ConnectionHost {
     // Connections go before the loop: their destructors cancel their gRPC calls.
     connections_->fetch_sub(connections_map_.size());
     connections_map_.clear();
+    for (auto& entry : proxied_) loop_->Remove(entry.second->fd.get());
+    proxied_.clear();
   }
 
   absl::Status Init() {
@@ -98,6 +103,8 @@ class Worker final : public ConnectionHost {
       l->fd.Reset();
     }
     drain_deadline_ = deadline;
+    for (auto& entry : proxied_) loop_->Remove(entry.second->fd.get());
+    proxied_.clear();  // no header yet: not a session, nothing to finish
     MaybeFinishDrain();
   }
 
@@ -107,6 +114,19 @@ class Worker final : public ConnectionHost {
     UniqueFd fd;
     bool implicit_tls = false;
     void OnEvents(uint32_t) override { worker->Accept(*this); }
+  };
+
+  // A connection on a PROXY listener until its header is complete: the header is peeked at and
+  // consumed exactly, so the client's first bytes (a TLS ClientHello) stay in the socket.
+  struct Proxied final : EventLoop::Handler {
+    Worker* worker = nullptr;
+    uint64_t id = 0;
+    UniqueFd fd;
+    IpAddress balancer;
+    bool implicit_tls = false;
+    EventLoop::Clock::time_point deadline;
+    std::string consumed;  // header bytes read so far
+    void OnEvents(uint32_t) override { worker->ReadProxyHeader(*this); }
   };
 
   // Listener readable: accept what is queued (a bounded batch, then other events get a turn).
@@ -121,28 +141,110 @@ class Worker final : public ConnectionHost {
         return;
       }
       const IpAddress ip = IpAddress::FromSockaddr(peer);
-      if (connections_->load() >= settings_->max_connections || (l.implicit_tls && !settings_->tls) ||
-          !guard_->Connected(ip)) {
-        // (A refused pop3s client gets no text: it would not be TLS.)
-        if (!l.implicit_tls) {
-          static constexpr std::string_view kBusy = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
-          [[maybe_unused]] ssize_t n = ::send(fd.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        }
-        continue;
+      if (options_.proxy_protocol) {
+        AwaitProxyHeader(std::move(fd), ip, l.implicit_tls);
+      } else {
+        Admit(std::move(fd), ip, l.implicit_tls);
       }
-      const int one = 1;
-      ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      connections_->fetch_add(1);
-      const uint64_t id = next_id_++;
-      auto conn = std::make_unique<Connection>(this, id, std::move(fd), ip, settings_, l.implicit_tls);
-      Connection* raw = conn.get();
-      connections_map_.emplace(id, std::move(conn));
-      raw->Start();
     }
+  }
+
+  void AwaitProxyHeader(UniqueFd fd, const IpAddress& from, bool implicit_tls) {
+    bool trusted = false;
+    for (const Network& n : options_.proxy_trusted) trusted = trusted || n.Contains(from);
+    if (!trusted) {
+      // Only a balancer may say who the client is; anyone else could claim any address.
+      Log(absl::StrCat("proxy: connection from ", from.ToString(),
+                       " refused: not in listen.proxy_trusted_networks"));
+      return;
+    }
+    if (connections_->load() + proxied_.size() >= settings_->max_connections) return;
+    auto p = std::make_unique<Proxied>();
+    p->worker = this;
+    p->id = next_id_++;
+    p->fd = std::move(fd);
+    p->balancer = from;
+    p->implicit_tls = implicit_tls;
+    p->deadline = EventLoop::Clock::now() + options_.proxy_timeout;
+    if (!loop_->Add(p->fd.get(), EPOLLIN, p.get()).ok()) return;
+    proxied_.emplace(p->id, std::move(p));
+  }
+
+  void ReadProxyHeader(Proxied& p) {
+    auto drop = [&](std::string_view why) {
+      Log(absl::StrCat("proxy: connection from ", p.balancer.ToString(), " closed: ", Absl(why)));
+      loop_->Remove(p.fd.get());
+      proxied_.erase(p.id);  // destroys p
+    };
+    char buf[proxy::kMaxBytes];
+    const size_t room = proxy::kMaxBytes - p.consumed.size();
+    const ssize_t n = ::recv(p.fd.get(), buf, room, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n <= 0) return drop("closed before a complete PROXY header");
+    std::string seen = p.consumed;
+    seen.append(buf, static_cast<size_t>(n));
+    const proxy::ParseResult r = proxy::Parse(seen);
+    if (r.status == proxy::ParseStatus::kInvalid) return drop(r.error);
+    // Everything peeked is header while it is incomplete; once complete, exactly the rest of it.
+    const size_t take =
+        r.status == proxy::ParseStatus::kNeedMore ? static_cast<size_t>(n) : r.header.length - p.consumed.size();
+    if (::recv(p.fd.get(), buf, take, 0) != static_cast<ssize_t>(take)) return drop("read failed");
+    p.consumed.append(buf, take);
+    if (r.status == proxy::ParseStatus::kNeedMore) return;
+    IpAddress client = p.balancer;  // LOCAL / UNKNOWN: the balancer's own connection
+    if (r.header.has_address) {
+      sockaddr_storage sa{};
+      if (r.header.source.v4) {
+        auto* in = reinterpret_cast<sockaddr_in*>(&sa);
+        in->sin_family = AF_INET;
+        std::memcpy(&in->sin_addr, r.header.source.bytes.data(), 4);
+      } else {
+        auto* in6 = reinterpret_cast<sockaddr_in6*>(&sa);
+        in6->sin6_family = AF_INET6;
+        std::memcpy(&in6->sin6_addr, r.header.source.bytes.data(), 16);
+      }
+      client = IpAddress::FromSockaddr(sa);
+    }
+    loop_->Remove(p.fd.get());
+    UniqueFd fd = std::move(p.fd);
+    const bool implicit_tls = p.implicit_tls;
+    proxied_.erase(p.id);
+    Admit(std::move(fd), client, implicit_tls);
+  }
+
+  // A client (its real address) becomes a connection, or is refused for the limits.
+  void Admit(UniqueFd fd, const IpAddress& ip, bool implicit_tls) {
+    if (connections_->load() >= settings_->max_connections || (implicit_tls && !settings_->tls) ||
+        !guard_->Connected(ip)) {
+      // (A refused pop3s client gets no text: it would not be TLS.)
+      if (!implicit_tls) {
+        static constexpr std::string_view kBusy = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
+        [[maybe_unused]] ssize_t n = ::send(fd.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
+      return;
+    }
+    const int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    connections_->fetch_add(1);
+    const uint64_t id = next_id_++;
+    auto conn = std::make_unique<Connection>(this, id, std::move(fd), ip, settings_, implicit_tls);
+    Connection* raw = conn.get();
+    connections_map_.emplace(id, std::move(conn));
+    raw->Start();
   }
 
   void OnTick() {
     const auto now = EventLoop::Clock::now();
+    for (auto it = proxied_.begin(); it != proxied_.end();) {
+      if (now < it->second->deadline) {
+        ++it;
+        continue;
+      }
+      Log(absl::StrCat("proxy: connection from ", it->second->balancer.ToString(),
+                       " closed: no complete PROXY header in time"));
+      loop_->Remove(it->second->fd.get());
+      it = proxied_.erase(it);
+    }
     if (drain_deadline_ && now >= *drain_deadline_) {
       for (auto& entry : connections_map_) entry.second->Abort();
     } else {
@@ -155,6 +257,7 @@ class Worker final : public ConnectionHost {
     if (drain_deadline_ && connections_map_.empty()) loop_->Stop();
   }
 
+  const Server::Options& options_;  // owned by the Server, which outlives its workers
   IndexerClient* indexer_;
   AbuseGuard* guard_;
   std::atomic<size_t>* connections_;
@@ -163,6 +266,7 @@ class Worker final : public ConnectionHost {
   std::shared_ptr<const Settings> settings_;
   std::unique_ptr<EventLoop> loop_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_map_;
+  std::unordered_map<uint64_t, std::unique_ptr<Proxied>> proxied_;
   uint64_t next_id_ = 1;
   std::optional<EventLoop::Clock::time_point> drain_deadline_;
 };
@@ -182,6 +286,7 @@ uint16_t BoundPort(int fd) {
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
                                                      std::shared_ptr<const Settings> settings) {
   std::unique_ptr<Server> server(new Server());
+  server->options_ = options;
   server->indexer_ = std::make_unique<IndexerClient>(options.indexer);
   server->guard_ = std::make_unique<AbuseGuard>(settings->abuse);
   Endpoint at = options.listen;
@@ -201,7 +306,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
       if (tls_at) tls_at->port = server->tls_port_ = BoundPort(tls_fd.get());
       if (at.port == 0 || (tls_at && tls_at->port == 0)) return Errno("getsockname");
     }
-    auto worker = std::make_unique<Worker>(server->indexer_.get(), server->guard_.get(), &server->connections_,
+    auto worker = std::make_unique<Worker>(server->options_, server->indexer_.get(), server->guard_.get(),
+                                           &server->connections_,
                                            std::move(*fd), std::move(tls_fd), settings);
     if (absl::Status s = worker->Init(); !s.ok()) return s;
     server->workers_.push_back(std::move(worker));

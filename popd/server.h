@@ -31,6 +31,11 @@ class Server {
     std::optional<Endpoint> implicit_tls;  // the pop3s port, if any
     int threads = 1;
     IndexerClient::Options indexer;
+    // PROXY protocol on both ports (config listen.proxy_protocol): connections must come from
+    // `proxy_trusted` and start with a header, read before anything else (greeting, TLS).
+    bool proxy_protocol = false;
+    std::vector<Network> proxy_trusted;
+    std::chrono::milliseconds proxy_timeout{5000};
   };
 
   // Binds (all listeners before any thread starts, so a bad address fails start-up) and runs.
@@ -54,6 +59,7 @@ class Server {
  private:
   Server() = default;
 
+  Options options_;
   uint16_t port_ = 0;
   uint16_t tls_port_ = 0;
   std::unique_ptr<IndexerClient> indexer_;

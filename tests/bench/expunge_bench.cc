@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "tests/component/temp_dir.h"
 #include "indexer/indexer.h"
 
 namespace {
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
     cfg.add_spools()->set_directory(dir + "/spool");
     cfg.set_database_path(dir + "/index.sqlite");
     cfg.set_deferred_expunge(deferred);
+    cfg.mutable_check_owner()->set_spool_owner(poplar::testing::CurrentUserName());
     auto idx = poplar::indexer::Indexer::Create(cfg);
     if (!idx.ok()) {
       std::cerr << idx.status() << "\n";

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "tests/component/temp_dir.h"
 #include "indexer/daemon.h"
 #include "poplar/admin.grpc.pb.h"
 #include "poplar/maildrop.grpc.pb.h"
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
   poplar::config::IndexerConfig c;
   c.add_spools()->set_directory(dir + "/spool");
   c.set_database_path(dir + "/index.sqlite");
+  c.mutable_check_owner()->set_spool_owner(poplar::testing::CurrentUserName());
   c.mutable_listen()->set_unix_socket(dir + "/indexer.sock");
   absl::Time t0 = absl::Now();
   auto daemon = Daemon::Start(c);  // includes the full scan of the spool

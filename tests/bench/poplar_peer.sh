@@ -22,6 +22,7 @@ rm -f "$rundir/index.sqlite"* "$rundir/indexer.sock"
 cat > "$rundir/indexer.conf" <<CONF
 spools { directory: "$spool" }
 database_path: "$rundir/index.sqlite"
+check_owner { spool_owner: "$(id -un)" }
 listen { unix_socket: "$rundir/indexer.sock" }
 CONF
 cat > "$rundir/popd.conf" <<CONF

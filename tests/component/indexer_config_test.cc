@@ -84,6 +84,17 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
       {"journal dir", "spools { directory: \"/a\" } expunge_journal_dir: \"j\"", "expunge_journal_dir"},
       {"deferred delay", "spools { directory: \"/a\" } deferred_expunge_delay_s: 99999999",
        "deferred_expunge_delay_s"},
+      {"owner name", "spools { directory: \"/a\" } check_owner { spool_owner: \"../root\" }",
+       "check_owner.spool_owner"},
+      {"owner rule", "spools { directory: \"/a\" } check_owner { rule: OWNER_SPOOL_OWNER }",
+       "needs check_owner.spool_owner"},
+      {"pam service", "spools { directory: \"/a\" } pam { service: \"../etc/passwd\" }", "pam.service"},
+      {"pam threads", "spools { directory: \"/a\" } pam { threads: 0 }", "pam.threads"},
+      {"pam waiting", "spools { directory: \"/a\" } pam { max_waiting: 0 }", "pam.max_waiting"},
+      {"run_as root", "spools { directory: \"/a\" } run_as { user: \"root\" }", "run_as.user"},
+      {"run_as cap", "spools { directory: \"/a\" } run_as { user: \"x\" keep_capabilities: \"CAP_SETUID\" }",
+       "CAP_SETUID cannot be kept"},
+      {"pam dir", "spools { directory: \"/a\" } pam { config_dir: \"pam.d\" }", "pam.config_dir"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

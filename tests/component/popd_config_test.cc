@@ -62,6 +62,9 @@ TEST(PopdConfig, EveryBadValueIsReportedAtOnce) {
       {R"(tls { private_key_file: "/k" })", "certificate_chain_file"},
       {R"(tls { certificate_chain_file: "c.pem" private_key_file: "/k" })", "absolute"},
       {R"(tls { certificate_chain_file: "/c" private_key_file: "/k" min_version: "TLSv1.1" })", "min_version"},
+      {R"(listen { proxy_protocol: true })", "needs proxy_trusted_networks"},
+      {R"(listen { proxy_protocol: true proxy_trusted_networks: "10.0.0.1/8" })", "proxy_trusted_networks"},
+      {R"(listen { proxy_header_timeout_ms: 10 })", "proxy_header_timeout_ms"},
   };
   for (const Case& c : cases) {
     const absl::Status s = Validate(Parse(c.text));

@@ -2,6 +2,9 @@
 #ifndef POPLAR_TESTS_COMPONENT_TEMP_DIR_H_
 #define POPLAR_TESTS_COMPONENT_TEMP_DIR_H_
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -35,6 +38,13 @@ inline void AppendFile(const std::string& path, const std::string& bytes) {
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The name of the user running the test: the owner of every mailbox it writes, so configs set
+// check_owner.spool_owner to it (the test names are no system users).
+inline std::string CurrentUserName() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  return pw != nullptr ? pw->pw_name : "root";
 }
 
 }  // namespace poplar::testing

@@ -27,6 +27,7 @@ The short run (ctest) cycles through every fault point; the long run is --rounds
 import argparse
 import fcntl
 import os
+import pwd
 import random
 import re
 import shutil
@@ -58,6 +59,10 @@ def message(tag, body_from=True):
             f"{'x' * random.randint(0, 3000)}\n\n").encode()
 
 
+# Who owns the mailbox (check_owner.spool_owner): as root, another user than the indexer's.
+MBOX_OWNER = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
+
 class Indexer:
     def __init__(self, binary, root):
         self.binary = binary
@@ -69,6 +74,8 @@ class Indexer:
         with open(self.config, "w") as f:
             f.write(f'spools {{ directory: "{self.spool}" }}\n'
                     f'database_path: "{os.path.join(root, "index.sqlite")}"\n'
+                    # the mailbox belongs to MBOX_OWNER (the name alice is no system user)
+                    f'check_owner {{ spool_owner: "{MBOX_OWNER}" }}\n'
                     f'listen {{ unix_socket: "{self.socket}" }}\n'
                     f'lock_timeout_ms: 20000\n')
         self.proc = None
@@ -211,8 +218,8 @@ def main():
         for _, b in originals:
             f.write(b)
     os.chmod(mbox, 0o660)
-    if os.geteuid() == 0:
-        os.chown(mbox, 4321, 8)
+    if os.geteuid() == 0:  # not the indexer's own uid, so keeping the owner means something
+        os.chown(mbox, pwd.getpwnam(MBOX_OWNER).pw_uid, 8)
     st0 = os.stat(mbox)
     failures = []
     kills = 0

@@ -14,6 +14,7 @@ Prints one line per check and "N passed, M failed"; exits non-zero if any check 
 import argparse
 import json
 import os
+import pwd
 import pty
 import select
 import shutil
@@ -59,6 +60,8 @@ class Indexer:
         with open(self.config, "w") as f:
             f.write(f'spools {{ directory: "{self.spool}" }}\n'
                     f'database_path: "{os.path.join(root, "index.sqlite")}"\n'
+                    # mailboxes here are the test user's; the names are no system users
+                    f'check_owner {{ spool_owner: "{pwd.getpwuid(os.geteuid()).pw_name}" }}\n'
                     f'listen {{ unix_socket: "{self.socket}" }}\n')
         self.proc = None
 

@@ -5,30 +5,42 @@ Started as root (the test needs root, as CI runs it; it skips otherwise) with
 run_as { user: "nobody" group: "nogroup" extra_groups: "mail" }: after start-up /proc shows
 every uid as nobody, every gid as nogroup and only the group mail beside it; sessions work
 (the indexer's socket is group nogroup here, as it would be group mail on a real host); a
-config naming root, or a user that does not exist, is refused at start.
+config naming root, or a user that does not exist, is refused at start. A symlinked or a
+foreign-owned mailbox is refused at login (-ERR [SYS/PERM]) with one clear indexer log line.
 
 usage: popd_privilege_test.py --indexer P --popd P --poplarctl P --poplar-mbox P --genmbox P
 """
-import grp
 import os
 import poplib
-import pwd
-import subprocess
 import sys
-import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import poplar_harness as h  # noqa: E402
 
 
-def ids(pid):
-    out = {}
-    for line in open(f"/proc/{pid}/status"):
-        key, _, value = line.partition(":")
-        if key in ("Uid", "Gid", "Groups"):
-            out[key] = [int(x) for x in value.split()]
-    return out
+def refused_mailboxes(env, c):
+    """A symlinked and a foreign-owned mailbox: the login gets -ERR [SYS/PERM], the indexer
+    logs one line naming the path and the reason, and the owner's own mailbox still works."""
+    env.indexer.add_account("bob", "bob pw")
+    env.indexer.add_account("carol", "carol pw")
+    bob = env.indexer.mailbox("bob")
+    carol = env.genmbox("carol", 2)
+    os.symlink(env.indexer.mailbox("alice"), bob)  # bob's name, alice's mail
+    os.chown(carol, 54321, -1)                      # a file someone else owns
+    for user, path, why in (("bob", bob, "is a symbolic link"),
+                            ("carol", carol, "owned by uid 54321, expected")):
+        reply = h.login_reply(env.popd.port, user, f"{user} pw")
+        c.check(f"{user}: login refused with -ERR [SYS/PERM] ({reply!r})",
+                reply.startswith(b"-ERR [SYS/PERM]"))
+        want = f"login {user}: mailbox {path} refused: {why}"
+        lines = [l for l in env.indexer.log_text(100000).splitlines() if want in l]
+        c.check(f"{user}: the indexer logs it in one line ({want!r})", len(lines) == 1,
+                env.indexer.log_text()[-800:])
+        c.check(f"{user}: no password in the log", f"{user} pw" not in env.indexer.log_text(100000))
+    os.chown(carol, 0, -1)
+    p = h.login(env.popd.port, "carol", "carol pw")
+    c.check("carol: served again once the file is hers", p.stat()[0] == 2)
+    p.quit()
 
 
 def main():
@@ -37,9 +49,7 @@ def main():
     if os.geteuid() != 0:
         c.skip("privilege drop", "needs root")
         return c.summary()
-    nobody = pwd.getpwnam("nobody").pw_uid
-    nogroup = grp.getgrnam("nogroup").gr_gid
-    mail = grp.getgrnam("mail").gr_gid
+    nobody, nogroup, mail = h.unprivileged_ids()
     env = h.Env(args, "poplar-popd-priv-")
     os.chmod(env.root, 0o755)  # nobody must reach the socket and the spool
     try:
@@ -50,7 +60,7 @@ def main():
         with open(env.popd.config, "a") as f:
             f.write('run_as { user: "nobody" group: "nogroup" extra_groups: "mail" }\n')
         env.popd.start()
-        got = ids(env.popd.proc.pid)
+        got = h.proc_status(env.popd.proc.pid)
         c.check(f"uids are all nobody ({got['Uid']})", got["Uid"] == [nobody] * 4)
         c.check(f"gids are all nogroup ({got['Gid']})", got["Gid"] == [nogroup] * 4)
         c.check(f"supplementary groups are just mail ({got['Groups']})", got["Groups"] == [mail])
@@ -63,16 +73,11 @@ def main():
         c.check("a session works after the drop (RETR byte-exact)",
                 b"\r\n".join(lines) + b"\r\n" == want[1])
         p.quit()
+        refused_mailboxes(env, c)
         env.popd.stop()
         for bad, why in (('run_as { user: "root" }', "unprivileged"),
                          ('run_as { user: "no-such-user-xyz" }', "does not exist")):
-            cfg = os.path.join(env.root, "bad.conf")
-            base = open(env.popd.config).read().split("run_as")[0]
-            with open(cfg, "w") as f:
-                f.write(base + bad + "\n")
-            r = subprocess.run([args.popd, "--config", cfg], capture_output=True, timeout=20)
-            c.check(f"{bad}: refused at start ({why})",
-                    r.returncode != 0 and why in r.stderr.decode(), r.stderr.decode()[:200])
+            h.check_run_as_refused(c, args.popd, env.popd.config, bad, why)
     except Exception as e:
         import traceback
         traceback.print_exc()

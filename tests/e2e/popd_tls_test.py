@@ -60,16 +60,16 @@ def file_sha256_of_cert(path):
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
 
 
-def start_popd(args, root, indexer, cert, key):
-    """Starts TlsPopd and finds both ports from its stdout."""
-    p = h.Popd(args.popd, root, indexer.socket, name="popd-tls")
+def start_popd(args, root, indexer, cert, key, listen_extra="", name="popd-tls"):
+    """Starts a popd with TLS on both ports and finds both ports from its stdout."""
+    p = h.Popd(args.popd, root, indexer.socket, name=name)
     with open(p.config, "w") as f:
-        f.write('listen { address: "127.0.0.1:0" implicit_tls_address: "127.0.0.1:0" }\n'
+        f.write(f'listen {{ address: "127.0.0.1:0" implicit_tls_address: "127.0.0.1:0" {listen_extra}}}\n'
                 f'indexer {{ target: "unix:{indexer.socket}" }}\n'
                 f'tls {{ certificate_chain_file: "{cert}" private_key_file: "{key}" }}\n'
                 'threads: 2\n'
                 'limits { preauth_timeout_s: 5 }\n')
-    out_path = os.path.join(root, "popd-tls.out")
+    out_path = os.path.join(root, f"{name}.out")
     with open(out_path, "wb") as out, open(p.log, "ab") as log:
         p.proc = subprocess.Popen([args.popd, "--config", p.config], stdout=out, stderr=log)
     h._LIVE.append(p.proc)

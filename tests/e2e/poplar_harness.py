@@ -12,6 +12,7 @@ import argparse
 import atexit
 import fcntl
 import os
+import pwd
 import re
 import select
 import shutil
@@ -99,6 +100,8 @@ class Indexer:
         with open(self.config, "w") as f:
             f.write(f'spools {{ directory: "{self.spool}" }}\n'
                     f'database_path: "{os.path.join(root, "index.sqlite")}"\n'
+                    # mailboxes here are the test user's; the names are no system users
+                    f'check_owner {{ spool_owner: "{pwd.getpwuid(os.geteuid()).pw_name}" }}\n'
                     f'listen {{ unix_socket: "{self.socket}" }}\n')
         self.proc = None
 
@@ -132,8 +135,8 @@ class Indexer:
             self.proc.kill()
             self.proc.wait()
 
-    def log_text(self):
-        return _tail(self.log)
+    def log_text(self, n=4000):
+        return _tail(self.log, n)
 
     def ctl(self, *argv, stdin="", timeout=60):
         return subprocess.run([self.poplarctl, "--socket", self.socket, *argv], input=stdin,
@@ -244,13 +247,16 @@ class Env:
         return path
 
 
-def run_main(doc, prefix, body, **popd_kw):
-    """Parses the arguments, starts an Env, runs body(env, checks), prints the summary."""
+def run_main(doc, prefix, body, before_start=None, **popd_kw):
+    """Parses the arguments, starts an Env, runs body(env, checks), prints the summary.
+    before_start(env), if given, runs first (to add to the configs)."""
     args = arg_parser(doc).parse_args()
     c = Checks()
     env = Env(args, prefix, **popd_kw)
     started = time.monotonic()
     try:
+        if before_start:
+            before_start(env)
         with env:
             body(env, c)
     except Exception as e:  # a broken harness is a failure, not a crash without a summary
@@ -430,6 +436,60 @@ class Raw:
             self.sock.close()
         except OSError:
             pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Privileges, as /proc shows them
+
+def unprivileged_ids():
+    """(uid of nobody, gid of nogroup, gid of mail): what the privilege tests drop to."""
+    import grp
+    import pwd
+    return (pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid,
+            grp.getgrnam("mail").gr_gid)
+
+
+def proc_status(pid):
+    """Uid, Gid, Groups (lists) and the Cap* sets (ints) of a process; None if its threads
+    disagree (capabilities are per thread: a drop that missed a thread shows here)."""
+    def one(path):
+        out = {}
+        for line in open(path):
+            key, _, value = line.partition(":")
+            if key in ("Uid", "Gid", "Groups"):
+                out[key] = [int(x) for x in value.split()]
+            elif key.startswith("Cap"):
+                out[key] = int(value.strip(), 16)
+        return out
+    per_thread = [one(f"/proc/{pid}/task/{t}/status") for t in os.listdir(f"/proc/{pid}/task")]
+    return per_thread[0] if all(t == per_thread[0] for t in per_thread) else None
+
+
+def check_run_as_refused(c, binary, config, bad, why, *flags):
+    """Starts `binary` (with `flags`, e.g. --check-config) on `config` with its run_as { }
+    replaced by `bad`; checks that it exits non-zero saying `why` on stderr."""
+    cfg = config + ".bad"
+    with open(config) as f:
+        base = f.read().split("run_as")[0]
+    with open(cfg, "w") as f:
+        f.write(base + bad + "\n")
+    r = subprocess.run([binary, "--config", cfg, *flags], capture_output=True, timeout=20)
+    c.check(f"{bad}: refused ({why})", r.returncode != 0 and why in r.stderr.decode(),
+            r.stderr.decode()[:300])
+
+
+def login_reply(port, user, password):
+    """The server's answer to PASS: the -ERR line of a refused login (bytes), or b"+OK"."""
+    import poplib
+    p = poplib.POP3("127.0.0.1", port, timeout=15)
+    try:
+        p.user(user)
+        p.pass_(password)
+        return b"+OK"
+    except poplib.error_proto as e:
+        return e.args[0]
+    finally:
+        p.close()
 
 
 def login(port, user, password):

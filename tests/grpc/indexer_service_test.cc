@@ -18,6 +18,7 @@
 #include "indexer/daemon.h"
 #include "poplar/admin.grpc.pb.h"
 #include "poplar/maildrop.grpc.pb.h"
+#include "tests/component/indexer_testing.h"
 #include "tests/component/temp_dir.h"
 
 namespace poplar::indexer {
@@ -46,10 +47,7 @@ class IndexerServiceTest : public ::testing::Test {
     StartDaemon();
   }
   config::IndexerConfig Config() {
-    config::IndexerConfig c;
-    c.add_spools()->set_directory(dir_.File("spool"));
-    c.set_database_path(dir_.File("index.sqlite"));
-    c.mutable_listen()->set_unix_socket(dir_.File("indexer.sock"));
+    config::IndexerConfig c = poplar::testing::TestIndexerConfig(dir_);
     c.set_lease_grace_ms(1000);
     return c;
   }
@@ -604,13 +602,10 @@ TEST(IndexerPollingTest, PolledSpoolFindsNewMailAndMailboxesWithoutInotify) {
   TempDir dir;
   ASSERT_EQ(::mkdir(dir.File("spool").c_str(), 0755), 0);
   WriteFile(dir.File("spool/alice"), Msg(1));
-  config::IndexerConfig c;
-  config::Spool* spool = c.add_spools();
-  spool->set_directory(dir.File("spool"));
+  config::IndexerConfig c = poplar::testing::TestIndexerConfig(dir);
+  config::Spool* spool = c.mutable_spools(0);
   spool->set_poll(true);
   spool->set_poll_interval_ms(100);
-  c.set_database_path(dir.File("index.sqlite"));
-  c.mutable_listen()->set_unix_socket(dir.File("indexer.sock"));
   auto d = Daemon::Start(c);
   ASSERT_TRUE(d.ok()) << d.status();
   auto admin = v1::Admin::NewStub(

@@ -2,7 +2,7 @@
 # Starts Poplar (poplar-indexer + poplar-popd) as a benchmark peer on an existing spool, the way
 # ../shared/bench/peers/*/start.sh start theirs, so the reference harness can measure it:
 #
-#   tests/bench/poplar_peer.sh PORT SPOOL RUNDIR
+#   tests/bench/poplar_peer.sh PORT SPOOL RUNDIR     (tests/bench/compare.sh uses it too)
 #   EXTERNAL_PID=$(cat RUNDIR/pid) EXTERNAL_PORT=PORT ../shared/bench/run_bench.sh external:poplar
 #
 # Every regular file in SPOOL becomes an account (password $BENCH_PASS, default benchpw) with
@@ -24,8 +24,17 @@ spools { directory: "$spool" }
 database_path: "$rundir/index.sqlite"
 listen { unix_socket: "$rundir/indexer.sock" }
 CONF
+# TLS (optional): POPLAR_TLS_PORT adds implicit TLS there (and STLS on PORT) with the PEM files
+# BENCH_CERT and BENCH_KEY.
+listen="listen { address: \"127.0.0.1:$port\" }"
+tls=""
+if [ -n "${POPLAR_TLS_PORT:-}" ]; then
+  listen="listen { address: \"127.0.0.1:$port\" implicit_tls_address: \"127.0.0.1:$POPLAR_TLS_PORT\" }"
+  tls="tls { certificate_chain_file: \"$BENCH_CERT\" private_key_file: \"$BENCH_KEY\" }"
+fi
 cat > "$rundir/popd.conf" <<CONF
-listen { address: "127.0.0.1:$port" }
+$listen
+$tls
 indexer { target: "unix:$rundir/indexer.sock" }
 plaintext_auth_networks: "127.0.0.0/8"
 # The benchmark opens up to thousands of connections from 127.0.0.1.

@@ -12,12 +12,13 @@
 # and writes the table with the machine and the conditions to docs/bench/DATE.md (QUICK:
 # DATE-quick.md; DOC=path overrides). Raw result lines: $BENCH_DIR/results/STAMP/raw.txt.
 #
-# Knobs (env): REPS (3), QUICK, BENCH_DIR (/tmp/poplar-bench), PORT_BASE (12100; uses +0..+9),
+# Knobs (env): REPS (3), QUICK, BENCH_DIR (/tmp/poplar-bench), PORT_BASE (12100; uses +0..+5),
 # SESS_CONNS (20), SESS_SECS (10), IDLE_CONNS (1000), USERS (1000), DL_MSGS (5000),
 # BIG_MSGS (100000), SCENARIOS ("limit session download big idle"), POPLAR_BUILD (build),
 # BENCH_PASS (benchpw), BENCH_UID (5000: owner of the spool files).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+ulimit -n "$(ulimit -Hn)"  # thousands of connections: popload, the fresh popd
 root=$(pwd)
 QUICK=${QUICK:-}
 if [ -n "$QUICK" ]; then
@@ -64,7 +65,7 @@ corpus=$BENCH_DIR/corpus
 mkdir -p "$corpus"
 gen=$root/tools/poplar-genmbox
 gen_version=$(sha256sum "$gen" | cut -c1-16)
-make_corpus() {  # name args...
+make_corpus() {  # name args...  (the file name carries the size, so QUICK and full runs keep both)
   local name=$1
   shift
   local stamp="$gen_version $*"
@@ -76,8 +77,9 @@ make_corpus() {  # name args...
   fi
 }
 make_corpus small --messages 50 --seed 11 --body-median 4096 --user bench
-make_corpus dl --messages "$DL_MSGS" --seed 12 --body-median 4096 --attach-prob 0.01 --user dl
-make_corpus big --messages "$BIG_MSGS" --seed 13 --body-median 4096 --attach-prob 0.005 --user big
+make_corpus "dl-$DL_MSGS" --messages "$DL_MSGS" --seed 12 --body-median 4096 --attach-prob 0.01 --user dl
+make_corpus "big-$BIG_MSGS" --messages "$BIG_MSGS" --seed 13 --body-median 4096 --attach-prob 0.005 --user big
+dl_mbox=$corpus/dl-$DL_MSGS.mbox big_mbox=$corpus/big-$BIG_MSGS.mbox
 python3 "$gen" --messages 1 --seed 14 --body-median 3000 --user big "$corpus/one.mbox"
 
 # ---------------------------------------------------------------------------------- spools, cert
@@ -102,8 +104,8 @@ make_spool() {  # dir
   rm -rf "$dir"
   mkdir -p "$dir"
   for u in $(users); do cp "$corpus/small.mbox" "$dir/$u"; done
-  cp "$corpus/dl.mbox" "$dir/dl"
-  cp "$corpus/big.mbox" "$dir/big"
+  cp "$dl_mbox" "$dir/dl"
+  cp "$big_mbox" "$dir/big"
   chown -R "$BENCH_UID:$BENCH_UID" "$dir"
   chmod 0600 "$dir"/*
   chmod 0775 "$dir"
@@ -118,6 +120,7 @@ make_spool "$spool_d"
 # ---------------------------------------------------------------------------------- servers
 pid_p="" pid_d=""
 stop_servers() {
+  [ -z "${fresh_pid:-}" ] || { kill "$fresh_pid" 2> /dev/null || true; }
   [ -z "$pid_p" ] || { kill "$pid_p" 2> /dev/null || true; }
   [ -z "$pid_d" ] || { kill "$pid_d" 2> /dev/null || true; }
   for _ in $(seq 100); do
@@ -187,7 +190,7 @@ pl() { "$popload" "$@" --password "$BENCH_PASS"; }
 replace_big() {  # server: a fresh copy of big (new inode) that the server has never seen
   local s=$1 spool
   [ "$s" = poplar ] && spool=$spool_p || spool=$spool_d
-  cp "$corpus/big.mbox" "$spool/.big.new"
+  cp "$big_mbox" "$spool/.big.new"
   chown "$BENCH_UID:$BENCH_UID" "$spool/.big.new"
   chmod 0600 "$spool/.big.new"
   [ "$s" = poplar ] || rm -rf "$run_d/index/big"
@@ -199,22 +202,38 @@ append_big() {
   cat "$corpus/one.mbox" >> "$spool/big"
 }
 
+fresh_port=$((PORT_BASE + 4)) fresh_tls=$((PORT_BASE + 5)) fresh_pid=""
+indexer_pid=$(pgrep -P "$pid_p" -x poplar-indexer)
+sed -e "s/127.0.0.1:$pport/127.0.0.1:$fresh_port/" -e "s/127.0.0.1:$ptls/127.0.0.1:$fresh_tls/" \
+  "$run_p/popd.conf" > "$run_p/popd-fresh.conf"
+start_fresh_popd() {
+  : > "$run_p/popd-fresh.out"
+  "$build/popd/poplar-popd" --config "$run_p/popd-fresh.conf" > "$run_p/popd-fresh.out" 2>> "$run_p/popd-fresh.log" &
+  fresh_pid=$!
+  for _ in $(seq 200); do grep -q "listening on pop3 " "$run_p/popd-fresh.out" && break; sleep 0.05; done
+}
+stop_fresh_popd() {
+  kill "$fresh_pid" 2> /dev/null || true
+  wait "$fresh_pid" 2> /dev/null || true
+  fresh_pid=""
+}
+
 log "warm-up"
 for s in poplar dovecot; do
   # shellcheck disable=SC2046
   pl session $(server_args $s off) --user 'u%04d' --users "$SESS_CONNS" --conns "$SESS_CONNS" --duration 2 > /dev/null 2>&1 || true
   # shellcheck disable=SC2046
-  pl download $(server_args $s off) --user dl --mbox "$corpus/dl.mbox" --label verify > /dev/null 2>&1 || true
+  pl download $(server_args $s off) --user dl --mbox "$dl_mbox" --label verify > /dev/null 2>&1 || true
 done
 
-big_n=$(grep -c '^From ' "$corpus/big.mbox")
+big_n=$(grep -c '^From ' "$big_mbox")
 for rep in $(seq 1 "$REPS"); do
   for sc in $SCENARIOS; do
     log "rep $rep/$REPS: $sc"
     case $sc in
     limit)
-      record limit stream_plain "$rep" "$popload" stream --mbox "$corpus/dl.mbox" --bytes 4e9
-      record limit stream_tls "$rep" "$popload" stream --mbox "$corpus/dl.mbox" --bytes 2e9 --tls implicit \
+      record limit stream_plain "$rep" "$popload" stream --mbox "$dl_mbox" --bytes 4e9
+      record limit stream_tls "$rep" "$popload" stream --mbox "$dl_mbox" --bytes 2e9 --tls implicit \
         --cert "$tls_dir/cert.pem" --key "$tls_dir/key.pem" ;;
     session)
       for s in $(order "$rep"); do
@@ -228,7 +247,7 @@ for rep in $(seq 1 "$REPS"); do
       for s in $(order "$rep"); do
         if [ "$rep" -eq 1 ]; then  # correctness: every byte against the mbox (not timed for the table)
           # shellcheck disable=SC2046
-          record $s download_verify "$rep" pl download $(server_args $s off) --user dl --mbox "$corpus/dl.mbox"
+          record $s download_verify "$rep" pl download $(server_args $s off) --user dl --mbox "$dl_mbox"
         fi
         for t in off implicit; do
           # shellcheck disable=SC2046
@@ -249,9 +268,20 @@ for rep in $(seq 1 "$REPS"); do
     idle)
       for s in $(order "$rep"); do
         for t in off implicit; do
-          # shellcheck disable=SC2046
-          record $s idle_$t "$rep" pl idle $(server_args $s $t) --tls $t --user 'u%04d' --users "$USERS" \
-            --conns "$IDLE_CONNS" --duration 2
+          if [ $s = poplar ]; then
+            # A fresh popd (same indexer) for each idle run: a long-running one would put the
+            # connections into heap it freed after earlier scenarios (a 100,000-message
+            # snapshot), and the growth per connection would read low.
+            start_fresh_popd
+            record $s idle_$t "$rep" pl idle --port "$([ $t = implicit ] && echo "$fresh_tls" || echo "$fresh_port")" \
+              --server-pid "$fresh_pid,$indexer_pid" --tls $t --user 'u%04d' --users "$USERS" --conns "$IDLE_CONNS" --duration 2
+            stop_fresh_popd
+          else
+            # Dovecot forks fresh processes for every connection.
+            # shellcheck disable=SC2046
+            record $s idle_$t "$rep" pl idle $(server_args $s $t) --tls $t --user 'u%04d' --users "$USERS" \
+              --conns "$IDLE_CONNS" --duration 2
+          fi
           sleep 2
         done
       done ;;
@@ -269,8 +299,9 @@ day=$(date -u +%F)
 doc=${DOC:-$root/docs/bench/$day${QUICK:+-quick}.md}
 mkdir -p "$(dirname "$doc")"
 conditions="REPS=$REPS, $SESS_CONNS session clients for ${SESS_SECS} s (after 1 s warm-up), $USERS users x 50 msgs"
-conditions+=" ($(du -h "$corpus/small.mbox" | cut -f1) each), download mailbox $DL_MSGS msgs"
-conditions+=" ($(du -m "$corpus/dl.mbox" | cut -f1) MB), big mailbox $big_n msgs ($(du -m "$corpus/big.mbox" | cut -f1) MB),"
+mb() { echo "$(($(stat -c %s "$1") / 1000000)) MB"; }
+conditions+=" ($(($(stat -c %s "$corpus/small.mbox") / 1000)) KB each), download mailbox $DL_MSGS msgs"
+conditions+=" ($(mb "$dl_mbox")), big mailbox $big_n msgs ($(mb "$big_mbox")),"
 conditions+=" $IDLE_CONNS idle connections${QUICK:+, QUICK mode}"
 python3 "$root/tests/bench/bench_table.py" --raw "$raw" --machine "$results/machine.md" \
   --conditions "$conditions" --title "Poplar vs Dovecot, $day${QUICK:+ (quick)}" > "$doc"

@@ -76,6 +76,10 @@ ROWS = [
      "≥ 50% of the loopback limit", lambda p, l: l is not None and p >= 0.5 * l),
     ("RETR all, 1 client, implicit TLS, MB/s", "download_implicit", "MBps", True, ("stream_tls", "MBps"),
      "≥ 700 MB/s", lambda p, l: p >= 700),
+    ("RETR all, 1 client pipelining 16 RETR, plain, MB/s", "download_off_w16", "MBps", True,
+     ("stream_plain", "MBps"), "≥ 50% of the loopback limit", lambda p, l: l is not None and p >= 0.5 * l),
+    ("RETR all, 1 client pipelining 16 RETR, implicit TLS, MB/s", "download_implicit_w16", "MBps", True,
+     ("stream_tls", "MBps"), "≥ 700 MB/s", lambda p, l: p >= 700),
     ("Big mbox, first login after a fresh copy: connect→STAT, ms", "big_cold", "stat_ms", False, None,
      "≤ 10 ms, never cold", lambda p, l: p <= 10),
     ("Big mbox, warm: connect→STAT, ms", "big_warm", "stat_ms", False, None, "≤ 10 ms", lambda p, l: p <= 10),
@@ -150,7 +154,8 @@ def main():
     out += ["Client CPU (popload, % of one core, median): " + ", ".join(
         f"{scenario} {fmt(med(values(runs, 'poplar', scenario, 'client_cpu_pct')))} / "
         f"{fmt(med(values(runs, 'dovecot', scenario, 'client_cpu_pct')))}"
-        for scenario in ("session_off", "session_implicit", "download_off", "download_implicit")) +
+        for scenario in ("session_off", "session_implicit", "download_off", "download_implicit",
+                         "download_off_w16", "download_implicit_w16")) +
         " (Poplar / Dovecot runs); loopback limit: plain writer " +
         f"{fmt(med(values(runs, 'limit', 'stream_plain', 'peer_cpu_pct')))} / reader "
         f"{fmt(med(values(runs, 'limit', 'stream_plain', 'client_cpu_pct')))}, TLS writer "

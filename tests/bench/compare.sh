@@ -252,6 +252,9 @@ for rep in $(seq 1 "$REPS"); do
         for t in off implicit; do
           # shellcheck disable=SC2046
           record $s download_$t "$rep" pl download $(server_args $s $t) --tls $t --user dl --no-verify
+          # The same client with RFC 2449 PIPELINING: 16 RETR in flight.
+          # shellcheck disable=SC2046
+          record $s download_${t}_w16 "$rep" pl download $(server_args $s $t) --tls $t --user dl --no-verify --window 16
         done
       done ;;
     big)

@@ -14,7 +14,8 @@
 #
 # Knobs (env): REPS (3), QUICK, BENCH_DIR (/tmp/poplar-bench), PORT_BASE (12100; uses +0..+5),
 # SESS_CONNS (20), SESS_SECS (10), IDLE_CONNS (1000), USERS (1000), DL_MSGS (5000),
-# BIG_MSGS (100000), SCENARIOS ("limit session download big idle"), POPLAR_BUILD (build),
+# BIG_MSGS (100000), MANY_CONNS (10000), SCENARIOS ("limit session download big idle many"),
+# POPLAR_BUILD (build),
 # BENCH_PASS (benchpw), BENCH_UID (5000: owner of the spool files).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,11 +24,11 @@ root=$(pwd)
 QUICK=${QUICK:-}
 if [ -n "$QUICK" ]; then
   REPS=${REPS:-1} SESS_SECS=${SESS_SECS:-3} IDLE_CONNS=${IDLE_CONNS:-200} USERS=${USERS:-200}
-  DL_MSGS=${DL_MSGS:-1000} BIG_MSGS=${BIG_MSGS:-20000}
+  DL_MSGS=${DL_MSGS:-1000} BIG_MSGS=${BIG_MSGS:-20000} MANY_CONNS=${MANY_CONNS:-2000}
 fi
 REPS=${REPS:-3} SESS_CONNS=${SESS_CONNS:-20} SESS_SECS=${SESS_SECS:-10} IDLE_CONNS=${IDLE_CONNS:-1000}
 USERS=${USERS:-1000} DL_MSGS=${DL_MSGS:-5000} BIG_MSGS=${BIG_MSGS:-100000}
-SCENARIOS=${SCENARIOS:-limit session download big idle}
+SCENARIOS=${SCENARIOS:-limit session download big idle many} MANY_CONNS=${MANY_CONNS:-10000}
 BENCH_DIR=${BENCH_DIR:-/tmp/poplar-bench} PORT_BASE=${PORT_BASE:-12100}
 BENCH_PASS=${BENCH_PASS:-benchpw} BENCH_UID=${BENCH_UID:-5000}
 build=${POPLAR_BUILD:-$root/build}
@@ -288,6 +289,15 @@ for rep in $(seq 1 "$REPS"); do
           sleep 2
         done
       done ;;
+    many)
+      # design §9: 10,000 concurrent connections per popd. Held after the greeting (every
+      # authenticated session needs its own mailbox: 10,000 accounts), on a fresh popd; CAPA
+      # checks each. Poplar only: Dovecot forks a login process per connection
+      # (process_limit 5000 here).
+      start_fresh_popd
+      record poplar many "$rep" pl idle --port "$fresh_port" --server-pid "$fresh_pid,$indexer_pid" --no-login \
+        --conns "$MANY_CONNS" --concurrency 256 --duration 2
+      stop_fresh_popd ;;
     *) echo "unknown scenario $sc" >&2; exit 2 ;;
     esac
   done
@@ -305,7 +315,7 @@ conditions="REPS=$REPS, $SESS_CONNS session clients for ${SESS_SECS} s (after 1 
 mb() { echo "$(($(stat -c %s "$1") / 1000000)) MB"; }
 conditions+=" ($(($(stat -c %s "$corpus/small.mbox") / 1000)) KB each), download mailbox $DL_MSGS msgs"
 conditions+=" ($(mb "$dl_mbox")), big mailbox $big_n msgs ($(mb "$big_mbox")),"
-conditions+=" $IDLE_CONNS idle connections${QUICK:+, QUICK mode}"
+conditions+=" $IDLE_CONNS idle connections, $MANY_CONNS held connections${QUICK:+, QUICK mode}"
 python3 "$root/tests/bench/bench_table.py" --raw "$raw" --machine "$results/machine.md" \
   --conditions "$conditions" --title "Poplar vs Dovecot, $day${QUICK:+ (quick)}" > "$doc"
 cat "$doc"

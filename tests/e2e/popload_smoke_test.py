@@ -1,7 +1,8 @@
 """popload against the real poplar-indexer and poplar-popd, about a second per mode, so the
 benchmark's load generator cannot rot: session (plain, implicit TLS with AUTH PLAIN), download
 (verified against the mbox, STLS with a window), a corrupted reference is caught, login with
---expect, idle with the server's memory, and the loopback stream (plain and TLS).
+--expect, idle with the server's memory (logged in, and held after the greeting), and the
+loopback stream (plain and TLS).
 
 usage: popload_smoke_test.py --popload P --indexer P --popd P --poplarctl P --poplar-mbox P --genmbox P
 """
@@ -86,6 +87,9 @@ def main():
         c.check("idle: all alive, memory read", f.get("alive") == "4" and int(f.get("rss_before_kb", 0)) > 0, str(f))
         f = run("idle TLS", "idle", *tls, "--user", "u%04d", "--users", "4", "--conns", "4", "--duration", "0.3")
         c.check("idle TLS: all alive", f.get("alive") == "4", str(f))
+        f = run("idle held after the greeting", "idle", *plain, "--no-login", "--conns", "20", "--duration", "0.3",
+                "--server-pid", pids)
+        c.check("idle --no-login: all answer CAPA", f.get("alive") == "20" and f.get("login") == "no", str(f))
         f = run("stream plain", "stream", "--mbox", dl, "--bytes", "2e7")
         c.check("stream plain: bytes moved", f.get("bytes") == "20000000", str(f))
         f = run("stream TLS", "stream", "--mbox", dl, "--bytes", "2e7", "--tls", "implicit", "--cert", cert,

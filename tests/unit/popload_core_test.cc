@@ -43,6 +43,10 @@ TEST(PoploadOptions, Accepted) {
   EXPECT_EQ(idle->server_pids, (std::vector<int>{12, 13}));
   EXPECT_EQ(idle->auth, AuthMode::kPlain);
   EXPECT_EQ(idle->duration_s, 2);  // idle's own default
+  EXPECT_FALSE(idle->no_login);
+  auto held = ParseOptions({"idle", "--no-login", "--conns", "10000"}, &error);
+  ASSERT_TRUE(held.has_value()) << error;
+  EXPECT_TRUE(held->no_login);
 }
 
 TEST(PoploadOptions, Refused) {
@@ -63,6 +67,7 @@ TEST(PoploadOptions, Refused) {
       {"stream"},
       {"stream", "--mbox", "/x", "--tls", "stls"},
       {"stream", "--mbox", "/x", "--tls", "implicit"},  // needs cert and key
+      {"session", "--no-login"},                         // idle only
   };
   for (const auto& args : cases) {
     std::string error;

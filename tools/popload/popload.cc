@@ -535,6 +535,12 @@ class Engine {
       case Phase::kGreeting:
         if (!r.ok) return Fail(c, "greeting -ERR " + std::string(r.text));
         c.t_greeting = Now();
+        if (o_.no_login) {
+          c.phase = Phase::kReady;
+          c.t_ready = c.t_greeting;
+          if (on_ready) on_ready(c);
+          return;
+        }
         if (o_.tls == TlsMode::kStls) {
           c.phase = Phase::kStls;
           Send(c, "STLS", false, false, 0);
@@ -920,7 +926,13 @@ int RunIdle(const Options& o, SSL_CTX* ctx) {
   TreeMemory after = MeasureTree(o.server_pids);
   stage = 1;
   for (Conn& c : conns) {
-    if (c.phase == Phase::kReady) engine.Send(c, "NOOP", false, false, 1);
+    if (c.phase != Phase::kReady) continue;
+    // NOOP is for sessions; before login CAPA is the harmless command (RFC 2449).
+    if (o.no_login) {
+      engine.Send(c, "CAPA", true, false, 1);
+    } else {
+      engine.Send(c, "NOOP", false, false, 1);
+    }
   }
   engine.Loop(Now() + 60, [&] { return answered >= opened; });
   stage = 2;
@@ -930,10 +942,10 @@ int RunIdle(const Options& o, SSL_CTX* ctx) {
   engine.Loop(Now() + 60, [&] { return closed >= opened; });
   for (Conn& c : conns) engine.Close(c);
   double n = std::max(1, opened);
-  std::printf("%s conns=%d opened=%d alive=%ld open_secs=%.2f rss_before_kb=%llu rss_after_kb=%llu "
+  std::printf("%s login=%s conns=%d opened=%d alive=%ld open_secs=%.2f rss_before_kb=%llu rss_after_kb=%llu "
               "pss_before_kb=%llu pss_after_kb=%llu procs_before=%d procs_after=%d rss_per_conn_kb=%.1f "
               "pss_per_conn_kb=%.1f errors=%ld\n",
-              Prefix(o).c_str(), o.conns, opened, alive, open_secs,
+              Prefix(o).c_str(), o.no_login ? "no" : "yes", o.conns, opened, alive, open_secs,
               static_cast<unsigned long long>(before.rss_kb), static_cast<unsigned long long>(after.rss_kb),
               static_cast<unsigned long long>(before.pss_kb), static_cast<unsigned long long>(after.pss_kb),
               before.processes, after.processes,

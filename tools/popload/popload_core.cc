@@ -53,7 +53,8 @@ std::string Usage() {
          "  session:  --duration S (10) --warmup S (0): loop connect, login, STAT, UIDL, LIST, QUIT\n"
          "  download: --mbox FILE (verify every message) | --no-verify, --window N (1 RETR in flight)\n"
          "  login:    --expect N (STAT count)\n"
-         "  idle:     --duration S (2) idle time, --concurrency N (64) logins in flight\n"
+         "  idle:     --duration S (2) idle time, --concurrency N (64) logins in flight,\n"
+         "            --no-login: hold connections after the greeting (checked with CAPA)\n"
          "  stream:   --mbox FILE --bytes N (2e9) [--tls implicit --cert PEM --key PEM]: the raw\n"
          "            loopback limit, a forked peer writes the file's bytes, popload reads them\n";
 }
@@ -84,6 +85,10 @@ std::optional<Options> ParseOptions(const std::vector<std::string>& args, std::s
     const std::string& flag = args[i];
     if (flag == "--no-verify") {
       o.verify = false;
+      continue;
+    }
+    if (flag == "--no-login") {
+      o.no_login = true;
       continue;
     }
     if (i + 1 >= args.size()) {
@@ -162,6 +167,10 @@ std::optional<Options> ParseOptions(const std::vector<std::string>& args, std::s
       *error = "bad value for " + flag + ": '" + v + "'";
       return std::nullopt;
     }
+  }
+  if (o.no_login && o.mode != Mode::kIdle) {
+    *error = "--no-login is for idle";
+    return std::nullopt;
   }
   if (o.mode == Mode::kDownload && o.verify && o.mbox.empty()) {
     *error = "download needs --mbox FILE (or --no-verify)";

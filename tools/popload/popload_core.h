@@ -37,6 +37,7 @@ struct Options {
   std::vector<int> server_pids;  // CPU (session, download, login) and memory (idle) of these trees
   int window = 1;        // download: RETR commands in flight per connection
   int concurrency = 64;  // idle: logins in flight while opening
+  bool no_login = false;  // idle: stop after the greeting (connections, not sessions); CAPA checks them
   double timeout_s = 600;
   std::string cert;      // stream --tls: the server certificate and key of the loopback peer
   std::string key;

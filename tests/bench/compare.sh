@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Poplar side by side with Dovecot on this machine (README "Benchmarks"; design §9 targets).
 #
-#   bash tests/bench/compare.sh            # full run (~15 min), REPS=3
-#   QUICK=1 bash tests/bench/compare.sh    # a few minutes: small corpus, 1 rep, short runs
+#   bash tests/bench/compare.sh            # full run (~8 min once the corpus exists), REPS=3
+#   QUICK=1 bash tests/bench/compare.sh    # ~2 minutes: small corpus, 1 rep, short runs
 #
 # Installs what is missing (build deps, dovecot-pop3d without starting the system's dovecot),
 # builds Poplar and popload, generates the corpus with tools/poplar-genmbox (cached under

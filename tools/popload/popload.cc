@@ -881,6 +881,8 @@ int RunIdle(const Options& o, SSL_CTX* ctx) {
   std::vector<Conn> conns(static_cast<size_t>(o.conns));
   Errors errors;
   TreeMemory before = MeasureTree(o.server_pids);
+  CpuWindow cpu(o.server_pids);
+  cpu.Start();
   int next = 0, in_flight = 0, opened = 0, settled = 0;
   long answered = 0, alive = 0, closed = 0;
   int stage = 0;  // 0 opening, 1 NOOP, 2 QUIT
@@ -944,13 +946,14 @@ int RunIdle(const Options& o, SSL_CTX* ctx) {
   double n = std::max(1, opened);
   std::printf("%s login=%s conns=%d opened=%d alive=%ld open_secs=%.2f rss_before_kb=%llu rss_after_kb=%llu "
               "pss_before_kb=%llu pss_after_kb=%llu procs_before=%d procs_after=%d rss_per_conn_kb=%.1f "
-              "pss_per_conn_kb=%.1f errors=%ld\n",
+              "pss_per_conn_kb=%.1f errors=%ld %s\n",
               Prefix(o).c_str(), o.no_login ? "no" : "yes", o.conns, opened, alive, open_secs,
               static_cast<unsigned long long>(before.rss_kb), static_cast<unsigned long long>(after.rss_kb),
               static_cast<unsigned long long>(before.pss_kb), static_cast<unsigned long long>(after.pss_kb),
               before.processes, after.processes,
               (static_cast<double>(after.rss_kb) - static_cast<double>(before.rss_kb)) / n,
-              (static_cast<double>(after.pss_kb) - static_cast<double>(before.pss_kb)) / n, errors.total());
+              (static_cast<double>(after.pss_kb) - static_cast<double>(before.pss_kb)) / n, errors.total(),
+              cpu.Report().c_str());
   errors.Print();
   return opened == o.conns && alive == opened && errors.total() == 0 ? 0 : 1;
 }

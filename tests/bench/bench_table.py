@@ -3,7 +3,7 @@
 scenario, the ratio Poplar/Dovecot, the loopback limit, the design §9 target and whether Poplar
 meets it, server CPU and the machine load.
 
-usage: bench_table.py --raw RAW --machine MACHINE_MD --conditions TEXT --title TEXT
+usage: bench_table.py --raw RAW [RAW...] --machine MACHINE_MD --conditions TEXT --title TEXT
 """
 import argparse
 import statistics
@@ -87,6 +87,14 @@ ROWS = [
      lambda p, l: p <= 10),
     ("Big mbox, warm: UIDL listing, ms", "big_warm", "uidl_ms", False, None, "≤ 30 ms", lambda p, l: p <= 30),
     ("Big mbox, warm: LIST listing, ms", "big_warm", "list_ms", False, None, "—", None),
+    ("Full index of the big mbox (fresh database), MB/s; Poplar only", "indexer", "index_MBps", True, None,
+     "≥ 500 MB/s", lambda p, l: p >= 500),
+    ("New delivery visible in the index after the MDA unlocks, ms (median of 20); Poplar only", "indexer",
+     "delivery_ms", False, None, "≤ 50 ms", lambda p, l: p <= 50),
+    ("Same, worst of 20 deliveries, ms", "indexer", "delivery_max_ms", False, None, "≤ 50 ms",
+     lambda p, l: p <= 50),
+    ("Expunge of the first message of the big mbox ÷ a sequential copy (+fsync); Poplar only", "indexer",
+     "expunge_ratio", False, None, "≤ 2×", lambda p, l: p <= 2),
     ("Idle authenticated connection, plain: PSS KB each", "idle_off", "pss_per_conn_kb", False, None,
      "≤ 32 KB", lambda p, l: p <= 32),
     ("Idle authenticated connection, implicit TLS: PSS KB each", "idle_implicit", "pss_per_conn_kb", False, None,
@@ -103,12 +111,12 @@ ROWS = [
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--raw", required=True)
+    ap.add_argument("--raw", required=True, nargs="+", help="raw result files of one or more runs")
     ap.add_argument("--machine", required=True)
     ap.add_argument("--conditions", required=True)
     ap.add_argument("--title", required=True)
     args = ap.parse_args()
-    runs = parse(args.raw)
+    runs = [r for path in args.raw for r in parse(path)]
     out = [f"# {args.title}", ""]
     with open(args.machine) as f:
         out += [line.rstrip("\n") for line in f]
@@ -136,7 +144,9 @@ def main():
         cpu_p = med(values(runs, "poplar", scenario, "server_cpu_pct"))
         cpu_d = med(values(runs, "dovecot", scenario, "server_cpu_pct"))
         cpu = f"{fmt(cpu_p)} / {fmt(cpu_d)}" if key not in ("pss_per_conn_kb", "rss_per_conn_kb", "alive") else "—"
-        if scenario == "many" and pm is not None and not d:
+        if cpu_p is None and cpu_d is None:
+            cpu = "—"
+        if scenario in ("many", "indexer") and pm is not None and not d:
             dm = None
             ratio = "— (Dovecot not run)"
         loads = values(runs, "poplar", scenario, "load1") + values(runs, "dovecot", scenario, "load1")

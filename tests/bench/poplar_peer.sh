@@ -2,7 +2,7 @@
 # Starts Poplar (poplar-indexer + poplar-popd) as a benchmark peer on an existing spool, the way
 # ../shared/bench/peers/*/start.sh start theirs, so the reference harness can measure it:
 #
-#   tests/bench/poplar_peer.sh PORT SPOOL RUNDIR
+#   tests/bench/poplar_peer.sh PORT SPOOL RUNDIR     (tests/bench/compare.sh uses it too)
 #   EXTERNAL_PID=$(cat RUNDIR/pid) EXTERNAL_PORT=PORT ../shared/bench/run_bench.sh external:poplar
 #
 # Every regular file in SPOOL becomes an account (password $BENCH_PASS, default benchpw) with
@@ -19,14 +19,32 @@ pass=${BENCH_PASS:-benchpw}
 mkdir -p "$rundir"
 rundir=$(realpath "$rundir")
 rm -f "$rundir/index.sqlite"* "$rundir/indexer.sock"
+# The spool's mailboxes belong to one owner (root here, uid 5000 in ../shared/bench, which has no
+# passwd entry): name it as the spool owner, or turn the owner check off when it has no name.
+first=$(find "$spool" -maxdepth 1 -type f | head -1)
+owner_uid=$(stat -c %u "${first:-$spool}")
+if owner_name=$(getent passwd "$owner_uid" | cut -d: -f1) && [ -n "$owner_name" ]; then
+  check_owner="check_owner { spool_owner: \"$owner_name\" }"
+else
+  check_owner="check_owner { rule: OWNER_ANY }"
+fi
 cat > "$rundir/indexer.conf" <<CONF
 spools { directory: "$spool" }
 database_path: "$rundir/index.sqlite"
-check_owner { spool_owner: "$(id -un)" }
+$check_owner
 listen { unix_socket: "$rundir/indexer.sock" }
 CONF
+# TLS (optional): POPLAR_TLS_PORT adds implicit TLS there (and STLS on PORT) with the PEM files
+# BENCH_CERT and BENCH_KEY.
+listen="listen { address: \"127.0.0.1:$port\" }"
+tls=""
+if [ -n "${POPLAR_TLS_PORT:-}" ]; then
+  listen="listen { address: \"127.0.0.1:$port\" implicit_tls_address: \"127.0.0.1:$POPLAR_TLS_PORT\" }"
+  tls="tls { certificate_chain_file: \"$BENCH_CERT\" private_key_file: \"$BENCH_KEY\" }"
+fi
 cat > "$rundir/popd.conf" <<CONF
-listen { address: "127.0.0.1:$port" }
+$listen
+$tls
 indexer { target: "unix:$rundir/indexer.sock" }
 plaintext_auth_networks: "127.0.0.0/8"
 # The benchmark opens up to thousands of connections from 127.0.0.1.

@@ -14,7 +14,6 @@ usage: popd_tls_test.py --indexer P --popd P --poplarctl P --poplar-mbox P --gen
 import hashlib
 import os
 import poplib
-import re
 import shutil
 import signal
 import socket
@@ -28,7 +27,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import poplar_harness as h  # noqa: E402
 
 PW = {"alice": "alice tls pw", "bob": "bob-tls"}
-POP3S = re.compile(rb"listening on pop3s (\S+):(\d+)")
 
 
 def make_cert(root, name, cn):
@@ -62,31 +60,8 @@ def file_sha256_of_cert(path):
 
 def start_popd(args, root, indexer, cert, key, listen_extra="", name="popd-tls"):
     """Starts a popd with TLS on both ports and finds both ports from its stdout."""
-    p = h.Popd(args.popd, root, indexer.socket, name=name)
-    with open(p.config, "w") as f:
-        f.write(f'listen {{ address: "127.0.0.1:0" implicit_tls_address: "127.0.0.1:0" {listen_extra}}}\n'
-                f'indexer {{ target: "unix:{indexer.socket}" }}\n'
-                f'tls {{ certificate_chain_file: "{cert}" private_key_file: "{key}" }}\n'
-                'threads: 2\n'
-                'limits { preauth_timeout_s: 5 }\n')
-    out_path = os.path.join(root, f"{name}.out")
-    with open(out_path, "wb") as out, open(p.log, "ab") as log:
-        p.proc = subprocess.Popen([args.popd, "--config", p.config], stdout=out, stderr=log)
-    h._LIVE.append(p.proc)
-    deadline = time.monotonic() + 20
-    tls_port = None
-    while time.monotonic() < deadline and p.proc.poll() is None:
-        text = open(out_path, "rb").read()
-        m1 = h.Popd.LISTENING.search(text)
-        m2 = POP3S.search(text)
-        if m1 and m2:
-            p.port = int(m1.group(2))
-            tls_port = int(m2.group(2))
-            break
-        time.sleep(0.05)
-    if tls_port is None:
-        raise RuntimeError("poplar-popd with TLS did not start:\n" + p.log_text())
-    return p, tls_port
+    return h.start_tls_popd(args.popd, root, indexer.socket, cert, key, name=name,
+                            extra='limits { preauth_timeout_s: 5 }\n', listen_extra=listen_extra)
 
 
 def retr_all_exact(c, name, pop, want):

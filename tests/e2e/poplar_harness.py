@@ -212,6 +212,35 @@ class Popd:
         return _tail(self.log, n)
 
 
+POP3S = re.compile(rb"listening on pop3s (\S+):(\d+)")
+
+
+def start_tls_popd(binary, root, indexer_socket, cert, key, name="popd-tls", extra="",
+                   listen_extra=""):
+    """popd with a plain port (STLS) and an implicit-TLS port, both port 0, 2 threads, plus the
+    config lines `extra` and the listen fields `listen_extra`; returns (Popd, implicit TLS port)."""
+    p = Popd(binary, root, indexer_socket, name=name)
+    with open(p.config, "w") as f:
+        f.write(f'listen {{ address: "127.0.0.1:0" implicit_tls_address: "127.0.0.1:0" {listen_extra}}}\n'
+                f'indexer {{ target: "unix:{indexer_socket}" }}\n'
+                f'tls {{ certificate_chain_file: "{cert}" private_key_file: "{key}" }}\n'
+                'threads: 2\n' + extra)
+    out_path = os.path.join(root, f"{name}.out")
+    with open(out_path, "wb") as out, open(p.log, "ab") as log:
+        p.proc = subprocess.Popen([binary, "--config", p.config], stdout=out, stderr=log)
+    _LIVE.append(p.proc)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and p.proc.poll() is None:
+        with open(out_path, "rb") as f:
+            text = f.read()
+        m1, m2 = Popd.LISTENING.search(text), POP3S.search(text)
+        if m1 and m2:
+            p.port = int(m1.group(2))
+            return p, int(m2.group(2))
+        time.sleep(0.05)
+    raise RuntimeError("poplar-popd with TLS did not start:\n" + p.log_text())
+
+
 class Env:
     """A temp root with a running indexer and popd; use as a context manager."""
 

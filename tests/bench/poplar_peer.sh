@@ -21,7 +21,7 @@ rundir=$(realpath "$rundir")
 rm -f "$rundir/index.sqlite"* "$rundir/indexer.sock"
 # The spool's mailboxes belong to one owner (root here, uid 5000 in ../shared/bench, which has no
 # passwd entry): name it as the spool owner, or turn the owner check off when it has no name.
-first=$(find "$spool" -maxdepth 1 -type f | head -1)
+first=$(find "$spool" -maxdepth 1 -type f -print -quit)
 owner_uid=$(stat -c %u "${first:-$spool}")
 if owner_name=$(getent passwd "$owner_uid" | cut -d: -f1) && [ -n "$owner_name" ]; then
   check_owner="check_owner { spool_owner: \"$owner_name\" }"

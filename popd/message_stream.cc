@@ -75,23 +75,21 @@ absl::Status MessageStream::ReadAt(uint64_t offset, size_t want) {
 absl::Status MessageStream::Next(std::string* out, size_t max_bytes) {
   if (!error_.ok()) return error_;
   if (done_) return absl::OkStatus();
-  if (retr_ && !prefix_read_) {
-    // The From_ line is not sent, but the content hash starts with it.
-    if (absl::Status s = ReadAt(from_offset_, static_cast<size_t>(offset_ - from_offset_)); !s.ok()) {
-      error_ = s;
-      return error_;
-    }
-    head_hash_->Update(buffer_);
-    prefix_read_ = true;
-  }
   const uint64_t want = std::min<uint64_t>({remaining_, std::max<size_t>(max_bytes, 1), kMaxChunk});
-  if (want > 0) {
+  // The From_ line is not sent, but the content hash starts with it: the first read of a RETR
+  // takes it together with the first chunk (one pread per message, not two).
+  const size_t prefix = retr_ && !prefix_read_ ? static_cast<size_t>(offset_ - from_offset_) : 0;
+  if (want > 0 || prefix > 0) {
     const size_t got = static_cast<size_t>(want);
-    if (absl::Status s = ReadAt(offset_, got); !s.ok()) {
+    if (absl::Status s = ReadAt(offset_ - prefix, prefix + got); !s.ok()) {
       error_ = s;
       return error_;
     }
-    const std::string_view chunk(buffer_.data(), got);
+    if (prefix > 0 || (retr_ && !prefix_read_)) {
+      head_hash_->Update(std::string_view(buffer_.data(), prefix));
+      prefix_read_ = true;
+    }
+    const std::string_view chunk(buffer_.data() + prefix, got);
     if (retr_) {
       // Bytes before body_offset_ are the header block (hashed as they are), the rest the body
       // (hashed on its own; its digest closes the content hash).

@@ -1,6 +1,11 @@
 #include "popd/indexer_client.h"
 
+#include <algorithm>
+#include <deque>
 #include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
 
 namespace poplar::popd {
 
@@ -9,7 +14,7 @@ absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
-IndexerClient::IndexerClient(const Options& options) {
+IndexerClient::IndexerClient(const Options& options) : multiplex_sessions_(options.multiplex_sessions) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(options.max_snapshot_bytes));
   // Keepalive lets both sides notice a vanished peer: the indexer ends the leases of a dead
@@ -50,7 +55,7 @@ void IndexerClient::ScramLookup(const std::string& user, const std::string& clie
 
 std::shared_ptr<SessionCall> IndexerClient::OpenSession(v1::OpenSession open,
                                                         SessionCall::Handlers handlers) {
-  auto call = std::make_shared<SessionCall>();
+  auto call = std::make_shared<StreamSessionCall>();
   call->self_ = call;
   call->handlers_ = std::move(handlers);
   *call->open_.mutable_open() = std::move(open);
@@ -64,7 +69,7 @@ std::shared_ptr<SessionCall> IndexerClient::OpenSession(v1::OpenSession open,
   return call;
 }
 
-void SessionCall::StartNextWriteLocked() {
+void StreamSessionCall::StartNextWriteLocked() {
   if (write_in_flight_) return;
   if (commit_queued_) {
     commit_queued_ = false;
@@ -77,7 +82,7 @@ void SessionCall::StartNextWriteLocked() {
   }
 }
 
-void SessionCall::Commit(v1::Commit commit) {
+void StreamSessionCall::Commit(v1::Commit commit) {
   std::function<void(absl::StatusOr<v1::CommitResult>)> fail;
   {
     std::lock_guard<std::recursive_mutex> lock(mu_);
@@ -93,14 +98,14 @@ void SessionCall::Commit(v1::Commit commit) {
   if (fail) fail(absl::FailedPreconditionError("no open maildrop session to commit"));
 }
 
-void SessionCall::Cancel() {
+void StreamSessionCall::Cancel() {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   if (cancelled_ || phase_ == Phase::kDone) return;
   cancelled_ = true;
   ctx_.TryCancel();
 }
 
-void SessionCall::OnWriteDone(bool ok) {
+void StreamSessionCall::OnWriteDone(bool ok) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   write_in_flight_ = false;
   if (open_write_pending_) {
@@ -111,7 +116,7 @@ void SessionCall::OnWriteDone(bool ok) {
   if (ok) StartNextWriteLocked();
 }
 
-void SessionCall::OnReadDone(bool ok) {
+void StreamSessionCall::OnReadDone(bool ok) {
   if (!ok) return;  // end of stream: OnDone follows with the status
   std::function<void()> deliver;
   {
@@ -141,7 +146,7 @@ void SessionCall::OnReadDone(bool ok) {
   if (deliver) deliver();
 }
 
-void SessionCall::OnDone(const grpc::Status& status) {
+void StreamSessionCall::OnDone(const grpc::Status& status) {
   Phase phase;
   bool cancelled;
   {
@@ -162,7 +167,258 @@ void SessionCall::OnDone(const grpc::Status& status) {
     }
   }
   // Last touch of this object by gRPC: drop the self-reference (the owner may still hold one).
-  std::shared_ptr<SessionCall> self = std::move(self_);
+  std::shared_ptr<StreamSessionCall> self = std::move(self_);
+}
+
+// ---------------------------------------------------------------- SessionMux
+
+namespace {
+
+// A session whose stream ended as it was being opened: on_snapshot already reported it.
+class FailedCall final : public SessionCall {
+ public:
+  explicit FailedCall(SessionCall::Handlers handlers) : handlers_(std::move(handlers)) {}
+  void Commit(v1::Commit) override {
+    handlers_.on_commit(absl::FailedPreconditionError("no open maildrop session to commit"));
+  }
+  void Cancel() override {}
+
+ private:
+  SessionCall::Handlers handlers_;
+};
+
+absl::Status EventError(const v1::SessionError& e) {
+  absl::StatusCode code = static_cast<absl::StatusCode>(e.code());
+  if (code == absl::StatusCode::kOk) code = absl::StatusCode::kUnknown;  // an error is never OK
+  return absl::Status(code, e.message());
+}
+
+}  // namespace
+
+// One Sessions stream and the sessions on it, by tag. Kept alive by itself until gRPC's
+// OnDone, and by its calls while they exist.
+class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequest, v1::SessionsEvent>,
+                                 public std::enable_shared_from_this<Stream> {
+ public:
+  // One session on the stream.
+  class Call final : public SessionCall {
+   public:
+    Call(std::shared_ptr<Stream> stream, uint64_t tag, Handlers handlers)
+        : stream_(std::move(stream)), tag_(tag), handlers_(std::move(handlers)) {}
+    void Commit(v1::Commit commit) override { stream_->Commit(this, std::move(commit)); }
+    void Cancel() override { stream_->Cancel(this); }
+
+   private:
+    friend class Stream;
+    enum class Phase { kOpening, kOpen, kCommitting, kDone };
+    std::shared_ptr<Stream> stream_;
+    const uint64_t tag_;
+    Handlers handlers_;
+    Phase phase_ = Phase::kOpening;  // guarded by the stream's mu_
+  };
+
+  static std::shared_ptr<Stream> Start(v1::Maildrop::Stub& stub) {
+    auto stream = std::make_shared<Stream>();
+    stream->self_ = stream;
+    stub.async()->Sessions(&stream->ctx_, stream.get());
+    stream->StartRead(&stream->event_);
+    stream->StartCall();
+    return stream;
+  }
+
+  bool Dead() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return done_;
+  }
+
+  std::shared_ptr<SessionCall> Open(v1::OpenSession open, SessionCall::Handlers handlers) {
+    std::shared_ptr<Call> call;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!done_) {
+        const uint64_t tag = next_tag_++;
+        call = std::make_shared<Call>(shared_from_this(), tag, std::move(handlers));
+        calls_.emplace(tag, call);
+        v1::SessionsRequest request;
+        request.set_tag(tag);
+        *request.mutable_open() = std::move(open);
+        EnqueueLocked(std::move(request));
+      }
+    }
+    if (!call) {  // died just now
+      handlers.on_snapshot(absl::UnavailableError("the indexer ended the session stream"));
+      return std::make_shared<FailedCall>(std::move(handlers));
+    }
+    WriteIfIdle();
+    return call;
+  }
+
+  void Shutdown() { ctx_.TryCancel(); }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_ = false;
+      if (!ok) {  // the stream is broken; OnDone reports why
+        broken_ = true;
+        out_.clear();
+        return;
+      }
+      out_.pop_front();  // the OpenSession with the password goes with it
+    }
+    WriteIfIdle();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // end of stream: OnDone follows with the status
+    std::function<void()> deliver;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = calls_.find(event_.tag());
+      if (it != calls_.end()) {  // else: a session cancelled meanwhile
+        std::shared_ptr<Call> call = it->second;
+        using Phase = Call::Phase;
+        if (event_.has_snapshot() && call->phase_ == Phase::kOpening) {
+          call->phase_ = Phase::kOpen;
+          auto snapshot = std::make_shared<v1::Snapshot>(std::move(*event_.mutable_snapshot()));
+          deliver = [call, snapshot] { call->handlers_.on_snapshot(std::move(*snapshot)); };
+        } else if (event_.has_committed() && call->phase_ == Phase::kCommitting) {
+          calls_.erase(it);
+          call->phase_ = Phase::kDone;
+          v1::CommitResult result = event_.committed();
+          deliver = [call, result] { call->handlers_.on_commit(result); };
+        } else {
+          // An error ends the session; anything else is out of protocol and ends it too
+          // (the indexer is told to release it).
+          absl::Status why = event_.has_error() ? EventError(event_.error())
+                                                : absl::InternalError("unexpected event from the indexer");
+          if (!event_.has_error()) {
+            v1::SessionsRequest close;
+            close.set_tag(call->tag_);
+            close.mutable_close();
+            EnqueueLocked(std::move(close));
+          }
+          calls_.erase(it);
+          deliver = FailLocked(call, why);
+        }
+      }
+      event_.Clear();
+    }
+    StartRead(&event_);
+    WriteIfIdle();
+    if (deliver) deliver();
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    absl::flat_hash_map<uint64_t, std::shared_ptr<Call>> calls;
+    std::vector<std::function<void()>> deliver;
+    absl::Status why = FromGrpc(status);
+    if (why.ok()) why = absl::UnavailableError("the indexer ended the session stream");
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+      calls.swap(calls_);
+      for (auto& [tag, call] : calls) deliver.push_back(FailLocked(call, why));
+    }
+    for (auto& d : deliver) d();
+    // Last touch by gRPC: drop the self-reference (the mux and the calls may still hold one).
+    std::shared_ptr<Stream> self = std::move(self_);
+  }
+
+ private:
+  // The handler that reports `why` for a session in its phase, which is then over.
+  std::function<void()> FailLocked(const std::shared_ptr<Call>& call, const absl::Status& why) {
+    using Phase = Call::Phase;
+    const Phase phase = call->phase_;
+    call->phase_ = Phase::kDone;
+    switch (phase) {
+      case Phase::kOpening: return [call, why] { call->handlers_.on_snapshot(why); };
+      case Phase::kCommitting: return [call, why] { call->handlers_.on_commit(why); };
+      case Phase::kOpen: return [call, why] { call->handlers_.on_lost(why); };
+      case Phase::kDone: break;
+    }
+    return nullptr;
+  }
+
+  void Commit(Call* call, v1::Commit commit) {
+    bool refused = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (done_ || call->phase_ != Call::Phase::kOpen) {
+        refused = true;
+      } else {
+        call->phase_ = Call::Phase::kCommitting;
+        v1::SessionsRequest request;
+        request.set_tag(call->tag_);
+        *request.mutable_commit() = std::move(commit);
+        EnqueueLocked(std::move(request));
+      }
+    }
+    if (refused) {
+      call->handlers_.on_commit(absl::FailedPreconditionError("no open maildrop session to commit"));
+      return;
+    }
+    WriteIfIdle();
+  }
+
+  void Cancel(Call* call) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (call->phase_ == Call::Phase::kDone) return;
+      call->phase_ = Call::Phase::kDone;
+      calls_.erase(call->tag_);
+      if (done_) return;
+      v1::SessionsRequest request;
+      request.set_tag(call->tag_);
+      request.mutable_close();
+      EnqueueLocked(std::move(request));
+    }
+    WriteIfIdle();
+  }
+
+  void EnqueueLocked(v1::SessionsRequest request) {
+    if (!broken_) out_.push_back(std::move(request));
+  }
+
+  // Starts the next write unless one is outstanding (outside mu_: gRPC may run OnWriteDone
+  // inline).
+  void WriteIfIdle() {
+    const v1::SessionsRequest* next = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (writing_ || out_.empty() || done_ || broken_) return;
+      writing_ = true;
+      next = &out_.front();  // a deque: stays put while others are queued behind it
+    }
+    StartWrite(next);
+  }
+
+  grpc::ClientContext ctx_;
+  std::mutex mu_;
+  v1::SessionsEvent event_;
+  std::deque<v1::SessionsRequest> out_;  // front: being written while writing_
+  bool writing_ = false;
+  bool broken_ = false;
+  bool done_ = false;
+  uint64_t next_tag_ = 1;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<Call>> calls_;
+  std::shared_ptr<Stream> self_;  // until OnDone
+};
+
+SessionMux::~SessionMux() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stream_) stream_->Shutdown();
+}
+
+std::shared_ptr<SessionCall> SessionMux::OpenSession(v1::OpenSession open, SessionCall::Handlers handlers) {
+  std::shared_ptr<Stream> stream;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stream_ && stream_->Dead()) stream_.reset();
+    if (!stream_) stream_ = Stream::Start(client_->stub());
+    stream = stream_;
+  }
+  return stream->Open(std::move(open), std::move(handlers));
 }
 
 }  // namespace poplar::popd

@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
                                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.indexer.target = config->indexer().target();
   options.indexer.max_snapshot_bytes = config->indexer().max_snapshot_bytes();
+  options.indexer.multiplex_sessions = config->indexer().multiplex_sessions();
   absl::StatusOr<poplar::popd::Settings> settings = poplar::popd::LoadSettings(*config, front_end);
   if (!settings.ok()) {
     std::cerr << "poplar-popd: " << settings.status().message() << "\n";

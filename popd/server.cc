@@ -46,6 +46,7 @@ class Worker final : public ConnectionHost {
   Worker(IndexerClient* indexer, AbuseGuard* guard, std::atomic<size_t>* connections, UniqueFd plain,
          UniqueFd tls, std::shared_ptr<const Settings> settings)
       : indexer_(indexer), guard_(guard), connections_(connections), settings_(std::move(settings)) {
+    if (indexer->multiplex_sessions()) mux_ = std::make_unique<SessionMux>(indexer);
     plain_.worker = this;
     plain_.fd = std::move(plain);
     tls_.worker = this;
@@ -54,9 +55,11 @@ class Worker final : public ConnectionHost {
   }
 
   ~Worker() override {
-    // Connections go before the loop: their destructors cancel their gRPC calls.
+    // Connections go before the loop: their destructors cancel their gRPC calls. Then the
+    // loop's shared stream, if any, is cancelled.
     connections_->fetch_sub(connections_map_.size());
     connections_map_.clear();
+    mux_.reset();
   }
 
   absl::Status Init() {
@@ -76,6 +79,10 @@ class Worker final : public ConnectionHost {
   // ConnectionHost
   EventLoop& loop() override { return *loop_; }
   IndexerClient& indexer() override { return *indexer_; }
+  SessionOpener& sessions() override {
+    if (mux_) return *mux_;
+    return *indexer_;
+  }
   AbuseGuard& guard() override { return *guard_; }
   void WithConnection(uint64_t id, const std::function<void(Connection&)>& fn) override {
     auto it = connections_map_.find(id);
@@ -156,6 +163,7 @@ class Worker final : public ConnectionHost {
   }
 
   IndexerClient* indexer_;
+  std::unique_ptr<SessionMux> mux_;  // this loop's Sessions stream (null: a stream per session)
   AbuseGuard* guard_;
   std::atomic<size_t>* connections_;
   Listener plain_;

@@ -224,10 +224,14 @@ class SessionsReactor final : public grpc::ServerBidiReactor<v1::SessionsRequest
     bool read = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      read = !read_closed_ && !cancelled_ && queue_.size() < kMaxQueuedEvents;
+      read = !read_closed_ && !cancelled_ && !broken_ && queue_.size() < kMaxQueuedEvents;
       reading_ = read;
     }
-    if (read) StartRead(&request_);
+    if (read) {
+      StartRead(&request_);
+    } else {
+      MaybeFinish();  // a cancel may have come while this read was being handled
+    }
   }
 
   void OnWriteDone(bool ok) override {

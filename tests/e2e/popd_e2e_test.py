@@ -96,6 +96,7 @@ def run(env, c):
     deliveries_racing_sessions(env, c, port)
     two_front_ends(env, c, port)
     indexer_down(env, c, port)
+    indexer_killed_under_sessions(env, c, port)
     index_rebuilt(env, c, port)
     sighup_reload(env, c, port)
     sigterm_drain(env, c, port)
@@ -698,6 +699,52 @@ def indexer_down(env, c, port):
                 [b"".join(l + b"\r\n" for l in p.retr(i)[1]) for i in range(1, 7)]
                 == h.expected_messages(env.indexer.mailbox("dave")))
         p.quit()
+
+
+def indexer_killed_under_sessions(env, c, port):
+    """popd carries the sessions of each event loop over one stream to the indexer: when the
+    indexer dies, every open session on it fails as its own stream would have (popd hangs up,
+    nothing is committed), popd goes on, and once the indexer is back the next logins work."""
+    users = ("bob", "carol", "frank", "kate")
+    before = {}
+    for user in users:
+        with open(env.indexer.mailbox(user), "rb") as f:
+            before[user] = f.read()
+    sessions = []
+    for user in users:  # several per event loop (popd runs two here)
+        p = h.login(port, user, PW[user])
+        p.dele(1)
+        sessions.append(p)
+    env.indexer.proc.kill()  # SIGKILL: no goodbye on the streams
+    env.indexer.proc.wait()
+    closed = 0
+    for p in sessions:
+        p.sock.settimeout(10)
+        try:
+            closed += p.sock.recv(1) == b""  # popd hangs up without a word
+        except OSError:
+            closed += 1  # reset: closed too
+    c.check(f"indexer killed: popd ends every open session ({closed} of {len(sessions)})",
+            closed == len(sessions))
+    c.check("indexer killed: popd keeps running", env.popd.proc.poll() is None)
+    r, reply, _ = pass_reply(port, "dave", PW["dave"])
+    r.close()
+    c.check("indexer killed: a login meanwhile -> -ERR [SYS/TEMP]", reply.startswith(b"-ERR [SYS/TEMP]"),
+            repr(reply))
+    env.indexer.start()
+    ok = all(login_within(port, user, PW[user], 15.0)[0] is not None for user in users)
+    c.check("indexer back: every one of those users logs in again", ok)
+    unchanged = True
+    for user in users:
+        with open(env.indexer.mailbox(user), "rb") as f:
+            unchanged = unchanged and f.read() == before[user]
+    c.check("the DELEs of the sessions the indexer's death ended were not committed", unchanged)
+    # Sessions on both event loops work again, QUIT included (logins spread by the kernel).
+    fine = 0
+    for _ in range(6):
+        p = h.login(port, "bob", PW["bob"])
+        fine += p.stat()[0] == before["bob"].count(b"\nFrom ") + 1 and p.quit().startswith(b"+OK")
+    c.check(f"after the restart six sessions in a row STAT and QUIT +OK ({fine})", fine == 6)
 
 
 def index_rebuilt(env, c, port):

@@ -294,45 +294,30 @@ class SessionsReactor final : public grpc::ServerBidiReactor<v1::SessionsRequest
         if (h->reactor) h->reactor->Revoke(tag);
       }
     });
-    SessionTable::Step step;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      step = table_.OpenDone(tag, opened.status(), opened.ok() ? opened->lease.session_id : std::string());
-    }
-    if (step.send_outcome) {
-      v1::SessionsEvent event;
-      *event.mutable_snapshot() = std::move(opened->snapshot);
-      Carry(tag, step, std::move(event));
-    } else {
-      Carry(tag, step);
-    }
+    const SessionTable::Step step = Apply([&](SessionTable& t) {
+      return t.OpenDone(tag, opened.status(), opened.ok() ? opened->lease.session_id : std::string());
+    });
+    v1::SessionsEvent outcome;
+    if (step.send_outcome) *outcome.mutable_snapshot() = std::move(opened->snapshot);
+    Carry(tag, step, std::move(outcome));
     OpDone();
   }
 
   void RunCommit(uint64_t tag, const std::string& session_id, const v1::Commit& commit) {
     absl::StatusOr<v1::CommitResult> result = indexer_->Commit(session_id, commit);
-    SessionTable::Step step;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      step = table_.CommitDone(tag, result.status());
-    }
-    if (step.send_outcome) {
-      v1::SessionsEvent event;
-      *event.mutable_committed() = *result;
-      Carry(tag, step, std::move(event));
-    } else {
-      Carry(tag, step);
-    }
+    const SessionTable::Step step = Apply([&](SessionTable& t) { return t.CommitDone(tag, result.status()); });
+    v1::SessionsEvent outcome;
+    if (step.send_outcome) *outcome.mutable_committed() = *result;
+    Carry(tag, step, std::move(outcome));
     OpDone();
   }
 
-  void Revoke(uint64_t tag) {
-    SessionTable::Step step;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      step = table_.Revoke(tag);
-    }
-    Carry(tag, step);
+  void Revoke(uint64_t tag) { Carry(tag, Apply([&](SessionTable& t) { return t.Revoke(tag); })); }
+
+  template <typename F>
+  SessionTable::Step Apply(F&& f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return f(table_);
   }
 
   // The lease first, then the event: a client that logs in again as soon as it reads the

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "popd/session_demux.h"
 
 namespace poplar::popd {
 
@@ -195,8 +196,8 @@ absl::Status EventError(const v1::SessionError& e) {
 
 }  // namespace
 
-// One Sessions stream and the sessions on it, by tag. Kept alive by itself until gRPC's
-// OnDone, and by its calls while they exist.
+// One Sessions stream and the sessions on it, by tag (SessionDemux keeps their phases). Kept
+// alive by itself until gRPC's OnDone, and by its calls while they exist.
 class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequest, v1::SessionsEvent>,
                                  public std::enable_shared_from_this<Stream> {
  public:
@@ -205,16 +206,14 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
    public:
     Call(std::shared_ptr<Stream> stream, uint64_t tag, Handlers handlers)
         : stream_(std::move(stream)), tag_(tag), handlers_(std::move(handlers)) {}
-    void Commit(v1::Commit commit) override { stream_->Commit(this, std::move(commit)); }
-    void Cancel() override { stream_->Cancel(this); }
+    void Commit(v1::Commit commit) override { stream_->Commit(tag_, handlers_, std::move(commit)); }
+    void Cancel() override { stream_->Cancel(tag_); }
 
    private:
     friend class Stream;
-    enum class Phase { kOpening, kOpen, kCommitting, kDone };
     std::shared_ptr<Stream> stream_;
     const uint64_t tag_;
     Handlers handlers_;
-    Phase phase_ = Phase::kOpening;  // guarded by the stream's mu_
   };
 
   static std::shared_ptr<Stream> Start(v1::Maildrop::Stub& stub) {
@@ -236,7 +235,7 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!done_) {
-        const uint64_t tag = next_tag_++;
+        const uint64_t tag = demux_.Open();
         call = std::make_shared<Call>(shared_from_this(), tag, std::move(handlers));
         calls_.emplace(tag, call);
         v1::SessionsRequest request;
@@ -274,34 +273,15 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
     std::function<void()> deliver;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = calls_.find(event_.tag());
-      if (it != calls_.end()) {  // else: a session cancelled meanwhile
-        std::shared_ptr<Call> call = it->second;
-        using Phase = Call::Phase;
-        if (event_.has_snapshot() && call->phase_ == Phase::kOpening) {
-          call->phase_ = Phase::kOpen;
-          auto snapshot = std::make_shared<v1::Snapshot>(std::move(*event_.mutable_snapshot()));
-          deliver = [call, snapshot] { call->handlers_.on_snapshot(std::move(*snapshot)); };
-        } else if (event_.has_committed() && call->phase_ == Phase::kCommitting) {
-          calls_.erase(it);
-          call->phase_ = Phase::kDone;
-          v1::CommitResult result = event_.committed();
-          deliver = [call, result] { call->handlers_.on_commit(result); };
-        } else {
-          // An error ends the session; anything else is out of protocol and ends it too
-          // (the indexer is told to release it).
-          absl::Status why = event_.has_error() ? EventError(event_.error())
-                                                : absl::InternalError("unexpected event from the indexer");
-          if (!event_.has_error()) {
-            v1::SessionsRequest close;
-            close.set_tag(call->tag_);
-            close.mutable_close();
-            EnqueueLocked(std::move(close));
-          }
-          calls_.erase(it);
-          deliver = FailLocked(call, why);
-        }
+      const uint64_t tag = event_.tag();
+      SessionDemux::Outcome outcome;
+      switch (event_.kind_case()) {
+        case v1::SessionsEvent::kSnapshot: outcome = demux_.OnSnapshot(tag); break;
+        case v1::SessionsEvent::kCommitted: outcome = demux_.OnCommitted(tag); break;
+        case v1::SessionsEvent::kError: outcome = demux_.OnError(tag, EventError(event_.error())); break;
+        case v1::SessionsEvent::KIND_NOT_SET: outcome = demux_.OnUnknownEvent(tag); break;
       }
+      deliver = TakeLocked(tag, std::move(outcome));
       event_.Clear();
     }
     StartRead(&event_);
@@ -310,15 +290,14 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
   }
 
   void OnDone(const grpc::Status& status) override {
-    absl::flat_hash_map<uint64_t, std::shared_ptr<Call>> calls;
     std::vector<std::function<void()>> deliver;
     absl::Status why = FromGrpc(status);
     if (why.ok()) why = absl::UnavailableError("the indexer ended the session stream");
     {
       std::lock_guard<std::mutex> lock(mu_);
       done_ = true;
-      calls.swap(calls_);
-      for (auto& [tag, call] : calls) deliver.push_back(FailLocked(call, why));
+      for (auto& [tag, outcome] : demux_.EndAll(why)) deliver.push_back(TakeLocked(tag, std::move(outcome)));
+      calls_.clear();
     }
     for (auto& d : deliver) d();
     // Last touch by gRPC: drop the self-reference (the mux and the calls may still hold one).
@@ -326,50 +305,65 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
   }
 
  private:
-  // The handler that reports `why` for a session in its phase, which is then over.
-  std::function<void()> FailLocked(const std::shared_ptr<Call>& call, const absl::Status& why) {
-    using Phase = Call::Phase;
-    const Phase phase = call->phase_;
-    call->phase_ = Phase::kDone;
-    switch (phase) {
-      case Phase::kOpening: return [call, why] { call->handlers_.on_snapshot(why); };
-      case Phase::kCommitting: return [call, why] { call->handlers_.on_commit(why); };
-      case Phase::kOpen: return [call, why] { call->handlers_.on_lost(why); };
-      case Phase::kDone: break;
+  // Carries out an outcome for `tag`: the Close it needs, and the handler call to make once
+  // mu_ is released (event_ must still hold the event).
+  std::function<void()> TakeLocked(uint64_t tag, SessionDemux::Outcome outcome) {
+    using Report = SessionDemux::Report;
+    auto it = calls_.find(tag);
+    if (outcome.report == Report::kNone || it == calls_.end()) return nullptr;
+    std::shared_ptr<Call> call = it->second;
+    if (outcome.ends()) calls_.erase(it);
+    if (outcome.send_close) {
+      v1::SessionsRequest close;
+      close.set_tag(tag);
+      close.mutable_close();
+      EnqueueLocked(std::move(close));
+    }
+    const absl::Status why = outcome.status;
+    switch (outcome.report) {
+      case Report::kSnapshot: {
+        auto snapshot = std::make_shared<v1::Snapshot>(std::move(*event_.mutable_snapshot()));
+        return [call, snapshot] { call->handlers_.on_snapshot(std::move(*snapshot)); };
+      }
+      case Report::kCommitted: {
+        v1::CommitResult result = event_.committed();
+        return [call, result] { call->handlers_.on_commit(result); };
+      }
+      case Report::kSnapshotFailed: return [call, why] { call->handlers_.on_snapshot(why); };
+      case Report::kCommitFailed: return [call, why] { call->handlers_.on_commit(why); };
+      case Report::kLost: return [call, why] { call->handlers_.on_lost(why); };
+      case Report::kNone: break;
     }
     return nullptr;
   }
 
-  void Commit(Call* call, v1::Commit commit) {
+  void Commit(uint64_t tag, const SessionCall::Handlers& handlers, v1::Commit commit) {
     bool refused = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (done_ || call->phase_ != Call::Phase::kOpen) {
+      if (done_ || !demux_.Commit(tag)) {
         refused = true;
       } else {
-        call->phase_ = Call::Phase::kCommitting;
         v1::SessionsRequest request;
-        request.set_tag(call->tag_);
+        request.set_tag(tag);
         *request.mutable_commit() = std::move(commit);
         EnqueueLocked(std::move(request));
       }
     }
     if (refused) {
-      call->handlers_.on_commit(absl::FailedPreconditionError("no open maildrop session to commit"));
+      handlers.on_commit(absl::FailedPreconditionError("no open maildrop session to commit"));
       return;
     }
     WriteIfIdle();
   }
 
-  void Cancel(Call* call) {
+  void Cancel(uint64_t tag) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (call->phase_ == Call::Phase::kDone) return;
-      call->phase_ = Call::Phase::kDone;
-      calls_.erase(call->tag_);
-      if (done_) return;
+      calls_.erase(tag);
+      if (!demux_.Cancel(tag) || done_) return;
       v1::SessionsRequest request;
-      request.set_tag(call->tag_);
+      request.set_tag(tag);
       request.mutable_close();
       EnqueueLocked(std::move(request));
     }
@@ -400,8 +394,8 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
   bool writing_ = false;
   bool broken_ = false;
   bool done_ = false;
-  uint64_t next_tag_ = 1;
-  absl::flat_hash_map<uint64_t, std::shared_ptr<Call>> calls_;
+  SessionDemux demux_;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<Call>> calls_;  // the live tags' handlers
   std::shared_ptr<Stream> self_;  // until OnDone
 };
 

@@ -220,6 +220,9 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
     auto stream = std::make_shared<Stream>();
     stream->self_ = stream;
     stub.async()->Sessions(&stream->ctx_, stream.get());
+    // Writes start from outside the reactions (the loops' Open/Commit/Cancel): the hold keeps
+    // gRPC from finishing the call under such a StartWrite. Released when the read fails.
+    stream->AddHold();
     stream->StartRead(&stream->event_);
     stream->StartCall();
     return stream;
@@ -269,7 +272,17 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) return;  // end of stream: OnDone follows with the status
+    if (!ok) {  // end of stream: OnDone follows with the status, once the hold is gone
+      bool release = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        release_wanted_ = true;
+        release = external_writes_ == 0 && !hold_released_;
+        hold_released_ = hold_released_ || release;
+      }
+      if (release) RemoveHold();
+      return;
+    }
     std::function<void()> deliver;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -374,17 +387,26 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
     if (!broken_) out_.push_back(std::move(request));
   }
 
-  // Starts the next write unless one is outstanding (outside mu_: gRPC may run OnWriteDone
-  // inline).
+  // Starts the next write unless one is outstanding. StartWrite runs outside mu_ (gRPC may
+  // run OnWriteDone inline) but inside the hold: the read's failure releases the hold only
+  // when no StartWrite is under way.
   void WriteIfIdle() {
     const v1::SessionsRequest* next = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (writing_ || out_.empty() || done_ || broken_) return;
+      if (writing_ || out_.empty() || done_ || broken_ || hold_released_) return;
       writing_ = true;
       next = &out_.front();  // a deque: stays put while others are queued behind it
+      ++external_writes_;
     }
     StartWrite(next);
+    bool release = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      release = --external_writes_ == 0 && release_wanted_ && !hold_released_;
+      hold_released_ = hold_released_ || release;
+    }
+    if (release) RemoveHold();
   }
 
   grpc::ClientContext ctx_;
@@ -394,6 +416,9 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
   bool writing_ = false;
   bool broken_ = false;
   bool done_ = false;
+  int external_writes_ = 0;      // WriteIfIdle calls inside StartWrite now
+  bool release_wanted_ = false;  // the read failed: the hold may go
+  bool hold_released_ = false;
   SessionDemux demux_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Call>> calls_;  // the live tags' handlers
   std::shared_ptr<Stream> self_;  // until OnDone

@@ -228,9 +228,10 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
     return stream;
   }
 
+  // Ended, or ending (its read or a write failed): a new session needs a new stream.
   bool Dead() {
     std::lock_guard<std::mutex> lock(mu_);
-    return done_;
+    return done_ || release_wanted_ || broken_;
   }
 
   std::shared_ptr<SessionCall> Open(v1::OpenSession open, SessionCall::Handlers handlers) {

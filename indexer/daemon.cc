@@ -85,7 +85,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::IndexerConfi
     std::cerr << "poplar-indexer: initial scan: " << s << "\n";  // one bad mailbox is not fatal
   }
 
-  d->maildrop_ = std::make_unique<MaildropService>(d->indexer_.get());
+  d->maildrop_ = std::make_unique<MaildropService>(d->indexer_.get(), config.max_sessions_per_stream());
   d->admin_ = std::make_unique<AdminService>(d->indexer_.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;

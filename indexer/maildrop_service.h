@@ -1,8 +1,13 @@
 // gRPC adapter for the Maildrop service (proto/poplar/maildrop.proto) over Indexer.
 // Callback API: a POP3 session's stream costs no thread while it waits for QUIT, so thousands
-// of open sessions are thousands of small objects, not thousands of threads.
+// of open sessions are thousands of small objects, not thousands of threads. The Sessions
+// stream carries many sessions (popd: one stream per event loop), so an idle session costs a
+// table entry rather than a gRPC call; its OpenSession and Commit run on a small pool of the
+// service's own threads, so that the stream keeps reading while one session's work blocks.
 #ifndef POPLAR_INDEXER_MAILDROP_SERVICE_H_
 #define POPLAR_INDEXER_MAILDROP_SERVICE_H_
+
+#include <memory>
 
 #include "indexer/indexer.h"
 #include "poplar/maildrop.grpc.pb.h"
@@ -11,19 +16,27 @@ namespace poplar::indexer {
 
 class MaildropService final : public v1::Maildrop::CallbackService {
  public:
-  explicit MaildropService(Indexer* indexer) : indexer_(indexer) {}
+  // `max_sessions_per_stream`: live sessions one Sessions stream may hold.
+  MaildropService(Indexer* indexer, size_t max_sessions_per_stream);
+  // Waits for the Sessions streams' running operations (call after the server has shut down).
+  ~MaildropService() override;
 
   grpc::ServerUnaryReactor* Authenticate(grpc::CallbackServerContext* ctx,
                                          const v1::AuthenticateRequest* request,
                                          v1::AuthenticateReply* reply) override;
   grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionEvent>* Session(
       grpc::CallbackServerContext* ctx) override;
+  grpc::ServerBidiReactor<v1::SessionsRequest, v1::SessionsEvent>* Sessions(
+      grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* ScramLookup(grpc::CallbackServerContext* ctx,
                                         const v1::ScramLookupRequest* request,
                                         v1::ScramLookupReply* reply) override;
 
  private:
+  class WorkPool;
   Indexer* indexer_;
+  size_t max_sessions_per_stream_;
+  std::unique_ptr<WorkPool> pool_;
 };
 
 }  // namespace poplar::indexer

@@ -68,7 +68,7 @@ Connection::Connection(ConnectionHost* host, uint64_t id, UniqueFd fd, IpAddress
 
 Connection::~Connection() {
   host_->guard().Disconnected(peer_);
-  // Whatever ended the connection, an open stream must end now: that releases the lease and,
+  // Whatever ended the connection, an open session must end now: that releases the lease and,
   // without a Commit, deletes nothing.
   if (session_call_) session_call_->Cancel();
 }
@@ -339,7 +339,7 @@ void Connection::StartLogin(pop3::AuthRequest request) {
     open.mutable_challenge()->set_challenge(request.challenge->challenge);
     open.mutable_challenge()->set_digest(request.challenge->digest);
   }
-  session_call_ = host_->indexer().OpenSession(std::move(open), std::move(handlers));
+  session_call_ = host_->sessions().OpenSession(std::move(open), std::move(handlers));
   std::fill(request.password.begin(), request.password.end(), '\0');
 }
 

@@ -1,7 +1,7 @@
 // One POP3 client connection: the I/O around the pure pop3::Session (design §6).
 //
 // The connection reads lines, feeds them to the session, writes the replies, and performs the
-// session's actions asynchronously: login through the indexer (one Session stream: its first
+// session's actions asynchronously: login through the indexer (one SessionCall: its first
 // message carries USER/PASS, its answer is the snapshot, its life is the lease), RETR/TOP
 // streamed from the mbox through MessageStream, and the QUIT commit. It lives on one event loop
 // and is touched only by that loop's thread; gRPC completions reach it through
@@ -14,7 +14,7 @@
 // skipped, never executed; idle and pre-login time is limited by the tick.
 //
 // A connection that ends in any way other than QUIT's commit (client gone, timeout, error,
-// drain) cancels its session stream, which releases the lease and deletes nothing.
+// drain) cancels its SessionCall, which releases the lease and deletes nothing.
 #ifndef POPLAR_POPD_CONNECTION_H_
 #define POPLAR_POPD_CONNECTION_H_
 
@@ -46,6 +46,8 @@ class ConnectionHost {
   virtual ~ConnectionHost() = default;
   virtual EventLoop& loop() = 0;
   virtual IndexerClient& indexer() = 0;
+  // Where the connection's maildrop session is opened (the loop's shared stream by default).
+  virtual SessionOpener& sessions() = 0;
   virtual AbuseGuard& guard() = 0;  // the connection was counted by guard().Connected
   // Loop thread only: runs fn with connection `id` if it still exists. Completions from gRPC
   // threads reach it through the loop's Inbox (see Connection::Deliverer).

@@ -1,6 +1,12 @@
 #include "popd/indexer_client.h"
 
+#include <algorithm>
+#include <deque>
 #include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "popd/session_demux.h"
 
 namespace poplar::popd {
 
@@ -9,7 +15,7 @@ absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
-IndexerClient::IndexerClient(const Options& options) {
+IndexerClient::IndexerClient(const Options& options) : multiplex_sessions_(options.multiplex_sessions) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(options.max_snapshot_bytes));
   // Keepalive lets both sides notice a vanished peer: the indexer ends the leases of a dead
@@ -50,7 +56,7 @@ void IndexerClient::ScramLookup(const std::string& user, const std::string& clie
 
 std::shared_ptr<SessionCall> IndexerClient::OpenSession(v1::OpenSession open,
                                                         SessionCall::Handlers handlers) {
-  auto call = std::make_shared<SessionCall>();
+  auto call = std::make_shared<StreamSessionCall>();
   call->self_ = call;
   call->handlers_ = std::move(handlers);
   *call->open_.mutable_open() = std::move(open);
@@ -64,7 +70,7 @@ std::shared_ptr<SessionCall> IndexerClient::OpenSession(v1::OpenSession open,
   return call;
 }
 
-void SessionCall::StartNextWriteLocked() {
+void StreamSessionCall::StartNextWriteLocked() {
   if (write_in_flight_) return;
   if (commit_queued_) {
     commit_queued_ = false;
@@ -77,7 +83,7 @@ void SessionCall::StartNextWriteLocked() {
   }
 }
 
-void SessionCall::Commit(v1::Commit commit) {
+void StreamSessionCall::Commit(v1::Commit commit) {
   std::function<void(absl::StatusOr<v1::CommitResult>)> fail;
   {
     std::lock_guard<std::recursive_mutex> lock(mu_);
@@ -93,14 +99,14 @@ void SessionCall::Commit(v1::Commit commit) {
   if (fail) fail(absl::FailedPreconditionError("no open maildrop session to commit"));
 }
 
-void SessionCall::Cancel() {
+void StreamSessionCall::Cancel() {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   if (cancelled_ || phase_ == Phase::kDone) return;
   cancelled_ = true;
   ctx_.TryCancel();
 }
 
-void SessionCall::OnWriteDone(bool ok) {
+void StreamSessionCall::OnWriteDone(bool ok) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   write_in_flight_ = false;
   if (open_write_pending_) {
@@ -111,7 +117,7 @@ void SessionCall::OnWriteDone(bool ok) {
   if (ok) StartNextWriteLocked();
 }
 
-void SessionCall::OnReadDone(bool ok) {
+void StreamSessionCall::OnReadDone(bool ok) {
   if (!ok) return;  // end of stream: OnDone follows with the status
   std::function<void()> deliver;
   {
@@ -141,7 +147,7 @@ void SessionCall::OnReadDone(bool ok) {
   if (deliver) deliver();
 }
 
-void SessionCall::OnDone(const grpc::Status& status) {
+void StreamSessionCall::OnDone(const grpc::Status& status) {
   Phase phase;
   bool cancelled;
   {
@@ -162,7 +168,277 @@ void SessionCall::OnDone(const grpc::Status& status) {
     }
   }
   // Last touch of this object by gRPC: drop the self-reference (the owner may still hold one).
-  std::shared_ptr<SessionCall> self = std::move(self_);
+  std::shared_ptr<StreamSessionCall> self = std::move(self_);
+}
+
+// ---------------------------------------------------------------- SessionMux
+
+namespace {
+
+// A session whose stream ended as it was being opened: on_snapshot already reported it.
+class FailedCall final : public SessionCall {
+ public:
+  explicit FailedCall(SessionCall::Handlers handlers) : handlers_(std::move(handlers)) {}
+  void Commit(v1::Commit) override {
+    handlers_.on_commit(absl::FailedPreconditionError("no open maildrop session to commit"));
+  }
+  void Cancel() override {}
+
+ private:
+  SessionCall::Handlers handlers_;
+};
+
+absl::Status EventError(const v1::SessionError& e) {
+  absl::StatusCode code = static_cast<absl::StatusCode>(e.code());
+  if (code == absl::StatusCode::kOk) code = absl::StatusCode::kUnknown;  // an error is never OK
+  return absl::Status(code, e.message());
+}
+
+}  // namespace
+
+// One Sessions stream and the sessions on it, by tag (SessionDemux keeps their phases). Kept
+// alive by itself until gRPC's OnDone, and by its calls while they exist.
+class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequest, v1::SessionsEvent>,
+                                 public std::enable_shared_from_this<Stream> {
+ public:
+  // One session on the stream.
+  class Call final : public SessionCall {
+   public:
+    Call(std::shared_ptr<Stream> stream, uint64_t tag, Handlers handlers)
+        : stream_(std::move(stream)), tag_(tag), handlers_(std::move(handlers)) {}
+    void Commit(v1::Commit commit) override { stream_->Commit(tag_, handlers_, std::move(commit)); }
+    void Cancel() override { stream_->Cancel(tag_); }
+
+   private:
+    friend class Stream;
+    std::shared_ptr<Stream> stream_;
+    const uint64_t tag_;
+    Handlers handlers_;
+  };
+
+  static std::shared_ptr<Stream> Start(v1::Maildrop::Stub& stub) {
+    auto stream = std::make_shared<Stream>();
+    stream->self_ = stream;
+    stub.async()->Sessions(&stream->ctx_, stream.get());
+    // Writes start from outside the reactions (the loops' Open/Commit/Cancel): the hold keeps
+    // gRPC from finishing the call under such a StartWrite. Released when the read fails.
+    stream->AddHold();
+    stream->StartRead(&stream->event_);
+    stream->StartCall();
+    return stream;
+  }
+
+  // Ended, or ending (its read or a write failed): a new session needs a new stream.
+  bool Dead() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return done_ || release_wanted_ || broken_;
+  }
+
+  std::shared_ptr<SessionCall> Open(v1::OpenSession open, SessionCall::Handlers handlers) {
+    std::shared_ptr<Call> call;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!done_) {
+        const uint64_t tag = demux_.Open();
+        call = std::make_shared<Call>(shared_from_this(), tag, std::move(handlers));
+        calls_.emplace(tag, call);
+        v1::SessionsRequest request;
+        request.set_tag(tag);
+        *request.mutable_open() = std::move(open);
+        EnqueueLocked(std::move(request));
+      }
+    }
+    if (!call) {  // died just now
+      handlers.on_snapshot(absl::UnavailableError("the indexer ended the session stream"));
+      return std::make_shared<FailedCall>(std::move(handlers));
+    }
+    WriteIfIdle();
+    return call;
+  }
+
+  void Shutdown() { ctx_.TryCancel(); }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_ = false;
+      if (!ok) {  // the stream is broken; OnDone reports why
+        broken_ = true;
+        out_.clear();
+        return;
+      }
+      out_.pop_front();  // the OpenSession with the password goes with it
+    }
+    WriteIfIdle();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // end of stream: OnDone follows with the status, once the hold is gone
+      bool release = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        release_wanted_ = true;
+        release = external_writes_ == 0 && !hold_released_;
+        hold_released_ = hold_released_ || release;
+      }
+      if (release) RemoveHold();
+      return;
+    }
+    std::function<void()> deliver;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const uint64_t tag = event_.tag();
+      SessionDemux::Outcome outcome;
+      switch (event_.kind_case()) {
+        case v1::SessionsEvent::kSnapshot: outcome = demux_.OnSnapshot(tag); break;
+        case v1::SessionsEvent::kCommitted: outcome = demux_.OnCommitted(tag); break;
+        case v1::SessionsEvent::kError: outcome = demux_.OnError(tag, EventError(event_.error())); break;
+        case v1::SessionsEvent::KIND_NOT_SET: outcome = demux_.OnUnknownEvent(tag); break;
+      }
+      deliver = TakeLocked(tag, std::move(outcome));
+      event_.Clear();
+    }
+    StartRead(&event_);
+    WriteIfIdle();
+    if (deliver) deliver();
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    std::vector<std::function<void()>> deliver;
+    absl::Status why = FromGrpc(status);
+    if (why.ok()) why = absl::UnavailableError("the indexer ended the session stream");
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+      for (auto& [tag, outcome] : demux_.EndAll(why)) deliver.push_back(TakeLocked(tag, std::move(outcome)));
+      calls_.clear();
+    }
+    for (auto& d : deliver) d();
+    // Last touch by gRPC: drop the self-reference (the mux and the calls may still hold one).
+    std::shared_ptr<Stream> self = std::move(self_);
+  }
+
+ private:
+  // Carries out an outcome for `tag`: the Close it needs, and the handler call to make once
+  // mu_ is released (event_ must still hold the event).
+  std::function<void()> TakeLocked(uint64_t tag, SessionDemux::Outcome outcome) {
+    using Report = SessionDemux::Report;
+    auto it = calls_.find(tag);
+    if (outcome.report == Report::kNone || it == calls_.end()) return nullptr;
+    std::shared_ptr<Call> call = it->second;
+    if (outcome.ends()) calls_.erase(it);
+    if (outcome.send_close) {
+      v1::SessionsRequest close;
+      close.set_tag(tag);
+      close.mutable_close();
+      EnqueueLocked(std::move(close));
+    }
+    const absl::Status why = outcome.status;
+    switch (outcome.report) {
+      case Report::kSnapshot: {
+        auto snapshot = std::make_shared<v1::Snapshot>(std::move(*event_.mutable_snapshot()));
+        return [call, snapshot] { call->handlers_.on_snapshot(std::move(*snapshot)); };
+      }
+      case Report::kCommitted: {
+        v1::CommitResult result = event_.committed();
+        return [call, result] { call->handlers_.on_commit(result); };
+      }
+      case Report::kSnapshotFailed: return [call, why] { call->handlers_.on_snapshot(why); };
+      case Report::kCommitFailed: return [call, why] { call->handlers_.on_commit(why); };
+      case Report::kLost: return [call, why] { call->handlers_.on_lost(why); };
+      case Report::kNone: break;
+    }
+    return nullptr;
+  }
+
+  void Commit(uint64_t tag, const SessionCall::Handlers& handlers, v1::Commit commit) {
+    bool refused = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (done_ || !demux_.Commit(tag)) {
+        refused = true;
+      } else {
+        v1::SessionsRequest request;
+        request.set_tag(tag);
+        *request.mutable_commit() = std::move(commit);
+        EnqueueLocked(std::move(request));
+      }
+    }
+    if (refused) {
+      handlers.on_commit(absl::FailedPreconditionError("no open maildrop session to commit"));
+      return;
+    }
+    WriteIfIdle();
+  }
+
+  void Cancel(uint64_t tag) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      calls_.erase(tag);
+      if (!demux_.Cancel(tag) || done_) return;
+      v1::SessionsRequest request;
+      request.set_tag(tag);
+      request.mutable_close();
+      EnqueueLocked(std::move(request));
+    }
+    WriteIfIdle();
+  }
+
+  void EnqueueLocked(v1::SessionsRequest request) {
+    if (!broken_) out_.push_back(std::move(request));
+  }
+
+  // Starts the next write unless one is outstanding. StartWrite runs outside mu_ (gRPC may
+  // run OnWriteDone inline) but inside the hold: the read's failure releases the hold only
+  // when no StartWrite is under way.
+  void WriteIfIdle() {
+    const v1::SessionsRequest* next = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (writing_ || out_.empty() || done_ || broken_ || hold_released_) return;
+      writing_ = true;
+      next = &out_.front();  // a deque: stays put while others are queued behind it
+      ++external_writes_;
+    }
+    StartWrite(next);
+    bool release = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      release = --external_writes_ == 0 && release_wanted_ && !hold_released_;
+      hold_released_ = hold_released_ || release;
+    }
+    if (release) RemoveHold();
+  }
+
+  grpc::ClientContext ctx_;
+  std::mutex mu_;
+  v1::SessionsEvent event_;
+  std::deque<v1::SessionsRequest> out_;  // front: being written while writing_
+  bool writing_ = false;
+  bool broken_ = false;
+  bool done_ = false;
+  int external_writes_ = 0;      // WriteIfIdle calls inside StartWrite now
+  bool release_wanted_ = false;  // the read failed: the hold may go
+  bool hold_released_ = false;
+  SessionDemux demux_;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<Call>> calls_;  // the live tags' handlers
+  std::shared_ptr<Stream> self_;  // until OnDone
+};
+
+SessionMux::~SessionMux() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stream_) stream_->Shutdown();
+}
+
+std::shared_ptr<SessionCall> SessionMux::OpenSession(v1::OpenSession open, SessionCall::Handlers handlers) {
+  std::shared_ptr<Stream> stream;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stream_ && stream_->Dead()) stream_.reset();
+    if (!stream_) stream_ = Stream::Start(client_->stub());
+    stream = stream_;
+  }
+  return stream->Open(std::move(open), std::move(handlers));
 }
 
 }  // namespace poplar::popd

@@ -3,8 +3,8 @@
 // Calls use gRPC's callback API: nothing blocks an event loop. Completions run on gRPC's own
 // threads; every callback here is expected to hand its result to the connection's loop
 // (EventLoop::Post) and return. A call object stays alive until gRPC is done with it, so a
-// connection that closes early only has to Cancel() it: for a session stream that ends the
-// maildrop lease at once (the indexer releases a lease when its stream ends) and nothing is
+// connection that closes early only has to Cancel() it: that ends the maildrop lease at once
+// (the indexer releases a lease when its session is closed or its stream ends) and nothing is
 // committed.
 #ifndef POPLAR_POPD_INDEXER_CLIENT_H_
 #define POPLAR_POPD_INDEXER_CLIENT_H_
@@ -27,8 +27,10 @@ namespace poplar::popd {
 // reply text comes from pop3::ErrorLine, which never shows it).
 absl::Status FromGrpc(const grpc::Status& s);
 
-// One POP3 session's stream: OpenSession -> Snapshot, [Commit -> CommitResult], half-close.
-class SessionCall : public grpc::ClientBidiReactor<v1::SessionRequest, v1::SessionEvent> {
+// One POP3 session's maildrop session at the indexer: OpenSession -> Snapshot, [Commit ->
+// CommitResult]. Carried either by its own Session stream (StreamSessionCall) or as one tag of
+// the event loop's shared Sessions stream (SessionMux); the connection sees no difference.
+class SessionCall {
  public:
   struct Handlers {
     // Exactly once unless Cancel() came first: the snapshot, or why there is none
@@ -36,17 +38,38 @@ class SessionCall : public grpc::ClientBidiReactor<v1::SessionRequest, v1::Sessi
     std::function<void(absl::StatusOr<v1::Snapshot>)> on_snapshot;
     // Once per Commit(): the result or why there is none.
     std::function<void(absl::StatusOr<v1::CommitResult>)> on_commit;
-    // The stream ended while the session was open and no commit was pending (e.g. an admin
-    // ended the session, or the indexer went away): the lease is gone.
+    // The session ended while it was open and no commit was pending (e.g. an admin ended the
+    // session, or the indexer went away): the lease is gone.
     std::function<void(absl::Status)> on_lost;
   };
+  virtual ~SessionCall() = default;
 
   // Sends Commit (possibly with no deletions: that only releases the lease). After on_snapshot
   // delivered a snapshot; otherwise on_commit gets FailedPrecondition.
-  void Commit(v1::Commit commit);
-  // Idempotent and safe at any time from any thread; no handler runs after it returns... except
-  // one already running on a gRPC thread, which is why handlers only post to the loop.
-  void Cancel();
+  virtual void Commit(v1::Commit commit) = 0;
+  // Ends the session without a commit: the lease is released, nothing deleted. Idempotent and
+  // safe at any time from any thread; no handler runs after it returns... except one already
+  // running on a gRPC thread, which is why handlers only post to the loop.
+  virtual void Cancel() = 0;
+};
+
+// Where a connection gets its SessionCall: IndexerClient (a stream per session) or SessionMux
+// (a shared stream per event loop).
+class SessionOpener {
+ public:
+  virtual ~SessionOpener() = default;
+  // `open.password` non-empty (USER/PASS, PLAIN, LOGIN) or `open.scram` set: the indexer
+  // checks the credentials in the same round trip (an UNAUTHENTICATED status then comes
+  // through on_snapshot; a SCRAM snapshot carries the server signature).
+  virtual std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open, SessionCall::Handlers handlers) = 0;
+};
+
+// A session on its own Session stream; the stream's end is the lease's end.
+class StreamSessionCall final : public SessionCall,
+                                public grpc::ClientBidiReactor<v1::SessionRequest, v1::SessionEvent> {
+ public:
+  void Commit(v1::Commit commit) override;
+  void Cancel() override;
 
   void OnWriteDone(bool ok) override;
   void OnReadDone(bool ok) override;
@@ -69,21 +92,24 @@ class SessionCall : public grpc::ClientBidiReactor<v1::SessionRequest, v1::Sessi
   v1::SessionRequest open_;
   v1::SessionRequest commit_;
   v1::SessionEvent event_;
-  std::shared_ptr<SessionCall> self_;  // keeps the reactor alive until OnDone
+  std::shared_ptr<StreamSessionCall> self_;  // keeps the reactor alive until OnDone
 };
 
-class IndexerClient {
+class IndexerClient final : public SessionOpener {
  public:
   struct Options {
     std::string target;  // "unix:/path" or "host:port"
     uint32_t max_snapshot_bytes = 256u << 20;
+    // Event loops use a SessionMux each (true) or this client's stream per session (false).
+    bool multiplex_sessions = true;
   };
   explicit IndexerClient(const Options& options);
 
-  // `password` non-empty (USER/PASS, PLAIN, LOGIN) or `scram` set: the indexer checks the
-  // credentials in the same round trip (an UNAUTHENTICATED status then comes through
-  // on_snapshot; a SCRAM snapshot carries the server signature).
-  std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open, SessionCall::Handlers handlers);
+  bool multiplex_sessions() const { return multiplex_sessions_; }
+  v1::Maildrop::Stub& stub() { return *stub_; }
+
+  // A session on its own Session stream.
+  std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open, SessionCall::Handlers handlers) override;
 
   // SCRAM's first step; `done` runs on a gRPC thread. `deadline` bounds the call.
   using ScramDone = std::function<void(absl::StatusOr<v1::ScramLookupReply>)>;
@@ -91,8 +117,38 @@ class IndexerClient {
                    std::chrono::system_clock::time_point deadline, ScramDone done);
 
  private:
+  bool multiplex_sessions_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Maildrop::Stub> stub_;
+};
+
+// The sessions of one event loop over one Maildrop.Sessions stream (maildrop.proto), so an
+// idle POP3 session costs a map entry here and a table entry in the indexer instead of a gRPC
+// call on each side. The stream opens with the first session and stays; when it fails (the
+// indexer restarted, the connection or keepalive failed) every session on it fails exactly as
+// its own stream would have (on_snapshot / on_commit / on_lost with the status), and the next
+// OpenSession starts a new one. Re-opening is paced by the channel, not here: while the
+// indexer is unreachable the channel is in TRANSIENT_FAILURE between its reconnect attempts
+// (GRPC_ARG_*_RECONNECT_BACKOFF_MS, 200 ms doubling to 2 s), and a stream started then fails
+// at once, so the login gets [SYS/TEMP] at once, as with a stream per session; the first login
+// after the channel reconnected gets a working stream. Every event loop has its own stream, so
+// each loop must see a login to notice that the indexer is back.
+//
+// OpenSession from the owning loop's thread; SessionCall methods from any thread.
+class SessionMux final : public SessionOpener {
+ public:
+  explicit SessionMux(IndexerClient* client) : client_(client) {}
+  // Cancels the stream (its sessions were cancelled by their connections already).
+  ~SessionMux() override;
+
+  std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open, SessionCall::Handlers handlers) override;
+
+  class Stream;
+
+ private:
+  IndexerClient* client_;
+  std::mutex mu_;
+  std::shared_ptr<Stream> stream_;
 };
 
 }  // namespace poplar::popd

@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
     options.proxy_trusted.push_back(*poplar::popd::Network::Parse(n));  // validated
   }
   options.proxy_timeout = std::chrono::milliseconds(config->listen().proxy_header_timeout_ms());
+  options.indexer.multiplex_sessions = config->indexer().multiplex_sessions();
   absl::StatusOr<poplar::popd::Settings> settings = poplar::popd::LoadSettings(*config, front_end);
   if (!settings.ok()) {
     std::cerr << "poplar-popd: " << settings.status().message() << "\n";

@@ -49,6 +49,7 @@ class Worker final : public ConnectionHost {
          std::shared_ptr<const Settings> settings)
       : options_(options), indexer_(indexer), guard_(guard), connections_(connections),
         settings_(std::move(settings)) {
+    if (indexer->multiplex_sessions()) mux_ = std::make_unique<SessionMux>(indexer);
     plain_.worker = this;
     plain_.fd = std::move(plain);
     tls_.worker = this;
@@ -57,11 +58,13 @@ class Worker final : public ConnectionHost {
   }
 
   ~Worker() override {
-    // Connections go before the loop: their destructors cancel their gRPC calls.
+    // Connections go before the loop: their destructors cancel their gRPC calls. Then the
+    // loop's shared stream, if any, is cancelled.
     connections_->fetch_sub(connections_map_.size());
     connections_map_.clear();
     for (auto& entry : proxied_) loop_->Remove(entry.second->fd.get());
     proxied_.clear();
+    mux_.reset();
   }
 
   absl::Status Init() {
@@ -81,6 +84,10 @@ class Worker final : public ConnectionHost {
   // ConnectionHost
   EventLoop& loop() override { return *loop_; }
   IndexerClient& indexer() override { return *indexer_; }
+  SessionOpener& sessions() override {
+    if (mux_) return *mux_;
+    return *indexer_;
+  }
   AbuseGuard& guard() override { return *guard_; }
   void WithConnection(uint64_t id, const std::function<void(Connection&)>& fn) override {
     auto it = connections_map_.find(id);
@@ -259,6 +266,7 @@ class Worker final : public ConnectionHost {
 
   const Server::Options& options_;  // owned by the Server, which outlives its workers
   IndexerClient* indexer_;
+  std::unique_ptr<SessionMux> mux_;  // this loop's Sessions stream (null: a stream per session)
   AbuseGuard* guard_;
   std::atomic<size_t>* connections_;
   Listener plain_;

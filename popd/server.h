@@ -1,7 +1,8 @@
 // poplar-popd's server: one worker per event-loop thread (design §6). Each worker owns an
 // epoll loop, its own listening socket on the shared address (SO_REUSEPORT, so the kernel
 // spreads new connections over the workers without a shared accept lock) and the connections
-// it accepted; nothing is shared between workers but the indexer client (gRPC channels are
+// it accepted, and its own Maildrop.Sessions stream that carries all its POP3 sessions
+// (SessionMux); nothing is shared between workers but the indexer client (gRPC channels are
 // thread-safe) and a connection counter.
 #ifndef POPLAR_POPD_SERVER_H_
 #define POPLAR_POPD_SERVER_H_

@@ -77,6 +77,7 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
        "twice"},
       {"reconcile", "spools { directory: \"/a\" } reconcile_interval_s: 0", "reconcile_interval_s"},
       {"lease grace", "spools { directory: \"/a\" } lease_grace_ms: 600000", "lease_grace_ms"},
+      {"sessions per stream", "spools { directory: \"/a\" } max_sessions_per_stream: 0", "max_sessions_per_stream"},
       {"scheme", "spools { directory: \"/a\" } uidl { scheme: \"uw\" }", "uidl.scheme"},
       {"scram", "spools { directory: \"/a\" } scram_iterations: 1000", "scram_iterations"},
       {"lock timeout", "spools { directory: \"/a\" } lock_timeout_ms: 0", "lock_timeout_ms"},

@@ -155,13 +155,13 @@ class Popd:
     LISTENING = re.compile(rb"listening on pop3 (\S+):(\d+) ")
 
     def __init__(self, binary, root, indexer_socket, name="popd", threads=2,
-                 preauth_timeout_s=5, extra=""):
+                 preauth_timeout_s=5, extra="", indexer_extra=""):
         self.binary = binary
         self.config = os.path.join(root, f"{name}.conf")
         self.log = os.path.join(root, f"{name}.log")
         with open(self.config, "w") as f:
             f.write('listen { address: "127.0.0.1:0" }\n'
-                    f'indexer {{ target: "unix:{indexer_socket}" }}\n'
+                    f'indexer {{ target: "unix:{indexer_socket}" {indexer_extra}}}\n'
                     'plaintext_auth_networks: "127.0.0.0/8"\n'
                     f'threads: {threads}\n'
                     f'limits {{ preauth_timeout_s: {preauth_timeout_s}'

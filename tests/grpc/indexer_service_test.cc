@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -596,6 +597,311 @@ TEST_F(IndexerServiceTest, RestartWithAndWithoutTheDatabaseKeepsNumbersAndUidls)
 
 TEST_F(IndexerServiceTest, HealthServiceIsServing) {
   ASSERT_NE(daemon_->server()->GetHealthCheckService(), nullptr);
+}
+
+// ---- Sessions: many sessions over one stream (maildrop.proto, rpc Sessions) ----
+
+using MuxStream = grpc::ClientReaderWriter<v1::SessionsRequest, v1::SessionsEvent>;
+
+class SessionsStreamTest : public IndexerServiceTest {
+ protected:
+  void SetUp() override {
+    IndexerServiceTest::SetUp();
+    WriteFile(dir_.File("spool/bob"), Msg(7) + Msg(8));
+    v1::AddAccountRequest add;
+    add.set_user("bob");
+    add.set_password("battery staple");
+    v1::Account account;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(admin_->AddAccount(&ctx, add, &account).ok());
+  }
+
+  struct Mux {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<MuxStream> stream;
+    bool Open(uint64_t tag, const std::string& user, const std::string& password = "") {
+      v1::SessionsRequest req;
+      req.set_tag(tag);
+      req.mutable_open()->set_user(user);
+      req.mutable_open()->set_password(password);
+      req.mutable_open()->set_client_address("192.0.2.9");
+      req.mutable_open()->set_front_end("mux-test");
+      return stream->Write(req);
+    }
+    bool Commit(uint64_t tag, v1::Commit commit = {}) {
+      v1::SessionsRequest req;
+      req.set_tag(tag);
+      *req.mutable_commit() = std::move(commit);
+      return stream->Write(req);
+    }
+    bool Close(uint64_t tag) {
+      v1::SessionsRequest req;
+      req.set_tag(tag);
+      req.mutable_close();
+      return stream->Write(req);
+    }
+    // The next event (the stream's deadline bounds the wait); an event with tag 0 if none.
+    v1::SessionsEvent Next() {
+      v1::SessionsEvent ev;
+      if (!stream->Read(&ev)) ev.Clear();
+      return ev;
+    }
+    // Opens `user` on `tag` and returns its first event.
+    v1::SessionsEvent OpenAndWait(uint64_t tag, const std::string& user, const std::string& password = "") {
+      EXPECT_TRUE(Open(tag, user, password));
+      return Next();
+    }
+  };
+  Mux NewMux() {
+    Mux m;
+    m.ctx = std::make_unique<grpc::ClientContext>();
+    m.ctx->set_deadline(In(30));
+    m.stream = maildrop_->Sessions(m.ctx.get());
+    return m;
+  }
+  static grpc::StatusCode Code(const v1::SessionsEvent& ev) {
+    return static_cast<grpc::StatusCode>(ev.error().code());
+  }
+  // Opens `user` on a new stream, retrying for up to 5 s while it is [IN-USE].
+  bool OpensWithin5s(const std::string& user) {
+    for (int i = 0; i < 100; ++i) {
+      Mux m = NewMux();
+      v1::SessionsEvent ev = m.OpenAndWait(1, user);
+      m.stream->WritesDone();
+      m.stream->Finish();
+      if (ev.has_snapshot()) return true;
+      EXPECT_EQ(Code(ev), grpc::StatusCode::RESOURCE_EXHAUSTED) << ev.error().message();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+  size_t LiveSessions() {
+    grpc::ClientContext ctx;
+    v1::SessionList sessions;
+    EXPECT_TRUE(admin_->ListSessions(&ctx, v1::Empty(), &sessions).ok());
+    return sessions.sessions_size();
+  }
+};
+
+TEST_F(SessionsStreamTest, TwoSessionsOnOneStreamGetTheirOwnSnapshotsAndCommits) {
+  Mux m = NewMux();
+  v1::SessionsEvent a = m.OpenAndWait(1, "alice", "correct horse");
+  ASSERT_TRUE(a.has_snapshot()) << a.error().message();
+  EXPECT_EQ(a.tag(), 1u);
+  EXPECT_TRUE(a.snapshot().credentials_checked());
+  ExpectSnapshotMatchesFile(a.snapshot(), dir_.File("spool/alice"));
+  v1::SessionsEvent b = m.OpenAndWait(2, "bob", "battery staple");
+  ASSERT_TRUE(b.has_snapshot()) << b.error().message();
+  EXPECT_EQ(b.tag(), 2u);
+  ExpectSnapshotMatchesFile(b.snapshot(), dir_.File("spool/bob"));
+  EXPECT_EQ(LiveSessions(), 2u);
+
+  // alice deletes her message 2; bob commits nothing.
+  v1::Commit del;
+  v1::MessageRef* ref = del.add_deleted();
+  ref->set_data_offset(a.snapshot().data_offsets(1));
+  ref->set_content_hash(a.snapshot().content_hashes().substr(16, 16));
+  ASSERT_TRUE(m.Commit(1, del));
+  v1::SessionsEvent ra = m.Next();
+  ASSERT_TRUE(ra.has_committed()) << ra.error().message();
+  EXPECT_EQ(ra.tag(), 1u);
+  EXPECT_EQ(ra.committed().deleted(), 1u);
+  ASSERT_TRUE(m.Commit(2));
+  v1::SessionsEvent rb = m.Next();
+  ASSERT_TRUE(rb.has_committed()) << rb.error().message();
+  EXPECT_EQ(rb.tag(), 2u);
+  EXPECT_EQ(rb.committed().deleted(), 0u);
+  EXPECT_EQ(ReadFile(dir_.File("spool/alice")), Msg(1) + Msg(3));
+  EXPECT_EQ(ReadFile(dir_.File("spool/bob")), Msg(7) + Msg(8));
+  EXPECT_EQ(LiveSessions(), 0u);  // a commit ends the session and its lease
+
+  // The same stream goes on: alice again, with the new numbering.
+  v1::SessionsEvent again = m.OpenAndWait(3, "alice");
+  ASSERT_TRUE(again.has_snapshot());
+  EXPECT_EQ(again.snapshot().count(), 2u);
+  ASSERT_TRUE(m.Close(3));
+  m.stream->WritesDone();
+  EXPECT_FALSE(m.stream->Read(&again));
+  EXPECT_TRUE(m.stream->Finish().ok());
+}
+
+TEST_F(SessionsStreamTest, SecondOpenOfAMailboxIsInUseAtOnceOnAnyStream) {
+  Mux m = NewMux();
+  ASSERT_TRUE(m.OpenAndWait(1, "alice").has_snapshot());
+  absl::Time start = absl::Now();
+  v1::SessionsEvent same = m.OpenAndWait(2, "alice");  // same stream
+  EXPECT_EQ(same.tag(), 2u);
+  EXPECT_EQ(Code(same), grpc::StatusCode::RESOURCE_EXHAUSTED) << same.error().message();
+  Mux other = NewMux();
+  v1::SessionsEvent there = other.OpenAndWait(1, "alice");  // another stream
+  EXPECT_EQ(Code(there), grpc::StatusCode::RESOURCE_EXHAUSTED) << there.error().message();
+  Open single = OpenSession("alice");  // a stream per session
+  EXPECT_FALSE(single.got_snapshot);
+  EXPECT_EQ(single.stream->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  // And the other way round: a Session stream holds bob, Sessions gets [IN-USE].
+  Open held = OpenSession("bob");
+  ASSERT_TRUE(held.got_snapshot);
+  EXPECT_EQ(Code(other.OpenAndWait(2, "bob")), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(Close(held).ok());
+  // The failed opens cost the first session nothing.
+  ASSERT_TRUE(m.Commit(1));
+  EXPECT_TRUE(m.Next().has_committed());
+}
+
+TEST_F(SessionsStreamTest, CloseReleasesTheLeaseAndDeletesNothing) {
+  const std::string before = ReadFile(dir_.File("spool/alice"));
+  Mux m = NewMux();
+  ASSERT_TRUE(m.OpenAndWait(1, "alice").has_snapshot());
+  ASSERT_TRUE(m.Close(1));
+  // Requests are handled in order: the next open on the same stream finds the maildrop free.
+  v1::SessionsEvent ev = m.OpenAndWait(2, "alice");
+  ASSERT_TRUE(ev.has_snapshot()) << ev.error().message();
+  EXPECT_EQ(ev.tag(), 2u);
+  ASSERT_TRUE(m.Close(2));
+  ASSERT_TRUE(m.Close(2));  // again, and a tag never opened: ignored, no event
+  ASSERT_TRUE(m.Close(77));
+  EXPECT_TRUE(OpensWithin5s("alice"));  // and from another stream
+  EXPECT_EQ(ReadFile(dir_.File("spool/alice")), before);
+  m.stream->WritesDone();
+  EXPECT_FALSE(m.stream->Read(&ev));  // no event for the closes
+  EXPECT_TRUE(m.stream->Finish().ok());
+}
+
+TEST_F(SessionsStreamTest, CancelledStreamReleasesEveryLease) {
+  const std::string before = ReadFile(dir_.File("spool/alice"));
+  Mux m = NewMux();
+  ASSERT_TRUE(m.OpenAndWait(1, "alice").has_snapshot());
+  ASSERT_TRUE(m.OpenAndWait(2, "bob").has_snapshot());
+  EXPECT_EQ(LiveSessions(), 2u);
+  m.ctx->TryCancel();  // popd died
+  m.stream->Finish();
+  EXPECT_TRUE(OpensWithin5s("alice"));
+  EXPECT_TRUE(OpensWithin5s("bob"));
+  EXPECT_EQ(LiveSessions(), 0u);
+  EXPECT_EQ(ReadFile(dir_.File("spool/alice")), before);
+}
+
+TEST_F(SessionsStreamTest, HalfCloseEndsEverySessionAtOnce) {
+  Mux m = NewMux();
+  ASSERT_TRUE(m.OpenAndWait(1, "alice").has_snapshot());
+  ASSERT_TRUE(m.OpenAndWait(2, "bob").has_snapshot());
+  m.stream->WritesDone();
+  v1::SessionsEvent ev;
+  EXPECT_FALSE(m.stream->Read(&ev));
+  EXPECT_TRUE(m.stream->Finish().ok());
+  EXPECT_EQ(LiveSessions(), 0u);  // released before the stream's status went out
+}
+
+TEST_F(SessionsStreamTest, AdminEndsOnlyThatTag) {
+  Mux m = NewMux();
+  ASSERT_TRUE(m.OpenAndWait(1, "alice").has_snapshot());
+  ASSERT_TRUE(m.OpenAndWait(2, "bob").has_snapshot());
+  grpc::ClientContext c1;
+  v1::SessionList sessions;
+  ASSERT_TRUE(admin_->ListSessions(&c1, v1::Empty(), &sessions).ok());
+  ASSERT_EQ(sessions.sessions_size(), 2);
+  std::string alice_session;
+  for (const v1::SessionInfo& s : sessions.sessions()) {
+    EXPECT_EQ(s.client_address(), "192.0.2.9");
+    EXPECT_EQ(s.front_end(), "mux-test");
+    if (s.user() == "alice") alice_session = s.session_id();
+  }
+  ASSERT_FALSE(alice_session.empty());
+  grpc::ClientContext c2;
+  v1::EndSessionRequest end;
+  end.set_session_id(alice_session);
+  v1::Empty e;
+  ASSERT_TRUE(admin_->EndSession(&c2, end, &e).ok());
+  v1::SessionsEvent ended = m.Next();
+  EXPECT_EQ(ended.tag(), 1u);
+  EXPECT_EQ(Code(ended), grpc::StatusCode::CANCELLED) << ended.error().message();
+  EXPECT_EQ(LiveSessions(), 1u);
+  // bob's session and the stream go on; alice can log in again on the same stream.
+  ASSERT_TRUE(m.Commit(2));
+  v1::SessionsEvent committed = m.Next();
+  EXPECT_EQ(committed.tag(), 2u);
+  EXPECT_TRUE(committed.has_committed());
+  v1::SessionsEvent again = m.OpenAndWait(3, "alice");
+  EXPECT_TRUE(again.has_snapshot()) << again.error().message();
+  // Ending the same session again: it is gone.
+  grpc::ClientContext c3;
+  EXPECT_EQ(admin_->EndSession(&c3, end, &e).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(SessionsStreamTest, MalformedSequencesFailOnlyTheirTag) {
+  const std::string before = ReadFile(dir_.File("spool/alice"));
+  Mux m = NewMux();
+  v1::SessionsEvent bob = m.OpenAndWait(1, "bob");
+  ASSERT_TRUE(bob.has_snapshot());
+  struct Case {
+    const char* what;
+    std::function<void()> send;
+    uint64_t tag;
+    grpc::StatusCode want;
+  };
+  v1::Snapshot alice;
+  const std::vector<Case> cases = {
+      {"commit before open", [&] { m.Commit(5); }, 5, grpc::StatusCode::INVALID_ARGUMENT},
+      {"open of a live tag (duplicate)", [&] { m.Open(1, "alice"); }, 1, grpc::StatusCode::INVALID_ARGUMENT},
+      {"a request with no kind",
+       [&] {
+         v1::SessionsRequest req;
+         req.set_tag(6);
+         m.stream->Write(req);
+       },
+       6, grpc::StatusCode::INVALID_ARGUMENT},
+      {"wrong password", [&] { m.Open(7, "alice", "wrong"); }, 7, grpc::StatusCode::UNAUTHENTICATED},
+      {"unknown account", [&] { m.Open(8, "nobody"); }, 8, grpc::StatusCode::UNAUTHENTICATED},
+      {"commit of a message that is not there",
+       [&] {
+         v1::SessionsEvent opened = m.OpenAndWait(9, "alice");
+         ASSERT_TRUE(opened.has_snapshot());
+         v1::Commit c;
+         v1::MessageRef* ref = c.add_deleted();
+         ref->set_data_offset(opened.snapshot().data_offsets(0) + 1);
+         ref->set_content_hash(opened.snapshot().content_hashes().substr(0, 16));
+         m.Commit(9, c);
+       },
+       9, grpc::StatusCode::INVALID_ARGUMENT},
+      {"commit after the session ended", [&] { m.Commit(9); }, 9, grpc::StatusCode::INVALID_ARGUMENT},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    c.send();
+    v1::SessionsEvent ev = m.Next();
+    EXPECT_EQ(ev.tag(), c.tag);
+    EXPECT_TRUE(ev.has_error());
+    EXPECT_EQ(Code(ev), c.want) << ev.error().message();
+    EXPECT_FALSE(ev.error().message().empty());
+  }
+  // The duplicate tag ended bob's session 1 (the client could not tell the two apart) and
+  // every failure released its lease: both maildrops open again, on the same stream.
+  EXPECT_EQ(LiveSessions(), 0u);
+  EXPECT_TRUE(m.OpenAndWait(10, "alice").has_snapshot());
+  EXPECT_TRUE(m.OpenAndWait(11, "bob").has_snapshot());
+  ASSERT_TRUE(m.Commit(11));
+  v1::SessionsEvent ok = m.Next();
+  EXPECT_EQ(ok.tag(), 11u);
+  EXPECT_TRUE(ok.has_committed());
+  EXPECT_EQ(ReadFile(dir_.File("spool/alice")), before);
+}
+
+TEST_F(SessionsStreamTest, SessionsPerStreamAreBounded) {
+  StopDaemon();
+  config::IndexerConfig c = Config();
+  c.set_max_sessions_per_stream(1);
+  StartDaemon(c);
+  Mux m = NewMux();
+  ASSERT_TRUE(m.OpenAndWait(1, "alice").has_snapshot());
+  v1::SessionsEvent refused = m.OpenAndWait(2, "bob");
+  EXPECT_EQ(refused.tag(), 2u);
+  EXPECT_EQ(Code(refused), grpc::StatusCode::UNAVAILABLE) << refused.error().message();  // [SYS/TEMP]
+  Mux other = NewMux();
+  EXPECT_TRUE(other.OpenAndWait(1, "bob").has_snapshot());  // the bound is per stream
+  ASSERT_TRUE(m.Close(1));
+  // Room again: a third open is judged on its merits (no such account), not refused.
+  EXPECT_EQ(Code(m.OpenAndWait(3, "dave")), grpc::StatusCode::UNAUTHENTICATED);
 }
 
 TEST(IndexerPollingTest, PolledSpoolFindsNewMailAndMailboxesWithoutInotify) {

@@ -278,6 +278,9 @@ for rep in $(seq 1 "$REPS"); do
         replace_big $s
         # shellcheck disable=SC2046
         record $s big_cold "$rep" pl login $(server_args $s off) --user big --expect "$big_n"
+        # "Warm" is the steady state: let the kernel finish writing back the 1.4 GB copy first
+        # (its flusher otherwise competes with the login for the CPU, for either server).
+        sync
         # shellcheck disable=SC2046
         record $s big_warm "$rep" pl login $(server_args $s off) --user big --expect "$big_n"
         append_big $s

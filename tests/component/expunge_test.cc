@@ -2,6 +2,7 @@
 // real MDA lock holders (dotlockfile, a child process holding fcntl or flock locks), and the
 // recovery of interrupted compactions built by hand (Expunger + IndexStore).
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -502,6 +503,45 @@ TEST(MailboxLockTest, MissingFileAndSymlink) {
   ASSERT_EQ(::symlink(dir.File("real").c_str(), dir.File("link").c_str()), 0);
   EXPECT_TRUE(absl::IsFailedPrecondition(lock::MailboxLock::Acquire(dir.File("link"), {}).status()))
       << "a symlinked mailbox is never opened for writing";
+}
+
+// An indexer without write access to the spool directory cannot create MBOX.lock, so it cannot
+// keep dotlocking MDAs out: the lock must fail as FAILED_PRECONDITION at once (which the expunge
+// turns into "nothing deleted" and a loud log line), not time out as if someone held it. Run in
+// a child that became nobody, since root ignores directory permissions.
+TEST(MailboxLockTest, NoWriteAccessToTheSpoolDirectoryRefusesTheDotlock) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+  TempDir dir;
+  ASSERT_EQ(::chmod(dir.File("").c_str(), 0755), 0);  // nobody may enter, not create files
+  const std::string mbox = dir.File("mbox");
+  WriteFile(mbox, "From a@b  Thu Nov 26 10:00:00 2026\n\nbody\n");
+  ASSERT_EQ(::chown(mbox.c_str(), 65534, 65534), 0);
+  ASSERT_EQ(::chmod(mbox.c_str(), 0600), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+    lock::LockOptions both;
+    both.methods = {lock::Method::kDotlock, lock::Method::kFcntl};
+    both.timeout = absl::Seconds(5);
+    const absl::Time t0 = absl::Now();
+    absl::StatusOr<lock::MailboxLock> held = lock::MailboxLock::Acquire(mbox, both);
+    if (held.ok()) ::_exit(11);
+    if (!absl::IsFailedPrecondition(held.status())) ::_exit(12);
+    if (absl::Now() - t0 > absl::Seconds(2)) ::_exit(13);  // refused at once, not timed out
+    lock::LockOptions kernel_only;
+    kernel_only.methods = {lock::Method::kFcntl};
+    if (!lock::MailboxLock::Acquire(mbox, kernel_only).ok()) ::_exit(14);  // the file is fine
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10 setuid failed, 11 locked anyway, 12 wrong status, "
+                                       "13 waited for the timeout, 14 fcntl alone failed";
+  struct stat st {};
+  EXPECT_NE(::stat((mbox + ".lock").c_str(), &st), 0) << "no lock file left behind";
+  EXPECT_EQ(ReadFile(mbox), "From a@b  Thu Nov 26 10:00:00 2026\n\nbody\n");
 }
 
 // ---------------------------------------------------------------- recovery

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/util/fault.h"
+#include "common/util/file_io.h"
 #include "common/util/strings.h"
 #include "common/util/unique_fd.h"
 
@@ -30,29 +31,14 @@ absl::Status Errno(std::string_view what, const std::string& path) {
 }
 
 absl::Status PreadFull(int fd, uint64_t offset, char* buf, size_t n, const std::string& what) {
-  size_t done = 0;
-  while (done < n) {
-    ssize_t r = ::pread(fd, buf + done, n - done, static_cast<off_t>(offset + done));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return Errno("read", what);
-    }
-    if (r == 0) return absl::DataLossError(absl::StrCat(what, " is shorter than expected"));
-    done += static_cast<size_t>(r);
-  }
+  const ssize_t r = PreadAll(fd, offset, buf, n);
+  if (r < 0) return Errno("read", what);
+  if (static_cast<size_t>(r) < n) return absl::DataLossError(absl::StrCat(what, " is shorter than expected"));
   return absl::OkStatus();
 }
 
 absl::Status PwriteFull(int fd, uint64_t offset, const char* buf, size_t n, const std::string& what) {
-  size_t done = 0;
-  while (done < n) {
-    ssize_t r = ::pwrite(fd, buf + done, n - done, static_cast<off_t>(offset + done));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return Errno("write", what);
-    }
-    done += static_cast<size_t>(r);
-  }
+  if (PwriteAll(fd, offset, buf, n) < 0) return Errno("write", what);
   return absl::OkStatus();
 }
 
@@ -246,10 +232,8 @@ absl::StatusOr<int64_t> Expunger::Compact(const std::string& path, lock::Mailbox
   rec.journal_path = w->path;
   rec.created_unix_ms = absl::ToUnixMillis(absl::Now());
   absl::StatusOr<int64_t> id;
-  if (store_mu != nullptr) {
-    absl::MutexLock store_lock(store_mu);
-    id = store_->AddExpungePlan(rec);
-  } else {
+  {
+    absl::MutexLockMaybe store_lock(store_mu);  // null: the caller holds it
     id = store_->AddExpungePlan(rec);
   }
   if (!id.ok()) {

@@ -127,19 +127,6 @@ std::string JournalDirFromConfig(const config::IndexerConfig& c) {
   return dir + "/expunge-journal";
 }
 
-absl::StatusOr<Hash128> TailHashOf(int fd, uint64_t resume) {
-  const uint64_t n = std::min<uint64_t>(resume, kTailBytes);
-  std::string buf(n, '\0');
-  size_t done = 0;
-  while (done < n) {
-    ssize_t r = ::pread(fd, buf.data() + done, n - done, static_cast<off_t>(resume - n + done));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return absl::InternalError("cannot read the mailbox's tail");
-    done += static_cast<size_t>(r);
-  }
-  return Xxh3_128(buf);
-}
-
 // Which messages are hidden by deferred compaction: an entry matches the message at its
 // offset with its content hash; an entry that matches nothing there (another program rewrote
 // the file and offsets moved) hides the first not yet hidden message with its content hash.
@@ -967,7 +954,7 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailb
   // else: it was a deleted message's From_ line: resume at the last message kept (re-scanned
   // as tentative next time, as the scanner would have left it).
   if (::fstat(fd, &st) != 0) return refuse("fstat failed");
-  absl::StatusOr<Hash128> tail = TailHashOf(fd, resume);
+  absl::StatusOr<Hash128> tail = TailHash(fd, resume, mailbox);
   if (!tail.ok()) return tail.status();
   mb.size = static_cast<uint64_t>(st.st_size);
   mb.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;

@@ -15,6 +15,7 @@
 #include "common/util/strings.h"
 #include "absl/time/clock.h"
 #include "common/mbox/scanner.h"
+#include "common/util/file_io.h"
 #include "common/util/unique_fd.h"
 
 namespace poplar::indexer {
@@ -36,17 +37,9 @@ absl::Status ErrnoStatus(int err, std::string_view what, const std::string& path
 
 // Reads exactly [offset, offset + out->size()) or reports a short file (truncated meanwhile).
 absl::Status PreadFull(int fd, uint64_t offset, std::string* out, const std::string& path) {
-  size_t done = 0;
-  while (done < out->size()) {
-    ssize_t n = ::pread(fd, out->data() + done, out->size() - done,
-                        static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "read", path);
-    }
-    if (n == 0) return absl::AbortedError(absl::StrCat(path, " shrank while being read"));
-    done += static_cast<size_t>(n);
-  }
+  const ssize_t n = PreadAll(fd, offset, out->data(), out->size());
+  if (n < 0) return ErrnoStatus(errno, "read", path);
+  if (static_cast<size_t>(n) < out->size()) return absl::AbortedError(absl::StrCat(path, " shrank while being read"));
   return absl::OkStatus();
 }
 
@@ -64,13 +57,6 @@ MessageRecord ToRecord(const mbox::MessageInfo& m) {
   r.sender = m.sender;
   r.date = m.date;
   return r;
-}
-
-absl::StatusOr<Hash128> TailHash(int fd, uint64_t resume, const std::string& path) {
-  uint64_t n = std::min(resume, kTailBytes);
-  std::string buf(n, '\0');
-  if (absl::Status s = PreadFull(fd, resume - n, &buf, path); !s.ok()) return s;
-  return Xxh3_128(buf);
 }
 
 struct ScanOutput {
@@ -117,6 +103,13 @@ absl::StatusOr<ScanOutput> ScanFile(int fd, const std::string& path, uint64_t st
 }
 
 }  // namespace
+
+absl::StatusOr<Hash128> TailHash(int fd, uint64_t resume, const std::string& path) {
+  uint64_t n = std::min(resume, kTailBytes);
+  std::string buf(n, '\0');
+  if (absl::Status s = PreadFull(fd, resume - n, &buf, path); !s.ok()) return s;
+  return Xxh3_128(buf);
+}
 
 absl::Status RefusedMailbox(const std::string& path, std::string_view reason) {
   return absl::FailedPreconditionError(absl::StrCat("mailbox ", path, " refused: ", Absl(reason)));

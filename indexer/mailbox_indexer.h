@@ -99,6 +99,9 @@ absl::StatusOr<std::vector<mbox::MessageInfo>> ScanRegion(int fd, const std::str
                                                           uint64_t start, uint64_t size,
                                                           bool trust_content_length);
 
+// XXH3 of the (up to) kTailBytes before `resume`: what tells an append from a rewrite.
+absl::StatusOr<Hash128> TailHash(int fd, uint64_t resume, const std::string& path);
+
 // For updates made while the caller holds every MDA lock itself: no one else can be writing
 // (and the default probe would see the caller's own locks).
 class HeldLocksProbe : public WriterProbe {

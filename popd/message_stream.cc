@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/util/file_io.h"
 #include "common/util/strings.h"
 
 namespace poplar::popd {
@@ -58,16 +59,11 @@ MessageStream::MessageStream(const MailboxFile& file, const MessageLocation& whe
 
 absl::Status MessageStream::ReadAt(uint64_t offset, size_t want) {
   buffer_.resize(want);
-  size_t got = 0;
-  while (got < want) {
-    const ssize_t r = ::pread(fd_, buffer_.data() + got, want - got, static_cast<off_t>(offset + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return absl::UnavailableError(absl::StrCat("reading the mailbox: ", std::strerror(errno)));
-    if (r == 0) {
-      return absl::UnavailableError(absl::StrCat("mailbox changed since login: it ends at ",
-                                                 offset + got, ", inside the message"));
-    }
-    got += static_cast<size_t>(r);
+  const ssize_t got = PreadAll(fd_, offset, buffer_.data(), want);
+  if (got < 0) return absl::UnavailableError(absl::StrCat("reading the mailbox: ", std::strerror(errno)));
+  if (static_cast<size_t>(got) < want) {
+    return absl::UnavailableError(absl::StrCat("mailbox changed since login: it ends at ",
+                                               offset + static_cast<uint64_t>(got), ", inside the message"));
   }
   return absl::OkStatus();
 }
@@ -85,7 +81,7 @@ absl::Status MessageStream::Next(std::string* out, size_t max_bytes) {
       error_ = s;
       return error_;
     }
-    if (prefix > 0 || (retr_ && !prefix_read_)) {
+    if (retr_ && !prefix_read_) {
       head_hash_->Update(std::string_view(buffer_.data(), prefix));
       prefix_read_ = true;
     }

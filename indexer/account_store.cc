@@ -113,7 +113,8 @@ absl::StatusOr<bool> Matches(const AccountRecord& r, std::string_view password) 
   switch (r.credential_kind) {
     case CredentialKind::kScramSha256: {
       std::optional<sasl::ScramVerifier> v = sasl::ParseScramVerifier(r.credential);
-      if (!v) return absl::DataLossError(absl::StrCat("accounts: unreadable verifier for ", r.user));
+      if (!v)
+        return absl::DataLossError(absl::StrCat("accounts: unreadable verifier for ", r.user));
       return sasl::VerifyPlainPassword(*v, password);
     }
     case CredentialKind::kCrypt: {
@@ -169,9 +170,9 @@ AccountStore::AccountStore(sql::Db* db, uint32_t scram_iterations)
 absl::Status AccountStore::Init() {
   if (scram_iterations_ < sasl::kMinScramIterations ||
       scram_iterations_ > sasl::kMaxScramIterations) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("SCRAM iteration count ", scram_iterations_, " is outside [",
-                     sasl::kMinScramIterations, ", ", sasl::kMaxScramIterations, "]"));
+    return absl::InvalidArgumentError(absl::StrCat("SCRAM iteration count ", scram_iterations_,
+                                                   " is outside [", sasl::kMinScramIterations, ", ",
+                                                   sasl::kMaxScramIterations, "]"));
   }
   // The dummy verifier for unknown users: random salt and keys, so it matches no password, but
   // checking against it costs exactly what checking a real verifier of this count costs.
@@ -219,13 +220,14 @@ absl::StatusOr<std::string> AccountStore::MakeCredential(const NewCredential& cr
   if (!initialized_) return NotInitialized();
   if (const PlainPassword* p = std::get_if<PlainPassword>(&credential)) {
     if (!AcceptablePassword(p->password)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "password must be 1..", kMaxPasswordBytes, " octets without NUL"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("password must be 1..", kMaxPasswordBytes, " octets without NUL"));
     }
     absl::StatusOr<std::string> salt = RandomBytes(sasl::kScramSaltBytes);
     if (!salt.ok()) return salt.status();
     *kind = CredentialKind::kScramSha256;
-    return sasl::EncodeScramVerifier(sasl::MakeScramVerifier(p->password, *salt, scram_iterations_));
+    return sasl::EncodeScramVerifier(
+        sasl::MakeScramVerifier(p->password, *salt, scram_iterations_));
   }
   const CryptHash& c = std::get<CryptHash>(credential);
   if (!IsImportableCryptHash(c.hash)) {
@@ -273,7 +275,8 @@ absl::Status AccountStore::SetPassword(std::string_view user, const NewCredentia
   if (!s.ok()) return s.status();
   s->Bind(1, CredentialKindName(kind)).Bind(2, *stored).Bind(3, user);
   if (absl::Status r = s->Run(); !r.ok()) return r;
-  if (db_->changes() == 0) return absl::NotFoundError(absl::StrCat("no account '", Absl(user), "'"));
+  if (db_->changes() == 0)
+    return absl::NotFoundError(absl::StrCat("no account '", Absl(user), "'"));
   return absl::OkStatus();
 }
 
@@ -285,7 +288,8 @@ absl::Status AccountStore::Remove(std::string_view user) {
   if (!s.ok()) return s.status();
   s->Bind(1, user);
   if (absl::Status r = s->Run(); !r.ok()) return r;
-  if (db_->changes() == 0) return absl::NotFoundError(absl::StrCat("no account '", Absl(user), "'"));
+  if (db_->changes() == 0)
+    return absl::NotFoundError(absl::StrCat("no account '", Absl(user), "'"));
   return absl::OkStatus();
 }
 
@@ -359,8 +363,9 @@ absl::StatusOr<AccountRecord> AccountStore::VerifyLogin(LoginLookup lookup,
 }
 
 AccountStore::ScramChallenge AccountStore::ScramChallengeFor(const LoginLookup& lookup,
-                                                            std::string_view user) const {
-  if (lookup.found && lookup.name_ok && lookup.found->credential_kind == CredentialKind::kScramSha256) {
+                                                             std::string_view user) const {
+  if (lookup.found && lookup.name_ok &&
+      lookup.found->credential_kind == CredentialKind::kScramSha256) {
     if (std::optional<sasl::ScramVerifier> v = sasl::ParseScramVerifier(lookup.found->credential)) {
       return {v->salt, v->iterations};
     }
@@ -368,14 +373,16 @@ AccountStore::ScramChallenge AccountStore::ScramChallengeFor(const LoginLookup& 
   // No verifier to offer (unknown name, or a crypt hash, which SCRAM cannot use): a salt that
   // is stable per name for this store's life, so a prober sees the same answer twice, and the
   // default count. The proof then fails like a wrong password.
-  return {sasl::HmacSha256(fake_salt_key_, user).substr(0, sasl::kScramSaltBytes), scram_iterations_};
+  return {sasl::HmacSha256(fake_salt_key_, user).substr(0, sasl::kScramSaltBytes),
+          scram_iterations_};
 }
 
 absl::StatusOr<AccountStore::ScramLogin> AccountStore::VerifyScram(LoginLookup lookup,
                                                                    std::string_view auth_message,
                                                                    std::string_view proof) const {
   std::optional<sasl::ScramVerifier> v;
-  if (lookup.found && lookup.name_ok && lookup.found->credential_kind == CredentialKind::kScramSha256) {
+  if (lookup.found && lookup.name_ok &&
+      lookup.found->credential_kind == CredentialKind::kScramSha256) {
     v = sasl::ParseScramVerifier(lookup.found->credential);
   }
   // The dummy stands in for a missing verifier so both paths do the same (cheap) work.
@@ -388,7 +395,8 @@ absl::StatusOr<AccountStore::ScramLogin> AccountStore::VerifyScram(LoginLookup l
   return out;
 }
 
-absl::StatusOr<AccountRecord> AccountStore::VerifyChallengeDigest(LoginLookup lookup, DigestKind kind,
+absl::StatusOr<AccountRecord> AccountStore::VerifyChallengeDigest(LoginLookup lookup,
+                                                                  DigestKind kind,
                                                                   std::string_view challenge,
                                                                   std::string_view digest) const {
   const bool real = lookup.found && lookup.name_ok && lookup.found->apop_secret.has_value();
@@ -418,7 +426,8 @@ absl::Status AccountStore::SetApopSecret(std::string_view user, std::string_view
   }
   s->Bind(2, user);
   if (absl::Status r = s->Run(); !r.ok()) return r;
-  if (db_->changes() == 0) return absl::NotFoundError(absl::StrCat("no account '", Absl(user), "'"));
+  if (db_->changes() == 0)
+    return absl::NotFoundError(absl::StrCat("no account '", Absl(user), "'"));
   return absl::OkStatus();
 }
 

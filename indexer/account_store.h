@@ -79,7 +79,8 @@ class AccountStore {
   // InvalidArgument: user fails sasl::IsValidUserName, password empty / longer than
   // kMaxPasswordBytes / containing NUL, crypt hash not recognised by crypt(3) (or a legacy
   // DES-style hash), mailbox not an absolute normalised path. AlreadyExists: user exists.
-  absl::Status Add(std::string_view user, const NewCredential& credential, std::string_view mailbox);
+  absl::Status Add(std::string_view user, const NewCredential& credential,
+                   std::string_view mailbox);
   // Replaces the credential (same validation as Add). NotFound if the user does not exist.
   absl::Status SetPassword(std::string_view user, const NewCredential& credential);
   // NotFound if absent; InvalidArgument for an invalid name.

@@ -72,8 +72,7 @@ grpc::Status AdminService::EndSession(grpc::ServerContext*, const v1::EndSession
   return ToGrpcStatus(indexer_->EndSession(req->session_id()));
 }
 
-grpc::Status AdminService::Status(grpc::ServerContext*, const v1::Empty*,
-                                  v1::IndexerStatus* out) {
+grpc::Status AdminService::Status(grpc::ServerContext*, const v1::Empty*, v1::IndexerStatus* out) {
   return Reply(indexer_->Status(), out);
 }
 

@@ -21,13 +21,17 @@ namespace {
 
 // Removes a stale socket left by a previous run; refuses to remove anything that is not one.
 // A directory created here for the socket is given to `owner` (run_as) when there is one.
-absl::Status PrepareSocketPath(const std::string& path, const privileges::Identity* owner = nullptr) {
+absl::Status PrepareSocketPath(const std::string& path,
+                               const privileges::Identity* owner = nullptr) {
   std::error_code ec;
   const std::filesystem::path dir = std::filesystem::path(path).parent_path();
   const bool created = std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::FailedPreconditionError(absl::StrCat("cannot create the directory of ", path, ": ", ec.message()));
+  if (ec)
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create the directory of ", path, ": ", ec.message()));
   if (created && owner != nullptr && ::chown(dir.c_str(), owner->uid, owner->gid) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat("chown ", dir.string(), ": ", std::strerror(errno)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("chown ", dir.string(), ": ", std::strerror(errno)));
   }
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
@@ -35,7 +39,8 @@ absl::Status PrepareSocketPath(const std::string& path, const privileges::Identi
       return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a socket"));
     }
     if (::unlink(path.c_str()) != 0) {
-      return absl::FailedPreconditionError(absl::StrCat("cannot remove stale socket ", path, ": ", std::strerror(errno)));
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot remove stale socket ", path, ": ", std::strerror(errno)));
     }
   }
   return absl::OkStatus();
@@ -50,7 +55,8 @@ namespace {
 absl::Status DropToRunAs(const config::IndexerConfig& config) {
   const config::IndexerRunAs& r = config.run_as();
   absl::StatusOr<privileges::Identity> id = privileges::Resolve(
-      r.user(), r.group(), std::vector<std::string>(r.extra_groups().begin(), r.extra_groups().end()));
+      r.user(), r.group(),
+      std::vector<std::string>(r.extra_groups().begin(), r.extra_groups().end()));
   if (!id.ok()) return id.status();
   absl::StatusOr<std::vector<int>> keep = privileges::CapabilitiesFromNames(
       std::vector<std::string>(r.keep_capabilities().begin(), r.keep_capabilities().end()));
@@ -63,9 +69,10 @@ absl::Status DropToRunAs(const config::IndexerConfig& config) {
   std::string groups;
   for (gid_t g : id->groups) absl::StrAppend(&groups, groups.empty() ? "" : ",", g);
   std::string caps;
-  for (const std::string& c : r.keep_capabilities()) absl::StrAppend(&caps, caps.empty() ? "" : ",", c);
-  std::cerr << "poplar-indexer: running as " << id->user << " (uid " << id->uid << ", gid " << id->gid
-            << ", groups " << (groups.empty() ? "none" : groups) << ", capabilities "
+  for (const std::string& c : r.keep_capabilities())
+    absl::StrAppend(&caps, caps.empty() ? "" : ",", c);
+  std::cerr << "poplar-indexer: running as " << id->user << " (uid " << id->uid << ", gid "
+            << id->gid << ", groups " << (groups.empty() ? "none" : groups) << ", capabilities "
             << (caps.empty() ? "none" : caps) << ")\n";
   return absl::OkStatus();
 }
@@ -85,7 +92,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::IndexerConfi
     std::cerr << "poplar-indexer: initial scan: " << s << "\n";  // one bad mailbox is not fatal
   }
 
-  d->maildrop_ = std::make_unique<MaildropService>(d->indexer_.get(), config.max_sessions_per_stream());
+  d->maildrop_ =
+      std::make_unique<MaildropService>(d->indexer_.get(), config.max_sessions_per_stream());
   d->admin_ = std::make_unique<AdminService>(d->indexer_.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -114,7 +122,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::IndexerConfi
   if (!sock.empty()) {
     // The socket is the access control of the admin API: owner and group only.
     if (::chmod(sock.c_str(), 0660) != 0) {
-      return absl::FailedPreconditionError(absl::StrCat("chmod ", sock, ": ", std::strerror(errno)));
+      return absl::FailedPreconditionError(
+          absl::StrCat("chmod ", sock, ": ", std::strerror(errno)));
     }
   }
   d->stop_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -139,10 +148,10 @@ void Daemon::EventLoop() {
   absl::Time next_compact = absl::Now() + compact_every;
   while (!stopped_.load()) {
     struct pollfd fds[2] = {{indexer_->watch_fd(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
-    const absl::Time wake = indexer_->deferred_expunge() ? std::min(next_reconcile, next_compact)
-                                                         : next_reconcile;
-    int timeout_ms = static_cast<int>(
-        std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - absl::Now())));
+    const absl::Time wake =
+        indexer_->deferred_expunge() ? std::min(next_reconcile, next_compact) : next_reconcile;
+    int timeout_ms =
+        static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - absl::Now())));
     int n = ::poll(fds, 2, timeout_ms);
     if (n < 0 && errno != EINTR) break;
     if (stopped_.load()) break;
@@ -173,7 +182,8 @@ void Daemon::Shutdown(absl::Duration grace) {
   if (::write(stop_fd_.get(), &one, sizeof one) < 0) {
     // The loop also checks stopped_ at every wake-up; the reconcile timer wakes it at worst.
   }
-  if (server_) server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  if (server_)
+    server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
   if (events_.joinable()) events_.join();
 }
 

@@ -33,11 +33,13 @@ absl::Status Errno(std::string_view what, const std::string& path) {
 absl::Status PreadFull(int fd, uint64_t offset, char* buf, size_t n, const std::string& what) {
   const ssize_t r = PreadAll(fd, offset, buf, n);
   if (r < 0) return Errno("read", what);
-  if (static_cast<size_t>(r) < n) return absl::DataLossError(absl::StrCat(what, " is shorter than expected"));
+  if (static_cast<size_t>(r) < n)
+    return absl::DataLossError(absl::StrCat(what, " is shorter than expected"));
   return absl::OkStatus();
 }
 
-absl::Status PwriteFull(int fd, uint64_t offset, const char* buf, size_t n, const std::string& what) {
+absl::Status PwriteFull(int fd, uint64_t offset, const char* buf, size_t n,
+                        const std::string& what) {
   if (PwriteAll(fd, offset, buf, n) < 0) return Errno("write", what);
   return absl::OkStatus();
 }
@@ -139,9 +141,11 @@ absl::StatusOr<Expunger::Written> Expunger::WriteJournal(int src_fd,
     for (uint64_t pos = r.begin; pos < r.end;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, r.end - pos));
       buf.resize(n);
-      if (absl::Status s = PreadFull(src_fd, pos, buf.data(), n, "mailbox"); !s.ok()) return fail(s);
+      if (absl::Status s = PreadFull(src_fd, pos, buf.data(), n, "mailbox"); !s.ok())
+        return fail(s);
       hash.Update(buf);
-      if (absl::Status s = PwriteFull(fd.get(), out, buf.data(), n, w.path); !s.ok()) return fail(s);
+      if (absl::Status s = PwriteFull(fd.get(), out, buf.data(), n, w.path); !s.ok())
+        return fail(s);
       StartWriteback(fd.get(), out, n);
       pos += n;
       out += n;
@@ -151,7 +155,8 @@ absl::StatusOr<Expunger::Written> Expunger::WriteJournal(int src_fd,
   w.image_hash = hash.Digest();
   header.image_hash = w.image_hash;
   const std::string text = mbox::FormatJournalHeader(header);
-  if (absl::Status s = PwriteFull(fd.get(), 0, text.data(), text.size(), w.path); !s.ok()) return fail(s);
+  if (absl::Status s = PwriteFull(fd.get(), 0, text.data(), text.size(), w.path); !s.ok())
+    return fail(s);
   if (::fsync(fd.get()) != 0) return fail(Errno("fsync", w.path));
   if (absl::Status s = FsyncDir(journal_dir_); !s.ok()) return fail(s);
   return w;
@@ -161,7 +166,9 @@ absl::Status Expunger::Replay(const std::string& journal_path, const mbox::Journ
                               lock::MailboxLock* lock, std::string_view phase) {
   // Fault points "<phase>.mid_rewrite" etc.: "expunge" for the commit's own rewrite,
   // "recovery" for the replay at start-up, so a crash during recovery is testable too.
-  auto fault = [phase](std::string_view step) { FaultPoint(absl::StrCat(Absl(phase), ".", Absl(step))); };
+  auto fault = [phase](std::string_view step) {
+    FaultPoint(absl::StrCat(Absl(phase), ".", Absl(step)));
+  };
   UniqueFd j(::open(journal_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!j.valid()) return Errno("open journal", journal_path);
   const uint64_t image = h.new_size - h.start;
@@ -178,7 +185,8 @@ absl::Status Expunger::Replay(const std::string& journal_path, const mbox::Journ
     uint64_t limit = pos < half ? half : image;  // stop at half-way once, for the fault point
     size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, limit - pos));
     buf.resize(n);
-    if (absl::Status s = PreadFull(j.get(), header_len + pos, buf.data(), n, journal_path); !s.ok()) {
+    if (absl::Status s = PreadFull(j.get(), header_len + pos, buf.data(), n, journal_path);
+        !s.ok()) {
       return s;
     }
     if (absl::Status s = PwriteFull(fd, h.start + pos, buf.data(), n, "mailbox"); !s.ok()) return s;
@@ -211,7 +219,8 @@ absl::StatusOr<int64_t> Expunger::Compact(const std::string& path, lock::Mailbox
   absl::StatusOr<Hash128> prefix = HashRange(lock.fd(), PrefixRange(plan.start), path);
   if (!prefix.ok()) return prefix.status();
   h.prefix_hash = *prefix;
-  absl::StatusOr<Hash128> tail = HashRange(lock.fd(), mbox::OldTailRange(plan.new_size, plan.old_size), path);
+  absl::StatusOr<Hash128> tail =
+      HashRange(lock.fd(), mbox::OldTailRange(plan.new_size, plan.old_size), path);
   if (!tail.ok()) return tail.status();
   h.old_tail_hash = *tail;
   absl::StatusOr<Written> w = WriteJournal(lock.fd(), plan.keep, h, &lock);
@@ -277,7 +286,10 @@ absl::StatusOr<Expunger::RecoveryReport> Expunger::Recover(const ExpungePlanReco
   {
     UniqueFd j(::open(plan.journal_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!j.valid()) {
-      if (absl::Status s = Reject(plan, absl::StrCat("journal ", plan.journal_path, " is missing"), &out); !s.ok()) return s;
+      if (absl::Status s =
+              Reject(plan, absl::StrCat("journal ", plan.journal_path, " is missing"), &out);
+          !s.ok())
+        return s;
       return out;
     }
     const size_t header_len = HeaderLength();
@@ -287,11 +299,14 @@ absl::StatusOr<Expunger::RecoveryReport> Expunger::Recover(const ExpungePlanReco
     size_t parsed_len = 0;
     absl::StatusOr<mbox::JournalHeader> h =
         static_cast<size_t>(jst.st_size) < header_len
-            ? absl::StatusOr<mbox::JournalHeader>(absl::DataLossError("journal shorter than its header"))
+            ? absl::StatusOr<mbox::JournalHeader>(
+                  absl::DataLossError("journal shorter than its header"))
             : [&]() -> absl::StatusOr<mbox::JournalHeader> {
-                if (absl::Status s = PreadFull(j.get(), 0, head.data(), header_len, plan.journal_path); !s.ok()) return s;
-                return mbox::ParseJournalHeader(head, &parsed_len);
-              }();
+      if (absl::Status s = PreadFull(j.get(), 0, head.data(), header_len, plan.journal_path);
+          !s.ok())
+        return s;
+      return mbox::ParseJournalHeader(head, &parsed_len);
+    }();
     std::string why;
     if (!h.ok()) {
       why = std::string(h.status().message());
@@ -300,7 +315,8 @@ absl::StatusOr<Expunger::RecoveryReport> Expunger::Recover(const ExpungePlanReco
     } else if (static_cast<uint64_t>(jst.st_size) != header_len + (want.new_size - want.start)) {
       why = "the journal has the wrong length";
     } else {
-      absl::StatusOr<Hash128> ih = HashRange(j.get(), {header_len, static_cast<uint64_t>(jst.st_size)}, plan.journal_path);
+      absl::StatusOr<Hash128> ih =
+          HashRange(j.get(), {header_len, static_cast<uint64_t>(jst.st_size)}, plan.journal_path);
       if (!ih.ok()) return ih.status();
       if (!(*ih == want.image_hash)) why = "the journal's image hash does not match";
     }
@@ -313,11 +329,13 @@ absl::StatusOr<Expunger::RecoveryReport> Expunger::Recover(const ExpungePlanReco
   absl::StatusOr<lock::MailboxLock> held = lock::MailboxLock::Acquire(plan.mailbox_path, options);
   if (absl::IsUnavailable(held.status())) {
     out.outcome = Recovery::kBusy;
-    out.detail = absl::StrCat("plan ", plan.id, " for ", plan.mailbox_path, " waits: ", held.status().message());
+    out.detail = absl::StrCat("plan ", plan.id, " for ", plan.mailbox_path,
+                              " waits: ", held.status().message());
     return out;
   }
   if (!held.ok()) {
-    if (absl::Status s = Reject(plan, std::string(held.status().message()), &out); !s.ok()) return s;
+    if (absl::Status s = Reject(plan, std::string(held.status().message()), &out); !s.ok())
+      return s;
     return out;
   }
   const int fd = held->fd();
@@ -325,24 +343,34 @@ absl::StatusOr<Expunger::RecoveryReport> Expunger::Recover(const ExpungePlanReco
   if (::fstat(fd, &st) != 0) return Errno("fstat", plan.mailbox_path);
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (st.st_dev != plan.device || st.st_ino != plan.inode) {
-    if (absl::Status s = Reject(plan, "the mailbox is a different file (device/inode) now", &out); !s.ok()) return s;
+    if (absl::Status s = Reject(plan, "the mailbox is a different file (device/inode) now", &out);
+        !s.ok())
+      return s;
     return out;
   }
   if (size < plan.new_size) {
-    if (absl::Status s = Reject(plan, absl::StrCat("the mailbox is shorter (", size, ") than the plan's result (", plan.new_size, ")"), &out); !s.ok()) return s;
+    if (absl::Status s = Reject(plan,
+                                absl::StrCat("the mailbox is shorter (", size,
+                                             ") than the plan's result (", plan.new_size, ")"),
+                                &out);
+        !s.ok())
+      return s;
     return out;
   }
   absl::StatusOr<Hash128> prefix = HashRange(fd, PrefixRange(plan.start), plan.mailbox_path);
   if (!prefix.ok()) return prefix.status();
   if (!(*prefix == plan.prefix_hash)) {
-    if (absl::Status s = Reject(plan, "the bytes before the rewritten region changed", &out); !s.ok()) return s;
+    if (absl::Status s = Reject(plan, "the bytes before the rewritten region changed", &out);
+        !s.ok())
+      return s;
     return out;
   }
   // 3. Truncated already? Before the truncate the old file's last bytes past the new end are
   // still there (the rewrite never writes past new_size, MDAs only append).
   bool truncated = true;
   if (size >= plan.old_size) {
-    absl::StatusOr<Hash128> tail = HashRange(fd, mbox::OldTailRange(plan.new_size, plan.old_size), plan.mailbox_path);
+    absl::StatusOr<Hash128> tail =
+        HashRange(fd, mbox::OldTailRange(plan.new_size, plan.old_size), plan.mailbox_path);
     if (!tail.ok()) return tail.status();
     truncated = !(*tail == plan.old_tail_hash);
   }
@@ -352,15 +380,18 @@ absl::StatusOr<Expunger::RecoveryReport> Expunger::Recover(const ExpungePlanReco
     absl::StatusOr<Hash128> ih = HashRange(fd, {plan.start, plan.new_size}, plan.mailbox_path);
     if (!ih.ok()) return ih.status();
     if (!(*ih == plan.image_hash)) {
-      if (absl::Status s = Reject(plan, "the mailbox was truncated but does not hold the journal's image", &out); !s.ok()) return s;
+      if (absl::Status s =
+              Reject(plan, "the mailbox was truncated but does not hold the journal's image", &out);
+          !s.ok())
+        return s;
       return out;
     }
     if (absl::Status s = Finish(plan.id, plan.journal_path); !s.ok()) return s;
     out.outcome = Recovery::kAlreadyComplete;
     out.detail = absl::StrCat("plan ", plan.id, " for ", plan.mailbox_path, " had completed",
-                              size > plan.new_size
-                                  ? absl::StrCat(" (", size - plan.new_size, " bytes delivered since kept)")
-                                  : std::string());
+                              size > plan.new_size ? absl::StrCat(" (", size - plan.new_size,
+                                                                  " bytes delivered since kept)")
+                                                   : std::string());
     return out;
   }
   ExpungePlanRecord current = plan;
@@ -371,14 +402,16 @@ absl::StatusOr<Expunger::RecoveryReport> Expunger::Recover(const ExpungePlanReco
     mbox::JournalHeader h = want;
     h.old_size = size;
     h.new_size = plan.new_size + (size - plan.old_size);
-    absl::StatusOr<Hash128> tail = HashRange(fd, mbox::OldTailRange(h.new_size, h.old_size), plan.mailbox_path);
+    absl::StatusOr<Hash128> tail =
+        HashRange(fd, mbox::OldTailRange(h.new_size, h.old_size), plan.mailbox_path);
     if (!tail.ok()) return tail.status();
     h.old_tail_hash = *tail;
     // Source ranges: the old journal's image, then the appended bytes of the mailbox.
     UniqueFd j(::open(plan.journal_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!j.valid()) return Errno("open journal", plan.journal_path);
     // WriteJournal reads from one fd: copy the image first into the new journal, then append.
-    absl::StatusOr<Written> w = WriteJournal(j.get(), {{HeaderLength(), HeaderLength() + (plan.new_size - plan.start)}}, h, &*held);
+    absl::StatusOr<Written> w = WriteJournal(
+        j.get(), {{HeaderLength(), HeaderLength() + (plan.new_size - plan.start)}}, h, &*held);
     if (!w.ok()) return w.status();
     {
       // Append the delivered bytes and fix the header (hash over image + appended).
@@ -390,7 +423,9 @@ absl::StatusOr<Expunger::RecoveryReport> Expunger::Recover(const ExpungePlanReco
       for (uint64_t pos = 0; pos < image_len;) {
         size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, image_len - pos));
         buf.resize(n);
-        if (absl::Status s = PreadFull(nj.get(), HeaderLength() + pos, buf.data(), n, w->path); !s.ok()) return s;
+        if (absl::Status s = PreadFull(nj.get(), HeaderLength() + pos, buf.data(), n, w->path);
+            !s.ok())
+          return s;
         hash.Update(buf);
         pos += n;
       }
@@ -398,15 +433,18 @@ absl::StatusOr<Expunger::RecoveryReport> Expunger::Recover(const ExpungePlanReco
       for (uint64_t pos = plan.old_size; pos < size;) {
         size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, size - pos));
         buf.resize(n);
-        if (absl::Status s = PreadFull(fd, pos, buf.data(), n, plan.mailbox_path); !s.ok()) return s;
+        if (absl::Status s = PreadFull(fd, pos, buf.data(), n, plan.mailbox_path); !s.ok())
+          return s;
         hash.Update(buf);
-        if (absl::Status s = PwriteFull(nj.get(), out_pos, buf.data(), n, w->path); !s.ok()) return s;
+        if (absl::Status s = PwriteFull(nj.get(), out_pos, buf.data(), n, w->path); !s.ok())
+          return s;
         pos += n;
         out_pos += n;
       }
       h.image_hash = hash.Digest();
       const std::string text = mbox::FormatJournalHeader(h);
-      if (absl::Status s = PwriteFull(nj.get(), 0, text.data(), text.size(), w->path); !s.ok()) return s;
+      if (absl::Status s = PwriteFull(nj.get(), 0, text.data(), text.size(), w->path); !s.ok())
+        return s;
       if (::fsync(nj.get()) != 0) return Errno("fsync", w->path);
     }
     current.old_size = h.old_size;
@@ -423,15 +461,17 @@ absl::StatusOr<Expunger::RecoveryReport> Expunger::Recover(const ExpungePlanReco
     current.id = *id;
     ::unlink(plan.journal_path.c_str());
   }
-  if (absl::Status s = Replay(current.journal_path, HeaderOf(current), fd, &*held, "recovery"); !s.ok()) {
+  if (absl::Status s = Replay(current.journal_path, HeaderOf(current), fd, &*held, "recovery");
+      !s.ok()) {
     return s;
   }
   if (absl::Status s = Finish(current.id, current.journal_path); !s.ok()) return s;
   out.outcome = Recovery::kReplayed;
-  out.detail = absl::StrCat("plan ", plan.id, " for ", plan.mailbox_path, " replayed",
-                            size > plan.old_size ? absl::StrCat(" (", size - plan.old_size,
-                                                                " bytes delivered since the crash kept)")
-                                                 : std::string());
+  out.detail = absl::StrCat(
+      "plan ", plan.id, " for ", plan.mailbox_path, " replayed",
+      size > plan.old_size
+          ? absl::StrCat(" (", size - plan.old_size, " bytes delivered since the crash kept)")
+          : std::string());
   return out;
 }
 

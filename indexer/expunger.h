@@ -50,7 +50,8 @@ class Expunger {
   // whole call; otherwise the caller does not hold it and Compact takes it only to record the
   // plan, so the long file work does not stop other mailboxes' logins.
   absl::StatusOr<int64_t> Compact(const std::string& path, lock::MailboxLock& lock,
-                                  const mbox::CompactionPlan& plan, absl::Mutex* store_mu = nullptr);
+                                  const mbox::CompactionPlan& plan,
+                                  absl::Mutex* store_mu = nullptr);
   // Step 5: marks the plan done and removes its journal.
   absl::Status Finish(int64_t plan_id, const std::string& journal_path);
 

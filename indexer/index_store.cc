@@ -186,11 +186,10 @@ absl::StatusOr<std::vector<MessageRecord>> IndexStore::LoadMessages(int64_t mail
 }
 
 absl::Status IndexStore::SaveScan(MailboxRecord* mb, uint64_t replace_from,
-                                  const std::vector<MessageRecord>& messages,
-                                  uint64_t replace_to) {
+                                  const std::vector<MessageRecord>& messages, uint64_t replace_to) {
   // SQLite integers are signed: clamp the open upper bound.
-  const int64_t to = replace_to > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX
-                                                                  : static_cast<int64_t>(replace_to);
+  const int64_t to =
+      replace_to > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(replace_to);
   auto tx = sql::Transaction::Begin(db_.get());
   if (!tx.ok()) return tx.status();
   auto up = db_->Prepare(
@@ -263,7 +262,9 @@ absl::Status IndexStore::SaveScan(MailboxRecord* mb, uint64_t replace_from,
   }
   auto counts = db_->Prepare("UPDATE mailboxes SET messages=?, octets=? WHERE id=?");
   if (!counts.ok()) return counts.status();
-  counts->Bind(1, static_cast<int64_t>(count)).Bind(2, static_cast<int64_t>(octets)).Bind(3, mb->id);
+  counts->Bind(1, static_cast<int64_t>(count))
+      .Bind(2, static_cast<int64_t>(octets))
+      .Bind(3, mb->id);
   if (absl::Status s = counts->Run(); !s.ok()) return s;
   mb->messages = count;
   mb->octets = octets;
@@ -337,7 +338,8 @@ absl::Status IndexStore::SetPlanState(int64_t id, std::string_view state) {
   return s->Run();
 }
 
-absl::StatusOr<int64_t> IndexStore::ReplaceExpungePlan(int64_t old_id, const ExpungePlanRecord& plan) {
+absl::StatusOr<int64_t> IndexStore::ReplaceExpungePlan(int64_t old_id,
+                                                       const ExpungePlanRecord& plan) {
   auto tx = sql::Transaction::Begin(db_.get());
   if (!tx.ok()) return tx.status();
   if (absl::Status s = SetPlanState(old_id, "superseded"); !s.ok()) return s;

@@ -32,16 +32,16 @@ struct MailboxRecord {
   std::string user;
   uint64_t device = 0;
   uint64_t inode = 0;
-  uint64_t size = 0;       // file size when last indexed
+  uint64_t size = 0;  // file size when last indexed
   int64_t mtime_ns = 0;
-  uint64_t resume_offset = 0;  // ScanResult::resume_offset of the last scan
-  Hash128 tail_hash;           // XXH3 of the (up to) kTailBytes before resume_offset
+  uint64_t resume_offset = 0;            // ScanResult::resume_offset of the last scan
+  Hash128 tail_hash;                     // XXH3 of the (up to) kTailBytes before resume_offset
   std::optional<uint32_t> uid_validity;  // Dovecot scheme: from the first message
   int64_t indexed_unix_ms = 0;
   uint32_t anomalies = 0;
   bool final_scan = false;  // the last scan saw no writer: its tail decisions were final
-  uint64_t messages = 0;  // maintained by SaveScan
-  uint64_t octets = 0;    // sum of the messages' octets, maintained by SaveScan
+  uint64_t messages = 0;    // maintained by SaveScan
+  uint64_t octets = 0;      // sum of the messages' octets, maintained by SaveScan
 };
 
 struct MessageRecord {
@@ -113,14 +113,16 @@ class IndexStore {
   absl::StatusOr<Totals> GetTotals();
 
   // Does a message before `before_offset` hold `uidl`?
-  absl::StatusOr<bool> UidlInUse(int64_t mailbox_id, const std::string& uidl, uint64_t before_offset);
+  absl::StatusOr<bool> UidlInUse(int64_t mailbox_id, const std::string& uidl,
+                                 uint64_t before_offset);
 
   // Expunge plans. Add records an open plan (the journal is already durable); SetPlanState
   // closes it. Replace, in one transaction, closes `old_id` as superseded and adds `plan`.
   absl::StatusOr<int64_t> AddExpungePlan(const ExpungePlanRecord& plan);
   absl::Status SetPlanState(int64_t id, std::string_view state);
   absl::StatusOr<int64_t> ReplaceExpungePlan(int64_t old_id, const ExpungePlanRecord& plan);
-  absl::StatusOr<std::vector<ExpungePlanRecord>> OpenExpungePlans(const std::string& mailbox_path = "");
+  absl::StatusOr<std::vector<ExpungePlanRecord>> OpenExpungePlans(
+      const std::string& mailbox_path = "");
   absl::StatusOr<std::vector<ExpungePlanRecord>> AllExpungePlans();
 
   // Deferred compaction's hidden messages, per mailbox path.
@@ -135,7 +137,8 @@ class IndexStore {
   explicit IndexStore(std::unique_ptr<sql::Db> db) : db_(std::move(db)) {}
   absl::Status Migrate();
   absl::StatusOr<int64_t> InsertPlanLocked(const ExpungePlanRecord& plan);
-  absl::StatusOr<std::vector<ExpungePlanRecord>> SelectPlans(const std::string& where, const std::string& arg);
+  absl::StatusOr<std::vector<ExpungePlanRecord>> SelectPlans(const std::string& where,
+                                                             const std::string& arg);
 
   std::unique_ptr<sql::Db> db_;
 };

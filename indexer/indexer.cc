@@ -3,18 +3,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <iostream>
-
-#include <algorithm>
 #include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "common/sasl/user_name.h"
 #include "common/mbox/expunge_plan.h"
+#include "common/sasl/user_name.h"
 #include "common/util/strings.h"
 
 namespace poplar::indexer {
@@ -28,7 +27,8 @@ bool HasLock(const config::IndexerConfig& c, config::LockMethod m) {
 
 mbox::UidlOptions UidlFromConfig(const config::IndexerConfig& c) {
   mbox::UidlOptions o;
-  o.scheme = c.uidl().scheme() == "dovecot" ? mbox::UidlScheme::kDovecot : mbox::UidlScheme::kPoplar;
+  o.scheme =
+      c.uidl().scheme() == "dovecot" ? mbox::UidlScheme::kDovecot : mbox::UidlScheme::kPoplar;
   o.reuse_x_uidl = c.uidl().reuse_x_uidl();
   return o;
 }
@@ -77,17 +77,19 @@ void CopyToSnapshot(v1::Snapshot* snap, const v1::Snapshot& old, int begin, int 
   if (!snap->uidls().empty()) snap->mutable_uidls()->push_back('\n');
   snap->mutable_uidls()->append(uidls.substr(first, last - 1 - first));
   snap->mutable_content_hashes()->append(
-      std::string_view(old.content_hashes()).substr(16 * static_cast<size_t>(begin), 16 * static_cast<size_t>(end - begin)));
+      std::string_view(old.content_hashes())
+          .substr(16 * static_cast<size_t>(begin), 16 * static_cast<size_t>(end - begin)));
   uint64_t octets = 0;
   for (int i = begin; i < end; ++i) octets += old.octets(i);
   snap->set_count(static_cast<uint32_t>(snap->data_offsets_size()));
   snap->set_total_octets(snap->total_octets() + octets);
-  snap->mutable_file()->set_size(std::max(snap->file().size(), old.data_offsets(end - 1) + old.lengths(end - 1)));
+  snap->mutable_file()->set_size(
+      std::max(snap->file().size(), old.data_offsets(end - 1) + old.lengths(end - 1)));
 }
 
 void AddToSnapshot(v1::Snapshot* snap, const MessageRecord& m) {
-  AddToSnapshot(snap, m.offset, m.data_offset, m.end_offset - m.data_offset, m.header_length, m.octets,
-                m.lines, m.uidl, m.content_hash.Bytes());
+  AddToSnapshot(snap, m.offset, m.data_offset, m.end_offset - m.data_offset, m.header_length,
+                m.octets, m.lines, m.uidl, m.content_hash.Bytes());
 }
 
 v1::MailboxSummary Summary(const MailboxRecord& m, uint64_t messages, uint64_t octets) {
@@ -198,7 +200,8 @@ Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store
              HasLock(config_, config::LOCK_FLOCK)),
       owner_(std::move(owner)) {
   accounts_ = std::make_unique<AccountStore>(store_->db(), config_.scram_iterations());
-  mailbox_indexer_ = std::make_unique<MailboxIndexer>(store_.get(), UidlFromConfig(config_), &probe_);
+  mailbox_indexer_ =
+      std::make_unique<MailboxIndexer>(store_.get(), UidlFromConfig(config_), &probe_);
   mailbox_indexer_->set_trust_content_length(config_.trust_content_length());
   mailbox_indexer_->set_owner(&owner_);
   expunger_ = std::make_unique<Expunger>(store_.get(), JournalDirFromConfig(config_));
@@ -206,9 +209,8 @@ Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store
   if (config_.has_pam()) pam_ = std::make_unique<PamAuthenticator>(config_.pam());
 }
 
-absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
-                                                   const std::string& user, bool force_full,
-                                                   bool quiet) {
+absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path, const std::string& user,
+                                                   bool force_full, bool quiet) {
   // Half-rewritten by an expunge that holds the MDA locks: the expunge sets the index itself.
   if (compacting_.contains(path)) return IndexOutcome{};
   absl::StatusOr<IndexOutcome> o = mailbox_indexer_->Update(path, user, force_full);
@@ -241,18 +243,20 @@ absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path,
 // it is what they were shown. The unchanged messages are copied column by column in bulk: the
 // first login after a delivery to a 100,000-message mailbox pays a few memcpy()s, not 100,000
 // appends to eight columns.
-std::shared_ptr<const v1::Snapshot> Indexer::SpliceSnapshot(const v1::Snapshot& old, uint64_t from,
-                                                            uint64_t to,
-                                                            const std::vector<MessageRecord>& added) {
+std::shared_ptr<const v1::Snapshot> Indexer::SpliceSnapshot(
+    const v1::Snapshot& old, uint64_t from, uint64_t to, const std::vector<MessageRecord>& added) {
   auto snap = std::make_shared<v1::Snapshot>();
   snap->set_mailbox_path(old.mailbox_path());
   *snap->mutable_file() = old.file();
   snap->mutable_file()->set_size(0);
   const auto& offsets = old.data_offsets();
   const int n = old.data_offsets_size();
-  const int prefix = static_cast<int>(std::lower_bound(offsets.begin(), offsets.end(), from) - offsets.begin());
-  const int suffix = to == UINT64_MAX ? n
-                         : static_cast<int>(std::lower_bound(offsets.begin(), offsets.end(), to) - offsets.begin());
+  const int prefix =
+      static_cast<int>(std::lower_bound(offsets.begin(), offsets.end(), from) - offsets.begin());
+  const int suffix = to == UINT64_MAX
+                         ? n
+                         : static_cast<int>(std::lower_bound(offsets.begin(), offsets.end(), to) -
+                                            offsets.begin());
   const int tail = std::max(suffix, prefix);
   snap->mutable_uidls()->reserve(old.uidls().size() + 32 * added.size());
   snap->mutable_content_hashes()->reserve(old.content_hashes().size() + 16 * added.size());
@@ -387,10 +391,11 @@ void Indexer::AuthenticateAsync(const std::string& user, const std::string& pass
     // The store's check of an unknown name (a dummy verifier) is made all the same, so a PAM
     // login never costs less than a wrong store password.
     (void)accounts_->VerifyLogin(std::move(lookup), password);
-    pam_->Authenticate(user, password, client_address, [user, done = std::move(done)](absl::Status s) {
-      if (s.ok()) return done(user);
-      done(s);
-    });
+    pam_->Authenticate(user, password, client_address,
+                       [user, done = std::move(done)](absl::Status s) {
+                         if (s.ok()) return done(user);
+                         done(s);
+                       });
     return;
   }
   done(StoreAuthenticate(user, password));
@@ -468,19 +473,20 @@ void Indexer::OpenSessionAsync(const v1::OpenSession& request, std::function<voi
   open.set_user(request.user());
   open.set_client_address(request.client_address());
   open.set_front_end(request.front_end());
-  pam_->Authenticate(
-      request.user(), request.password(), request.client_address(),
-      [this, open = std::move(open), on_revoke = std::move(on_revoke),
-       done = std::move(done)](absl::Status s) mutable {
-        if (!s.ok()) return done(s);
-        {
-          absl::MutexLock lock(&mu_);
-          // Added to the store while PAM was asked: its own credential was not checked.
-          if (accounts_->Get(open.user()).ok()) return done(absl::UnauthenticatedError("authentication failed"));
-        }
-        done(OpenAuthenticated(open.user(), DefaultMailboxFor(open.user()), open, /*credentials=*/true,
-                               "", std::move(on_revoke)));
-      });
+  pam_->Authenticate(request.user(), request.password(), request.client_address(),
+                     [this, open = std::move(open), on_revoke = std::move(on_revoke),
+                      done = std::move(done)](absl::Status s) mutable {
+                       if (!s.ok()) return done(s);
+                       {
+                         absl::MutexLock lock(&mu_);
+                         // Added to the store while PAM was asked: its own credential was not
+                         // checked.
+                         if (accounts_->Get(open.user()).ok())
+                           return done(absl::UnauthenticatedError("authentication failed"));
+                       }
+                       done(OpenAuthenticated(open.user(), DefaultMailboxFor(open.user()), open,
+                                              /*credentials=*/true, "", std::move(on_revoke)));
+                     });
 }
 
 absl::StatusOr<Indexer::Opened> Indexer::OpenStoreSession(const v1::OpenSession& request,
@@ -488,7 +494,8 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenStoreSession(const v1::OpenSession&
   std::string mailbox;
   std::string user = request.user();
   std::string scram_signature;
-  const bool credentials = request.has_scram() || request.has_challenge() || !request.password().empty();
+  const bool credentials =
+      request.has_scram() || request.has_challenge() || !request.password().empty();
   if (request.has_scram()) {
     absl::StatusOr<AccountStore::LoginLookup> lookup;
     {
@@ -496,8 +503,8 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenStoreSession(const v1::OpenSession&
       lookup = accounts_->LookupLogin(user);
     }
     if (!lookup.ok()) return lookup.status();
-    absl::StatusOr<AccountStore::ScramLogin> login =
-        accounts_->VerifyScram(std::move(*lookup), request.scram().auth_message(), request.scram().client_proof());
+    absl::StatusOr<AccountStore::ScramLogin> login = accounts_->VerifyScram(
+        std::move(*lookup), request.scram().auth_message(), request.scram().client_proof());
     if (!login.ok()) return login.status();
     user = login->account.user;
     scram_signature = std::move(login->server_signature);
@@ -510,8 +517,9 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenStoreSession(const v1::OpenSession&
     if (!lookup.ok()) return lookup.status();
     absl::StatusOr<AccountRecord> account = accounts_->VerifyChallengeDigest(
         std::move(*lookup),
-        request.challenge().kind() == v1::ChallengeDigest::CRAM_MD5 ? AccountStore::DigestKind::kCramMd5
-                                                                   : AccountStore::DigestKind::kApop,
+        request.challenge().kind() == v1::ChallengeDigest::CRAM_MD5
+            ? AccountStore::DigestKind::kCramMd5
+            : AccountStore::DigestKind::kApop,
         request.challenge().challenge(), request.challenge().digest());
     if (!account.ok()) return account.status();
     user = account->user;
@@ -531,15 +539,13 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenStoreSession(const v1::OpenSession&
     }
     mailbox = account->mailbox;
   }
-  return OpenAuthenticated(user, mailbox, request, credentials, scram_signature, std::move(on_revoke));
+  return OpenAuthenticated(user, mailbox, request, credentials, scram_signature,
+                           std::move(on_revoke));
 }
 
-absl::StatusOr<Indexer::Opened> Indexer::OpenAuthenticated(const std::string& user,
-                                                           const std::string& mailbox,
-                                                           const v1::OpenSession& request,
-                                                           bool credentials,
-                                                           const std::string& scram_signature,
-                                                           std::function<void()> on_revoke) {
+absl::StatusOr<Indexer::Opened> Indexer::OpenAuthenticated(
+    const std::string& user, const std::string& mailbox, const v1::OpenSession& request,
+    bool credentials, const std::string& scram_signature, std::function<void()> on_revoke) {
   LeaseInfo info;
   info.mailbox = mailbox;
   info.user = user;
@@ -588,52 +594,52 @@ absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
   std::shared_ptr<const v1::Snapshot> snap;
   std::vector<size_t> deleted;
   {
-  absl::MutexLock lock(&mu_);
-  auto it = sessions_.find(session_id);
-  if (it == sessions_.end()) return absl::FailedPreconditionError("no such session");
-  const SessionState& state = it->second;
-  if (compacting_.contains(state.mailbox)) {
-    return absl::FailedPreconditionError("an expunge of this maildrop is already running");
-  }
-  std::set<uint64_t> seen;
-  for (const v1::MessageRef& ref : commit.deleted()) {
-    // Snapshot offsets are in file order: binary search, then compare the content hash.
-    bool found = false;
-    if (state.snapshot) {
-      const auto& offsets = state.snapshot->data_offsets();
-      auto pos = std::lower_bound(offsets.begin(), offsets.end(), ref.data_offset());
-      if (pos != offsets.end() && *pos == ref.data_offset()) {
-        size_t i = static_cast<size_t>(pos - offsets.begin());
-        found = state.snapshot->content_hashes().compare(16 * i, 16, ref.content_hash()) == 0 &&
-                ref.content_hash().size() == 16;
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end()) return absl::FailedPreconditionError("no such session");
+    const SessionState& state = it->second;
+    if (compacting_.contains(state.mailbox)) {
+      return absl::FailedPreconditionError("an expunge of this maildrop is already running");
+    }
+    std::set<uint64_t> seen;
+    for (const v1::MessageRef& ref : commit.deleted()) {
+      // Snapshot offsets are in file order: binary search, then compare the content hash.
+      bool found = false;
+      if (state.snapshot) {
+        const auto& offsets = state.snapshot->data_offsets();
+        auto pos = std::lower_bound(offsets.begin(), offsets.end(), ref.data_offset());
+        if (pos != offsets.end() && *pos == ref.data_offset()) {
+          size_t i = static_cast<size_t>(pos - offsets.begin());
+          found = state.snapshot->content_hashes().compare(16 * i, 16, ref.content_hash()) == 0 &&
+                  ref.content_hash().size() == 16;
+        }
+      }
+      if (!found) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "deleted message at offset ", ref.data_offset(), " is not in the snapshot"));
+      }
+      if (!seen.insert(ref.data_offset()).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("message at offset ", ref.data_offset(), " is deleted twice"));
       }
     }
-    if (!found) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("deleted message at offset ", ref.data_offset(), " is not in the snapshot"));
+    if (commit.deleted_size() == 0) return v1::CommitResult();  // a read-only session never writes
+    deleted.reserve(seen.size());
+    {
+      const auto& offsets = state.snapshot->data_offsets();
+      for (uint64_t off : seen) {  // std::set: ascending
+        deleted.push_back(static_cast<size_t>(
+            std::lower_bound(offsets.begin(), offsets.end(), off) - offsets.begin()));
+      }
     }
-    if (!seen.insert(ref.data_offset()).second) {
-      return absl::InvalidArgumentError(absl::StrCat("message at offset ", ref.data_offset(),
-                                                     " is deleted twice"));
+    mailbox = state.mailbox;
+    snap = state.snapshot;
+    if (config_.deferred_expunge()) return HideLocked(mailbox, *snap, deleted);
+    // An interrupted expunge of this mailbox is finished first: only then do file and index
+    // agree.
+    if (absl::Status s = RecoverLocked(mailbox); !s.ok()) {
+      return absl::UnavailableError(absl::StrCat(s.message(), "; nothing deleted"));
     }
-  }
-  if (commit.deleted_size() == 0) return v1::CommitResult();  // a read-only session never writes
-  deleted.reserve(seen.size());
-  {
-    const auto& offsets = state.snapshot->data_offsets();
-    for (uint64_t off : seen) {  // std::set: ascending
-      deleted.push_back(static_cast<size_t>(
-          std::lower_bound(offsets.begin(), offsets.end(), off) - offsets.begin()));
-    }
-  }
-  mailbox = state.mailbox;
-  snap = state.snapshot;
-  if (config_.deferred_expunge()) return HideLocked(mailbox, *snap, deleted);
-  // An interrupted expunge of this mailbox is finished first: only then do file and index
-  // agree.
-  if (absl::Status s = RecoverLocked(mailbox); !s.ok()) {
-    return absl::UnavailableError(absl::StrCat(s.message(), "; nothing deleted"));
-  }
   }
   // The MDA locks are waited for without mu_, so other logins and deliveries go on meanwhile;
   // the lease keeps every other session off this mailbox.
@@ -647,9 +653,11 @@ absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
                 << held.status().message()
                 << "); run poplar-indexer with write access to the spool directory (group mail) "
                    "or drop LOCK_DOTLOCK from lock_methods if no MDA uses dotlocks\n";
-      return absl::FailedPreconditionError(absl::StrCat("cannot lock the mailbox: ", held.status().message()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot lock the mailbox: ", held.status().message()));
     }
-    std::cerr << "poplar-indexer: expunge " << mailbox << ": nothing deleted: " << held.status().message() << "\n";
+    std::cerr << "poplar-indexer: expunge " << mailbox
+              << ": nothing deleted: " << held.status().message() << "\n";
     return absl::UnavailableError(absl::StrCat(held.status().message(), "; nothing deleted"));
   }
   return ExpungeLocked(mailbox, *snap, std::move(deleted), std::move(*held));
@@ -675,7 +683,8 @@ absl::Status Indexer::RecoverLocked(const std::string& mailbox) {
     // The file changed under the index: re-index it fully (UIDLs carried by content hash).
     snapshots_.erase(p.mailbox_path);
     absl::StatusOr<IndexOutcome> o = UpdateLocked(p.mailbox_path, "", /*force_full=*/true);
-    if (!o.ok()) std::cerr << "poplar-indexer: re-index of " << p.mailbox_path << ": " << o.status() << "\n";
+    if (!o.ok())
+      std::cerr << "poplar-indexer: re-index of " << p.mailbox_path << ": " << o.status() << "\n";
   }
   return result;
 }
@@ -686,10 +695,12 @@ absl::StatusOr<v1::CommitResult> Indexer::HideLocked(const std::string& mailbox,
   // The messages must still be in the file as the snapshot shows them (as for an immediate
   // expunge, minus the locks: hiding writes nothing to the mailbox).
   absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, "", false);
-  if (!o.ok()) return absl::UnavailableError(absl::StrCat("mailbox check failed: ", o.status().message()));
+  if (!o.ok())
+    return absl::UnavailableError(absl::StrCat("mailbox check failed: ", o.status().message()));
   absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(mailbox);
   if (!rec.ok()) return rec.status();
-  if (!rec->has_value()) return absl::UnavailableError("mailbox vanished since the snapshot; nothing deleted");
+  if (!rec->has_value())
+    return absl::UnavailableError("mailbox vanished since the snapshot; nothing deleted");
   if ((*rec)->device != snap.file().device() || (*rec)->inode != snap.file().inode()) {
     return absl::UnavailableError("the mailbox was replaced since the snapshot; nothing deleted");
   }
@@ -715,11 +726,13 @@ absl::StatusOr<v1::CommitResult> Indexer::HideLocked(const std::string& mailbox,
       HiddenMessage h;
       if (pos == offsets.end() || *pos != off ||
           snap.content_hashes().compare(16 * d, 16, current->content_hashes(), 16 * i, 16) != 0 ||
-          !Hash128::FromBytes(std::string_view(current->content_hashes()).substr(16 * i, 16), &h.content_hash)) {
+          !Hash128::FromBytes(std::string_view(current->content_hashes()).substr(16 * i, 16),
+                              &h.content_hash)) {
         return absl::UnavailableError("mailbox changed since the snapshot; nothing deleted");
       }
       const int ii = static_cast<int>(i);
-      const uint64_t end = ii + 1 < current->from_offsets_size() ? current->from_offsets(ii + 1) : (*rec)->size;
+      const uint64_t end =
+          ii + 1 < current->from_offsets_size() ? current->from_offsets(ii + 1) : (*rec)->size;
       h.data_offset = off;
       h.bytes = end - current->from_offsets(ii);
       h.hidden_unix_ms = now_ms;
@@ -883,7 +896,8 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailb
   for (int i = 0; i < snap.data_offsets_size(); ++i) {
     const MessageRecord& m = (*now)[static_cast<size_t>(i)];
     if (m.data_offset != snap.data_offsets(i) ||
-        snap.content_hashes().compare(16 * static_cast<size_t>(i), 16, m.content_hash.Bytes()) != 0) {
+        snap.content_hashes().compare(16 * static_cast<size_t>(i), 16, m.content_hash.Bytes()) !=
+            0) {
       return refuse(absl::StrCat("message ", i + 1, " of the snapshot changed"));
     }
   }
@@ -976,7 +990,8 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeLocked(const std::string& mailb
     for (const ExpungePlanRecord& p : *open) {
       if (p.id == *plan_id) {
         if (absl::Status s = expunger_->Finish(p.id, p.journal_path); !s.ok()) {
-          std::cerr << "poplar-indexer: expunge " << mailbox << ": closing plan " << p.id << ": " << s << "\n";
+          std::cerr << "poplar-indexer: expunge " << mailbox << ": closing plan " << p.id << ": "
+                    << s << "\n";
         }
       }
     }
@@ -1119,7 +1134,8 @@ absl::StatusOr<v1::MailboxDetail> Indexer::ShowMailbox(const std::string& name, 
   if (!path.ok()) return path.status();
   absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(*path);
   if (!rec.ok()) return rec.status();
-  if (!rec->has_value()) return absl::NotFoundError(absl::StrCat("mailbox ", *path, " is not indexed"));
+  if (!rec->has_value())
+    return absl::NotFoundError(absl::StrCat("mailbox ", *path, " is not indexed"));
   absl::StatusOr<std::vector<MessageRecord>> messages = store_->LoadMessages((*rec)->id);
   if (!messages.ok()) return messages.status();
   uint64_t octets = 0;
@@ -1179,7 +1195,8 @@ absl::StatusOr<v1::VerifyReply> Indexer::Verify(const std::string& name) {
     if (!path.ok()) return path.status();
     absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(*path);
     if (!rec.ok()) return rec.status();
-    if (!rec->has_value()) return absl::NotFoundError(absl::StrCat("mailbox ", *path, " is not indexed"));
+    if (!rec->has_value())
+      return absl::NotFoundError(absl::StrCat("mailbox ", *path, " is not indexed"));
     targets.push_back(**rec);
   }
   // A mailbox being rewritten by an expunge is checked next time, not reported as damaged.
@@ -1206,9 +1223,11 @@ absl::StatusOr<v1::VerifyReply> Indexer::Verify(const std::string& name) {
     // Only what the index covers is compared: mail delivered since then is not a problem.
     size_t n = 0;
     for (const mbox::MessageInfo& m : fresh->messages) {
-      if (m.offset < rec.resume_offset || (n < indexed->size() && (*indexed)[n].offset == m.offset)) {
+      if (m.offset < rec.resume_offset ||
+          (n < indexed->size() && (*indexed)[n].offset == m.offset)) {
         if (n >= indexed->size()) {
-          problem(rec.path, absl::StrCat("message at offset ", m.offset, " is missing from the index"));
+          problem(rec.path,
+                  absl::StrCat("message at offset ", m.offset, " is missing from the index"));
           break;
         }
         const MessageRecord& x = (*indexed)[n];
@@ -1243,7 +1262,9 @@ v1::SessionList Indexer::ListSessions() const {
   return out;
 }
 
-absl::Status Indexer::EndSession(const std::string& session_id) { return leases_.Revoke(session_id); }
+absl::Status Indexer::EndSession(const std::string& session_id) {
+  return leases_.Revoke(session_id);
+}
 
 absl::StatusOr<v1::IndexerStatus> Indexer::Status() {
   absl::MutexLock lock(&mu_);

@@ -70,7 +70,8 @@ class Indexer {
   // and `done` runs there when it is over, so no gRPC thread waits for PAM; any other login is
   // opened inline and `done` runs before this returns.
   using OpenDone = std::function<void(absl::StatusOr<Opened>)>;
-  void OpenSessionAsync(const v1::OpenSession& request, std::function<void()> on_revoke, OpenDone done);
+  void OpenSessionAsync(const v1::OpenSession& request, std::function<void()> on_revoke,
+                        OpenDone done);
   // The expunge (design §5): under every MDA lock, re-verifies the session's snapshot against
   // the file (same inode, every message where and what it was, only appends since), compacts
   // the file in place with a redo journal (indexer/expunger.h) and updates the index in the
@@ -120,11 +121,14 @@ class Indexer {
   std::string DefaultMailboxFor(const std::string& user) const;
   // True for a plaintext login that PAM checks: PAM on, a password, a valid name that is not
   // an account of the store. Sets *lookup to the store's answer (for the timing-equal check).
-  bool UsesPam(const std::string& user, const std::string& password, AccountStore::LoginLookup* lookup);
+  bool UsesPam(const std::string& user, const std::string& password,
+               AccountStore::LoginLookup* lookup);
   // The store's own check of a plaintext password (no PAM).
-  absl::StatusOr<std::string> StoreAuthenticate(const std::string& user, const std::string& password);
+  absl::StatusOr<std::string> StoreAuthenticate(const std::string& user,
+                                                const std::string& password);
   // OpenSession after the credentials: the lease, the catch-up and the snapshot.
-  absl::StatusOr<Opened> OpenStoreSession(const v1::OpenSession& request, std::function<void()> on_revoke);
+  absl::StatusOr<Opened> OpenStoreSession(const v1::OpenSession& request,
+                                          std::function<void()> on_revoke);
   absl::StatusOr<Opened> OpenAuthenticated(const std::string& user, const std::string& mailbox,
                                            const v1::OpenSession& request, bool credentials,
                                            const std::string& scram_signature,
@@ -133,8 +137,7 @@ class Indexer {
   // mailboxes they touched. UNAVAILABLE if a plan could not get its locks (it stays open).
   absl::Status RecoverLocked(const std::string& mailbox) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deferred mode's Commit: verifies the deletions against the file and hides them.
-  absl::StatusOr<v1::CommitResult> HideLocked(const std::string& mailbox,
-                                              const v1::Snapshot& snap,
+  absl::StatusOr<v1::CommitResult> HideLocked(const std::string& mailbox, const v1::Snapshot& snap,
                                               const std::vector<size_t>& deleted)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::CommitResult> ExpungeLocked(const std::string& mailbox,
@@ -150,8 +153,8 @@ class Indexer {
   std::unique_ptr<IndexStore> store_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<AccountStore> accounts_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<SpoolWatcher> watcher_;  // fd() is immutable; Drain/ListAll under mu_
-  LockFileProbe probe_;  // the site's lock methods
-  const MailboxOwner owner_;  // config check_owner
+  LockFileProbe probe_;                    // the site's lock methods
+  const MailboxOwner owner_;               // config check_owner
   std::unique_ptr<MailboxIndexer> mailbox_indexer_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Expunger> expunger_ ABSL_GUARDED_BY(mu_);
   lock::LockOptions lock_options_;

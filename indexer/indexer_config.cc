@@ -47,7 +47,8 @@ absl::Status Validate(const config::IndexerConfig& c) {
     const config::Spool& s = c.spools(i);
     std::string where = absl::StrCat("spools[", i, "]");
     if (!IsAbsoluteClean(s.directory())) {
-      errs.push_back(absl::StrCat(where, ".directory must be an absolute path without . or .. (got \"",
+      errs.push_back(absl::StrCat(where,
+                                  ".directory must be an absolute path without . or .. (got \"",
                                   s.directory(), "\")"));
     } else if (!dirs.insert(s.directory()).second) {
       errs.push_back(absl::StrCat(where, ".directory ", s.directory(), " is listed twice"));
@@ -57,13 +58,16 @@ absl::Status Validate(const config::IndexerConfig& c) {
     }
     if (s.layout() == config::SPOOL_HOME) {
       std::string_view m = s.home_mailbox();
-      if (m.empty() || m[0] == '/' || absl::StrCat("/", s.home_mailbox(), "/").find("/../") != std::string::npos) {
-        errs.push_back(absl::StrCat(where, ".home_mailbox must be a relative path inside the home"));
+      if (m.empty() || m[0] == '/' ||
+          absl::StrCat("/", s.home_mailbox(), "/").find("/../") != std::string::npos) {
+        errs.push_back(
+            absl::StrCat(where, ".home_mailbox must be a relative path inside the home"));
       }
     }
   }
   if (!IsAbsoluteClean(c.database_path())) {
-    errs.push_back(absl::StrCat("database_path must be an absolute path (got \"", c.database_path(), "\")"));
+    errs.push_back(
+        absl::StrCat("database_path must be an absolute path (got \"", c.database_path(), "\")"));
   }
   const config::Listen& l = c.listen();
   if (l.unix_socket().empty() && l.tcp_address().empty()) {
@@ -74,7 +78,8 @@ absl::Status Validate(const config::IndexerConfig& c) {
   }
   if (l.unix_socket().size() > 107) errs.push_back("listen.unix_socket is longer than 107 bytes");
   if (!l.tcp_address().empty() && !IsHostPort(l.tcp_address())) {
-    errs.push_back(absl::StrCat("listen.tcp_address must be host:port (got \"", l.tcp_address(), "\")"));
+    errs.push_back(
+        absl::StrCat("listen.tcp_address must be host:port (got \"", l.tcp_address(), "\")"));
   }
   std::set<int> locks;
   for (int m : c.lock_methods()) {
@@ -101,7 +106,8 @@ absl::Status Validate(const config::IndexerConfig& c) {
     errs.push_back("max_sessions_per_stream must be within 1..1000000");
   }
   if (c.uidl().scheme() != "poplar" && c.uidl().scheme() != "dovecot") {
-    errs.push_back(absl::StrCat("uidl.scheme must be \"poplar\" or \"dovecot\" (got \"", c.uidl().scheme(), "\")"));
+    errs.push_back(absl::StrCat("uidl.scheme must be \"poplar\" or \"dovecot\" (got \"",
+                                c.uidl().scheme(), "\")"));
   }
   if (c.scram_iterations() < 4096 || c.scram_iterations() > 10000000) {
     errs.push_back("scram_iterations must be within 4096..10000000 (RFC 7677)");
@@ -117,8 +123,8 @@ absl::Status Validate(const config::IndexerConfig& c) {
   if (c.has_pam()) {
     const config::Pam& pam = c.pam();
     const bool name_ok = !pam.service().empty() && pam.service().size() <= 64 &&
-                         pam.service().find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-") ==
-                             std::string::npos &&
+                         pam.service().find_first_not_of(
+                             "abcdefghijklmnopqrstuvwxyz0123456789._-") == std::string::npos &&
                          pam.service()[0] != '.';
     if (!name_ok) {
       errs.push_back(absl::StrCat("pam.service must be a file name of [a-z0-9._-] (got \"",
@@ -129,12 +135,14 @@ absl::Status Validate(const config::IndexerConfig& c) {
       errs.push_back("pam.max_waiting must be within 1..10000");
     }
     if (pam.has_config_dir() && !IsAbsoluteClean(pam.config_dir())) {
-      errs.push_back(absl::StrCat("pam.config_dir must be an absolute path (got \"", pam.config_dir(), "\")"));
+      errs.push_back(
+          absl::StrCat("pam.config_dir must be an absolute path (got \"", pam.config_dir(), "\")"));
     }
   }
   if (c.has_run_as()) {
     const config::IndexerRunAs& r = c.run_as();
-    if (r.user().empty() || r.user() == "root") errs.push_back("run_as.user must name an unprivileged user");
+    if (r.user().empty() || r.user() == "root")
+      errs.push_back("run_as.user must name an unprivileged user");
     for (const std::string& cap : r.keep_capabilities()) {
       if (!privileges::IsKeepableCapability(cap)) {
         errs.push_back(absl::StrCat("run_as.keep_capabilities: ", cap,

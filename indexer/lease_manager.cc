@@ -21,8 +21,8 @@ absl::StatusOr<LeaseInfo> LeaseManager::Acquire(LeaseInfo info, std::function<vo
     return absl::ResourceExhaustedError(
         absl::StrCat("maildrop ", info.mailbox, " is in use by another session"));
   }
-  info.session_id = absl::StrCat(++counter_, "-",
-                                 HexEncode(std::string_view(reinterpret_cast<char*>(random), sizeof random)));
+  info.session_id = absl::StrCat(
+      ++counter_, "-", HexEncode(std::string_view(reinterpret_cast<char*>(random), sizeof random)));
   info.started = absl::Now();
   by_mailbox_[info.mailbox] = info.session_id;
   by_session_[info.session_id] = Entry{info, std::move(on_revoke)};
@@ -42,7 +42,8 @@ absl::Status LeaseManager::Revoke(const std::string& session_id) {
   {
     absl::MutexLock lock(&mu_);
     auto it = by_session_.find(session_id);
-    if (it == by_session_.end()) return absl::NotFoundError(absl::StrCat("no session ", session_id));
+    if (it == by_session_.end())
+      return absl::NotFoundError(absl::StrCat("no session ", session_id));
     cb = it->second.on_revoke;
   }
   if (cb) cb();

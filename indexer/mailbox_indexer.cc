@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/util/strings.h"
 #include "absl/time/clock.h"
 #include "common/mbox/scanner.h"
 #include "common/util/file_io.h"
+#include "common/util/strings.h"
 #include "common/util/unique_fd.h"
 
 namespace poplar::indexer {
@@ -24,14 +24,18 @@ namespace {
 absl::Status ErrnoStatus(int err, std::string_view what, const std::string& path) {
   std::string msg = absl::StrCat(Absl(what), " ", path, ": ", std::strerror(err));
   switch (err) {
-    case ENOENT: return absl::NotFoundError(msg);
+    case ENOENT:
+      return absl::NotFoundError(msg);
     case ELOOP:
     case EACCES:
-    case EPERM: return absl::FailedPreconditionError(msg);
+    case EPERM:
+      return absl::FailedPreconditionError(msg);
     case EINTR:
     case EAGAIN:
-    case EIO: return absl::UnavailableError(msg);
-    default: return absl::InternalError(msg);
+    case EIO:
+      return absl::UnavailableError(msg);
+    default:
+      return absl::InternalError(msg);
   }
 }
 
@@ -39,7 +43,8 @@ absl::Status ErrnoStatus(int err, std::string_view what, const std::string& path
 absl::Status PreadFull(int fd, uint64_t offset, std::string* out, const std::string& path) {
   const ssize_t n = PreadAll(fd, offset, out->data(), out->size());
   if (n < 0) return ErrnoStatus(errno, "read", path);
-  if (static_cast<size_t>(n) < out->size()) return absl::AbortedError(absl::StrCat(path, " shrank while being read"));
+  if (static_cast<size_t>(n) < out->size())
+    return absl::AbortedError(absl::StrCat(path, " shrank while being read"));
   return absl::OkStatus();
 }
 
@@ -68,9 +73,8 @@ struct ScanOutput {
 };
 
 // Scans [start, size) in windows that double while a single message does not fit.
-absl::StatusOr<ScanOutput> ScanFile(int fd, const std::string& path, uint64_t start,
-                                    uint64_t size, bool final, size_t window,
-                                    bool trust_content_length) {
+absl::StatusOr<ScanOutput> ScanFile(int fd, const std::string& path, uint64_t start, uint64_t size,
+                                    bool final, size_t window, bool trust_content_length) {
   ScanOutput out;
   out.resume_offset = start;
   std::string buf;
@@ -81,9 +85,10 @@ absl::StatusOr<ScanOutput> ScanFile(int fd, const std::string& path, uint64_t st
     if (absl::Status s = PreadFull(fd, pos, &buf, path); !s.ok()) return s;
     out.bytes_read += want;
     const bool reaches_end = pos + want == size;
-    mbox::ScanResult r = mbox::ScanMbox(
-        buf, pos,
-        mbox::ScanOptions{.final = final && reaches_end, .trust_content_length = trust_content_length});
+    mbox::ScanResult r =
+        mbox::ScanMbox(buf, pos,
+                       mbox::ScanOptions{.final = final && reaches_end,
+                                         .trust_content_length = trust_content_length});
     for (const mbox::Anomaly& a : r.anomalies) {
       if (a.kind == mbox::AnomalyKind::kLeadingGarbage && a.offset == start && start > 0) {
         out.garbage_at_start = true;
@@ -169,8 +174,8 @@ absl::StatusOr<FileScan> ScanWholeFile(const std::string& path, WriterProbe* pro
   FileScan out;
   out.size = static_cast<uint64_t>(st.st_size);
   out.writer_active = probe->WriterActive(path, fd.get());
-  absl::StatusOr<ScanOutput> scan = ScanFile(fd.get(), path, 0, out.size, !out.writer_active,
-                                             8 << 20, trust_content_length);
+  absl::StatusOr<ScanOutput> scan =
+      ScanFile(fd.get(), path, 0, out.size, !out.writer_active, 8 << 20, trust_content_length);
   if (!scan.ok()) return scan.status();
   out.messages = std::move(scan->messages);
   out.resume_offset = scan->resume_offset;
@@ -202,10 +207,12 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
   if (owner_ != nullptr) {
     // Checked before a byte is read: a foreign file is neither indexed nor served.
     const std::string& whose = user.empty() && rec ? rec->user : user;
-    if (absl::Status s = owner_->Check(st.st_uid, whose); !s.ok()) return RefusedMailbox(path, Std(s.message()));
+    if (absl::Status s = owner_->Check(st.st_uid, whose); !s.ok())
+      return RefusedMailbox(path, Std(s.message()));
   }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
-  const int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  const int64_t mtime_ns =
+      static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   const bool writer = probe_->WriterActive(path, fd.get());
 
   IndexOutcome outcome;
@@ -227,8 +234,8 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
     }
   }
 
-  absl::StatusOr<ScanOutput> scan =
-      ScanFile(fd.get(), path, start, size, /*final=*/!writer, window_bytes_, trust_content_length_);
+  absl::StatusOr<ScanOutput> scan = ScanFile(fd.get(), path, start, size, /*final=*/!writer,
+                                             window_bytes_, trust_content_length_);
   if (!scan.ok()) return scan.status();
   if (incremental && scan->garbage_at_start) {
     // What follows the resume point is not a new message: the last message grew, or the file
@@ -259,7 +266,8 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
       }
       return *used;
     });
-    for (size_t i = 0; i < records.size(); ++i) records[i].uidl = assigner.Assign(scan->messages[i]);
+    for (size_t i = 0; i < records.size(); ++i)
+      records[i].uidl = assigner.Assign(scan->messages[i]);
     if (!lookup_error.ok()) return lookup_error;
     outcome.kind = IndexOutcome::Kind::kAppended;
   } else {

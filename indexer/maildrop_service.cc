@@ -43,14 +43,15 @@ class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, 
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client half-closed or went away
-      End(state_ == State::kStart ? grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                                    "stream closed before OpenSession")
-                                     : grpc::Status::OK);
+      End(state_ == State::kStart
+              ? grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "stream closed before OpenSession")
+              : grpc::Status::OK);
       return;
     }
     switch (state_) {
       case State::kStart: {
-        if (!request_.has_open()) return Fail(grpc::StatusCode::INVALID_ARGUMENT, "OpenSession first");
+        if (!request_.has_open())
+          return Fail(grpc::StatusCode::INVALID_ARGUMENT, "OpenSession first");
         std::weak_ptr<CancelHandle> handle = cancel_;
         // A PAM login finishes on a PAM thread (no operation of this stream is pending
         // meanwhile, so the reactor stays alive); any other login finishes before this returns.
@@ -69,7 +70,8 @@ class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, 
         return;
       }
       case State::kOpen: {
-        if (!request_.has_commit()) return Fail(grpc::StatusCode::INVALID_ARGUMENT, "expected Commit");
+        if (!request_.has_commit())
+          return Fail(grpc::StatusCode::INVALID_ARGUMENT, "expected Commit");
         absl::StatusOr<v1::CommitResult> r = indexer_->Commit(session_id_, request_.commit());
         if (!r.ok()) return End(ToGrpcStatus(r.status()));
         event_.Clear();
@@ -184,10 +186,15 @@ constexpr size_t kMaxQueuedEvents = 256;
 //
 // Lifetime: gRPC's OnDone and the last running operation, whichever comes later, delete the
 // reactor. An admin's revoke reaches it through RevokeHandle, cleared before the delete.
-class SessionsReactor final : public grpc::ServerBidiReactor<v1::SessionsRequest, v1::SessionsEvent> {
+class SessionsReactor final
+    : public grpc::ServerBidiReactor<v1::SessionsRequest, v1::SessionsEvent> {
  public:
-  SessionsReactor(Indexer* indexer, std::function<void(std::function<void()>)> run, size_t max_sessions)
-      : indexer_(indexer), run_(std::move(run)), table_(max_sessions), handle_(std::make_shared<RevokeHandle>()) {
+  SessionsReactor(Indexer* indexer, std::function<void(std::function<void()>)> run,
+                  size_t max_sessions)
+      : indexer_(indexer),
+        run_(std::move(run)),
+        table_(max_sessions),
+        handle_(std::make_shared<RevokeHandle>()) {
     handle_->reactor = this;
     reading_ = true;
     StartRead(&request_);
@@ -211,10 +218,18 @@ class SessionsReactor final : public grpc::ServerBidiReactor<v1::SessionsRequest
     {
       std::lock_guard<std::mutex> lock(mu_);
       switch (request_.kind_case()) {
-        case v1::SessionsRequest::kOpen: step = table_.Open(tag); break;
-        case v1::SessionsRequest::kCommit: step = table_.Commit(tag); break;
-        case v1::SessionsRequest::kClose: step = table_.Close(tag); break;
-        case v1::SessionsRequest::KIND_NOT_SET: step = table_.Malformed(tag); break;
+        case v1::SessionsRequest::kOpen:
+          step = table_.Open(tag);
+          break;
+        case v1::SessionsRequest::kCommit:
+          step = table_.Commit(tag);
+          break;
+        case v1::SessionsRequest::kClose:
+          step = table_.Close(tag);
+          break;
+        case v1::SessionsRequest::KIND_NOT_SET:
+          step = table_.Malformed(tag);
+          break;
       }
       if (step.start != SessionTable::Step::Start::kNone) ++ops_;  // before any OnDone can count
     }
@@ -222,9 +237,8 @@ class SessionsReactor final : public grpc::ServerBidiReactor<v1::SessionsRequest
     if (step.start == SessionTable::Step::Start::kOpen) {
       run_([this, tag, open = std::move(*request_.mutable_open())] { RunOpen(tag, open); });
     } else if (step.start == SessionTable::Step::Start::kCommit) {
-      run_([this, tag, id = std::move(step.commit_session), commit = std::move(*request_.mutable_commit())] {
-        RunCommit(tag, id, commit);
-      });
+      run_([this, tag, id = std::move(step.commit_session),
+            commit = std::move(*request_.mutable_commit())] { RunCommit(tag, id, commit); });
     }
     request_.Clear();
     bool read = false;
@@ -253,7 +267,8 @@ class SessionsReactor final : public grpc::ServerBidiReactor<v1::SessionsRequest
         if (!queue_.empty()) next = &queue_.front();
       }
       writing_ = next != nullptr;
-      if (!reading_ && !read_closed_ && !cancelled_ && !broken_ && queue_.size() < kMaxQueuedEvents) {
+      if (!reading_ && !read_closed_ && !cancelled_ && !broken_ &&
+          queue_.size() < kMaxQueuedEvents) {
         reading_ = read = true;
       }
     }
@@ -301,7 +316,8 @@ class SessionsReactor final : public grpc::ServerBidiReactor<v1::SessionsRequest
       }
     });
     const SessionTable::Step step = Apply([&](SessionTable& t) {
-      return t.OpenDone(tag, opened.status(), opened.ok() ? opened->lease.session_id : std::string());
+      return t.OpenDone(tag, opened.status(),
+                        opened.ok() ? opened->lease.session_id : std::string());
     });
     v1::SessionsEvent outcome;
     if (step.send_outcome) *outcome.mutable_snapshot() = std::move(opened->snapshot);
@@ -311,14 +327,17 @@ class SessionsReactor final : public grpc::ServerBidiReactor<v1::SessionsRequest
 
   void RunCommit(uint64_t tag, const std::string& session_id, const v1::Commit& commit) {
     absl::StatusOr<v1::CommitResult> result = indexer_->Commit(session_id, commit);
-    const SessionTable::Step step = Apply([&](SessionTable& t) { return t.CommitDone(tag, result.status()); });
+    const SessionTable::Step step =
+        Apply([&](SessionTable& t) { return t.CommitDone(tag, result.status()); });
     v1::SessionsEvent outcome;
     if (step.send_outcome) *outcome.mutable_committed() = *result;
     Carry(tag, step, std::move(outcome));
     OpDone();
   }
 
-  void Revoke(uint64_t tag) { Carry(tag, Apply([&](SessionTable& t) { return t.Revoke(tag); })); }
+  void Revoke(uint64_t tag) {
+    Carry(tag, Apply([&](SessionTable& t) { return t.Revoke(tag); }));
+  }
 
   template <typename F>
   SessionTable::Step Apply(F&& f) {
@@ -360,7 +379,8 @@ class SessionsReactor final : public grpc::ServerBidiReactor<v1::SessionsRequest
     grpc::Status status;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (finished_ || done_ || writing_ || reading_ || !(read_closed_ || cancelled_ || broken_)) return;
+      if (finished_ || done_ || writing_ || reading_ || !(read_closed_ || cancelled_ || broken_))
+        return;
       finished_ = true;
       if (cancelled_) status = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     }
@@ -391,28 +411,31 @@ class SessionsReactor final : public grpc::ServerBidiReactor<v1::SessionsRequest
   std::shared_ptr<RevokeHandle> handle_;
   v1::SessionsRequest request_;
   std::deque<v1::SessionsEvent> queue_;  // front: being written while writing_
-  int ops_ = 0;             // OpenSession/Commit calls queued or running on the pool
-  bool reading_ = false;    // a read is outstanding
-  bool writing_ = false;    // a write is outstanding
+  int ops_ = 0;                          // OpenSession/Commit calls queued or running on the pool
+  bool reading_ = false;                 // a read is outstanding
+  bool writing_ = false;                 // a write is outstanding
   bool read_closed_ = false;
   bool cancelled_ = false;
-  bool broken_ = false;     // a write failed
-  bool finished_ = false;   // Finish called
-  bool done_ = false;       // OnDone ran
+  bool broken_ = false;    // a write failed
+  bool finished_ = false;  // Finish called
+  bool done_ = false;      // OnDone ran
 };
 
 }  // namespace
 
 MaildropService::MaildropService(Indexer* indexer, size_t max_sessions_per_stream)
-    : indexer_(indexer), max_sessions_per_stream_(max_sessions_per_stream), pool_(std::make_unique<WorkPool>(8)) {}
+    : indexer_(indexer),
+      max_sessions_per_stream_(max_sessions_per_stream),
+      pool_(std::make_unique<WorkPool>(8)) {}
 
 MaildropService::~MaildropService() = default;
 
 grpc::ServerBidiReactor<v1::SessionsRequest, v1::SessionsEvent>* MaildropService::Sessions(
     grpc::CallbackServerContext*) {
   WorkPool* pool = pool_.get();
-  return new SessionsReactor(indexer_, [pool](std::function<void()> fn) { pool->Run(std::move(fn)); },
-                             max_sessions_per_stream_);
+  return new SessionsReactor(
+      indexer_, [pool](std::function<void()> fn) { pool->Run(std::move(fn)); },
+      max_sessions_per_stream_);
 }
 
 grpc::ServerUnaryReactor* MaildropService::Authenticate(grpc::CallbackServerContext* ctx,

@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  absl::StatusOr<poplar::config::IndexerConfig> config = poplar::indexer::LoadIndexerConfig(config_path);
+  absl::StatusOr<poplar::config::IndexerConfig> config =
+      poplar::indexer::LoadIndexerConfig(config_path);
   if (!config.ok()) {
     std::cerr << "poplar-indexer: " << config.status().message() << "\n";
     return 2;

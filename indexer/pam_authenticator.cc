@@ -33,14 +33,20 @@ void FreeResponses(struct pam_response* r, int n) {
 int Conversation(int n, const struct pam_message** msg, struct pam_response** resp, void* data) {
   if (n <= 0 || n > PAM_MAX_NUM_MSG) return PAM_CONV_ERR;
   const Credentials* c = static_cast<const Credentials*>(data);
-  auto* r = static_cast<struct pam_response*>(std::calloc(static_cast<size_t>(n), sizeof(struct pam_response)));
+  auto* r = static_cast<struct pam_response*>(
+      std::calloc(static_cast<size_t>(n), sizeof(struct pam_response)));
   if (r == nullptr) return PAM_BUF_ERR;
   for (int i = 0; i < n; ++i) {
     switch (msg[i]->msg_style) {
-      case PAM_PROMPT_ECHO_OFF: r[i].resp = strdup(c->password->c_str()); break;
-      case PAM_PROMPT_ECHO_ON: r[i].resp = strdup(c->user->c_str()); break;
+      case PAM_PROMPT_ECHO_OFF:
+        r[i].resp = strdup(c->password->c_str());
+        break;
+      case PAM_PROMPT_ECHO_ON:
+        r[i].resp = strdup(c->user->c_str());
+        break;
       case PAM_ERROR_MSG:
-      case PAM_TEXT_INFO: break;
+      case PAM_TEXT_INFO:
+        break;
       default:
         FreeResponses(r, n);
         return PAM_CONV_ERR;
@@ -61,7 +67,9 @@ void NoFailDelay(int, unsigned, void*) {}
 }  // namespace
 
 PamAuthenticator::PamAuthenticator(const config::Pam& config)
-    : service_(config.service()), config_dir_(config.config_dir()), max_waiting_(config.max_waiting()) {
+    : service_(config.service()),
+      config_dir_(config.config_dir()),
+      max_waiting_(config.max_waiting()) {
   for (uint32_t i = 0; i < config.threads(); ++i) threads_.emplace_back([this] { Worker(); });
 }
 
@@ -81,7 +89,8 @@ void PamAuthenticator::Authenticate(std::string user, std::string password, std:
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_ && queue_.size() < max_waiting_) {
-      queue_.push_back(Job{std::move(user), std::move(password), std::move(rhost), std::move(done)});
+      queue_.push_back(
+          Job{std::move(user), std::move(password), std::move(rhost), std::move(done)});
       return;
     }
   }
@@ -109,7 +118,8 @@ void PamAuthenticator::Worker() {
     Job job;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;  // stopping
       job = std::move(queue_.front());
@@ -125,12 +135,13 @@ absl::Status PamAuthenticator::Converse(const Job& job) const {
   Credentials creds{&job.user, &job.password};
   const struct pam_conv conv = {&Conversation, &creds};
   pam_handle_t* pamh = nullptr;
-  int rc = config_dir_.empty()
-               ? pam_start(service_.c_str(), job.user.c_str(), &conv, &pamh)
-               : pam_start_confdir(service_.c_str(), job.user.c_str(), &conv, config_dir_.c_str(), &pamh);
+  int rc = config_dir_.empty() ? pam_start(service_.c_str(), job.user.c_str(), &conv, &pamh)
+                               : pam_start_confdir(service_.c_str(), job.user.c_str(), &conv,
+                                                   config_dir_.c_str(), &pamh);
   if (rc != PAM_SUCCESS || pamh == nullptr) {
-    std::cerr << "poplar-indexer: pam: pam_start(" << service_ << ") failed: "
-              << pam_strerror(pamh, rc) << "\n";  // Linux-PAM accepts a null handle here
+    std::cerr << "poplar-indexer: pam: pam_start(" << service_
+              << ") failed: " << pam_strerror(pamh, rc)
+              << "\n";  // Linux-PAM accepts a null handle here
     if (pamh != nullptr) pam_end(pamh, rc);
     return absl::UnavailableError("PAM is not available");
   }
@@ -149,7 +160,8 @@ absl::Status PamAuthenticator::Converse(const Job& job) const {
   }
   absl::Status result;
   switch (rc) {
-    case PAM_SUCCESS: break;
+    case PAM_SUCCESS:
+      break;
     case PAM_AUTH_ERR:
     case PAM_USER_UNKNOWN:
     case PAM_CRED_INSUFFICIENT:
@@ -161,7 +173,8 @@ absl::Status PamAuthenticator::Converse(const Job& job) const {
       break;
     default:
       // The backend, not the user: logged (never the password), and a temporary failure.
-      std::cerr << "poplar-indexer: pam: service " << service_ << ": " << pam_strerror(pamh, rc) << "\n";
+      std::cerr << "poplar-indexer: pam: service " << service_ << ": " << pam_strerror(pamh, rc)
+                << "\n";
       result = absl::UnavailableError("PAM failed");
   }
   pam_end(pamh, rc);

@@ -28,11 +28,12 @@ SessionTable::Step SessionTable::Open(uint64_t tag) {
   Step step;
   if (ended_) return step;
   if (tags_.contains(tag)) {
-    return Fail(tag, absl::InvalidArgumentError(absl::StrCat("tag ", tag, " is already in use on this stream")));
+    return Fail(tag, absl::InvalidArgumentError(
+                         absl::StrCat("tag ", tag, " is already in use on this stream")));
   }
   if (tags_.size() >= max_sessions_) {
-    step.error = absl::UnavailableError(
-        absl::StrCat("too many sessions on one stream (max_sessions_per_stream ", max_sessions_, ")"));
+    step.error = absl::UnavailableError(absl::StrCat(
+        "too many sessions on one stream (max_sessions_per_stream ", max_sessions_, ")"));
     return step;
   }
   tags_.emplace(tag, Entry{Phase::kOpening, "", false, std::nullopt});
@@ -45,13 +46,15 @@ SessionTable::Step SessionTable::Commit(uint64_t tag) {
   if (ended_) return step;
   auto it = tags_.find(tag);
   if (it == tags_.end()) {
-    step.error = absl::InvalidArgumentError(absl::StrCat("commit for tag ", tag, ", which has no open session"));
+    step.error = absl::InvalidArgumentError(
+        absl::StrCat("commit for tag ", tag, ", which has no open session"));
     return step;
   }
   Entry& e = it->second;
   if (e.phase != Phase::kOpen) {
     return Fail(tag, absl::InvalidArgumentError(absl::StrCat(
-                         "commit for tag ", tag, e.phase == Phase::kOpening ? " before its snapshot" : " twice")));
+                         "commit for tag ", tag,
+                         e.phase == Phase::kOpening ? " before its snapshot" : " twice")));
   }
   e.phase = Phase::kCommitting;
   step.start = Step::Start::kCommit;
@@ -75,10 +78,12 @@ SessionTable::Step SessionTable::Close(uint64_t tag) {
 
 SessionTable::Step SessionTable::Malformed(uint64_t tag) {
   if (ended_) return Step();
-  return Fail(tag, absl::InvalidArgumentError(absl::StrCat("request for tag ", tag, " has no kind")));
+  return Fail(tag,
+              absl::InvalidArgumentError(absl::StrCat("request for tag ", tag, " has no kind")));
 }
 
-SessionTable::Step SessionTable::OpenDone(uint64_t tag, const absl::Status& status, const std::string& session_id) {
+SessionTable::Step SessionTable::OpenDone(uint64_t tag, const absl::Status& status,
+                                          const std::string& session_id) {
   Step step;
   auto it = tags_.find(tag);
   if (it == tags_.end() || it->second.phase != Phase::kOpening) {

@@ -61,7 +61,7 @@ class SessionTable {
   enum class Phase { kOpening, kOpen, kCommitting };
   struct Entry {
     Phase phase;
-    std::string session_id;  // set once the open succeeded
+    std::string session_id;            // set once the open succeeded
     bool end_silently = false;         // closed by the client, or the stream ended
     std::optional<absl::Status> fail;  // end with this error event at completion
   };

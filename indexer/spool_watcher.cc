@@ -88,10 +88,14 @@ absl::StatusOr<std::unique_ptr<SpoolWatcher>> SpoolWatcher::Create(
 
 int SpoolWatcher::LeafDepth(const config::Spool& spool) const {
   switch (spool.layout()) {
-    case config::SPOOL_HASHED_1: return 1;
-    case config::SPOOL_HASHED_2: return 2;
-    case config::SPOOL_HOME: return 1;
-    default: return 0;
+    case config::SPOOL_HASHED_1:
+      return 1;
+    case config::SPOOL_HASHED_2:
+      return 2;
+    case config::SPOOL_HOME:
+      return 1;
+    default:
+      return 0;
   }
 }
 

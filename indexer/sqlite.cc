@@ -7,7 +7,8 @@ namespace poplar::indexer::sql {
 
 absl::Status ToStatus(int rc, sqlite3* db, std::string_view what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return absl::OkStatus();
-  std::string msg = absl::StrCat("sqlite ", Absl(what), ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  std::string msg =
+      absl::StrCat("sqlite ", Absl(what), ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   int primary = rc & 0xff;
   if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) return absl::UnavailableError(msg);
   if (primary == SQLITE_CONSTRAINT) return absl::AlreadyExistsError(msg);
@@ -80,14 +81,14 @@ std::string Stmt::Blob(int col) const {
 
 absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& path) {
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   std::unique_ptr<Db> db(new Db(raw));  // owns raw even on failure
   if (rc != SQLITE_OK) return ToStatus(rc, raw, absl::StrCat("open ", path));
   sqlite3_busy_timeout(raw, 5000);
-  for (std::string_view pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
-                                  "PRAGMA foreign_keys=ON"}) {
+  for (std::string_view pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
     if (absl::Status s = db->Exec(pragma); !s.ok()) return s;
   }
   return db;

@@ -66,10 +66,12 @@ void AbuseGuard::Trim() {
   // Bounded memory under a flood of distinct addresses or names: forget failure-only records
   // (never an address's open-connection count) until under the bound.
   if (ips_.size() + users_.size() <= limits_.max_tracked) return;
-  for (auto it = users_.begin(); it != users_.end() && ips_.size() + users_.size() > limits_.max_tracked;) {
+  for (auto it = users_.begin();
+       it != users_.end() && ips_.size() + users_.size() > limits_.max_tracked;) {
     it = users_.erase(it);
   }
-  for (auto it = ips_.begin(); it != ips_.end() && ips_.size() + users_.size() > limits_.max_tracked;) {
+  for (auto it = ips_.begin();
+       it != ips_.end() && ips_.size() + users_.size() > limits_.max_tracked;) {
     if (it->second.connections == 0) {
       it = ips_.erase(it);
     } else {

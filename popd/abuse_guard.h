@@ -32,10 +32,10 @@ class AbuseGuard {
 
   struct Limits {
     uint32_t max_connections_per_ip = 50;
-    uint32_t max_failures_per_ip = 20;    // in `window`
+    uint32_t max_failures_per_ip = 20;     // in `window`
     uint32_t max_failures_per_user = 100;  // in `window`
     std::chrono::seconds window{600};
-    size_t max_tracked = 100000;          // addresses + names remembered at most
+    size_t max_tracked = 100000;  // addresses + names remembered at most
   };
 
   explicit AbuseGuard(Limits limits) : limits_(limits) {}

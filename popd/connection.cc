@@ -1,17 +1,16 @@
 #include "popd/connection.h"
 
+#include <openssl/rand.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <ctime>
 #include <cstring>
+#include <ctime>
 #include <utility>
 #include <variant>
 
 #include "absl/strings/str_cat.h"
-#include <openssl/rand.h>
-
 #include "common/pop3/command.h"
 #include "common/sasl/base64.h"
 #include "common/util/strings.h"
@@ -86,7 +85,8 @@ std::function<void(std::function<void(Connection&)>)> Connection::Deliverer() co
 void Connection::Start() {
   if (implicit_tls_) {
     // The handshake runs inside the first reads and writes; the greeting waits behind it.
-    absl::StatusOr<std::unique_ptr<TlsTransport>> tls = TlsTransport::Create(settings_->tls, fd_.get());
+    absl::StatusOr<std::unique_ptr<TlsTransport>> tls =
+        TlsTransport::Create(settings_->tls, fd_.get());
     if (!tls.ok()) {
       Log(absl::StrCat("TLS setup failed: ", tls.status().message()));
       closed_ = true;
@@ -124,8 +124,8 @@ void Connection::OnEvents(uint32_t events) {
 void Connection::ReadInput() {
   // Only while input is wanted (see UpdateInterest); TLS may also need a read to finish a
   // handshake a write started.
-  const bool want_lines = !eof_ && !tls_pending_ && !close_after_flush_ && session_.CanAcceptLine() &&
-                          in_.size() < kMaxInput;
+  const bool want_lines = !eof_ && !tls_pending_ && !close_after_flush_ &&
+                          session_.CanAcceptLine() && in_.size() < kMaxInput;
   if (!want_lines && !write_wants_read_) return;
   static thread_local char buffer[16 * 1024];
   do {
@@ -135,10 +135,15 @@ void Connection::ReadInput() {
         in_.append(buffer, n);
         last_activity_ = EventLoop::Clock::now();
         break;
-      case Io::kWantRead: return;
-      case Io::kWantWrite: read_wants_write_ = true; return;
+      case Io::kWantRead:
+        return;
+      case Io::kWantWrite:
+        read_wants_write_ = true;
+        return;
       case Io::kClosed:
-      case Io::kError: eof_ = true; return;
+      case Io::kError:
+        eof_ = true;
+        return;
     }
   } while (transport_->HasBufferedInput() && in_.size() < kMaxInput);
 }
@@ -203,7 +208,8 @@ void Connection::StartTlsNow() {
   tls_pending_ = false;
   in_.clear();
   skipping_line_ = false;
-  absl::StatusOr<std::unique_ptr<TlsTransport>> tls = TlsTransport::Create(settings_->tls, fd_.get());
+  absl::StatusOr<std::unique_ptr<TlsTransport>> tls =
+      TlsTransport::Create(settings_->tls, fd_.get());
   if (!tls.ok()) {
     Log(absl::StrCat("STLS: TLS setup failed: ", tls.status().message()));
     CloseNow("TLS setup failed");
@@ -223,7 +229,8 @@ void Connection::Pump() {
       continue;
     }
     // Decrypted input TLS already holds gets no epoll wake-up: take it now.
-    if (!closed_ && transport_->HasBufferedInput() && in_.size() < kMaxInput && session_.CanAcceptLine()) {
+    if (!closed_ && transport_->HasBufferedInput() && in_.size() < kMaxInput &&
+        session_.CanAcceptLine()) {
       ReadInput();
       continue;
     }
@@ -283,10 +290,15 @@ void Connection::Flush() {
         bytes_out_ += n;
         last_activity_ = EventLoop::Clock::now();
         continue;
-      case Io::kWantWrite: return;
-      case Io::kWantRead: write_wants_read_ = true; return;
+      case Io::kWantWrite:
+        return;
+      case Io::kWantRead:
+        write_wants_read_ = true;
+        return;
       case Io::kClosed:
-      case Io::kError: CloseNow("client disconnected"); return;
+      case Io::kError:
+        CloseNow("client disconnected");
+        return;
     }
   }
   out_.clear();
@@ -305,8 +317,8 @@ void Connection::StartLogin(pop3::AuthRequest request) {
   if (!host_->guard().LoginAllowed(peer_, request.user, EventLoop::Clock::now())) {
     // Too many failures from this address or for this name: not even asked, and answered
     // exactly like a wrong password (same text, same delay).
-    Log(absl::StrCat("login refused without checking (failure limit): user=", user_, " peer=",
-                     peer_.ToString()));
+    Log(absl::StrCat("login refused without checking (failure limit): user=", user_,
+                     " peer=", peer_.ToString()));
     std::fill(request.password.begin(), request.password.end(), '\0');
     FailLoginLater();
     return;
@@ -333,7 +345,8 @@ void Connection::StartLogin(pop3::AuthRequest request) {
     open.mutable_scram()->set_client_proof(request.scram->proof);
   }
   if (request.challenge) {
-    open.mutable_challenge()->set_kind(request.challenge->kind == pop3::ChallengeDigest::Kind::kCramMd5
+    open.mutable_challenge()->set_kind(request.challenge->kind ==
+                                               pop3::ChallengeDigest::Kind::kCramMd5
                                            ? v1::ChallengeDigest::CRAM_MD5
                                            : v1::ChallengeDigest::APOP);
     open.mutable_challenge()->set_challenge(request.challenge->challenge);
@@ -350,7 +363,8 @@ void Connection::StartScramLookup(const pop3::ScramLookup& request) {
     Handle(session_.OnScramLookup(absl::InternalError("no randomness"), "", 0, ""));
     return;
   }
-  std::string server_nonce = sasl::Base64Encode(std::string_view(reinterpret_cast<char*>(nonce), sizeof nonce));
+  std::string server_nonce =
+      sasl::Base64Encode(std::string_view(reinterpret_cast<char*>(nonce), sizeof nonce));
   auto deliver = Deliverer();
   host_->indexer().ScramLookup(
       request.user, peer_.ToString(), std::chrono::system_clock::now() + settings_->login_timeout,
@@ -359,8 +373,8 @@ void Connection::StartScramLookup(const pop3::ScramLookup& request) {
         deliver([shared, server_nonce](Connection& c) {
           if (c.session_.state() != pop3::State::kWaitScram) return;
           if (shared->ok()) {
-            c.Handle(c.session_.OnScramLookup(absl::OkStatus(), (*shared)->salt(), (*shared)->iterations(),
-                                              server_nonce));
+            c.Handle(c.session_.OnScramLookup(absl::OkStatus(), (*shared)->salt(),
+                                              (*shared)->iterations(), server_nonce));
           } else {
             c.Handle(c.session_.OnScramLookup(shared->status(), "", 0, ""));
           }
@@ -386,7 +400,8 @@ void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
   if (!snapshot->credentials_checked()) {
     // popd always sends credentials; an indexer that does not confirm it checked them is too
     // old to know the field and must not be trusted with the login.
-    Log(absl::StrCat("refusing login for ", user_, ": the indexer did not confirm it checked the "
+    Log(absl::StrCat("refusing login for ", user_,
+                     ": the indexer did not confirm it checked the "
                      "credentials (older poplar-indexer?)"));
     FinishLogin(absl::FailedPreconditionError("credentials not checked by the indexer"));
     Pump();
@@ -418,7 +433,8 @@ void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
   file_ = std::move(opened);
   login_deadline_.reset();
   pop3::Maildrop maildrop = std::move(view_->maildrop);
-  Handle(session_.OnAuthResult(absl::OkStatus(), std::move(maildrop), snapshot->scram_server_signature()));
+  Handle(session_.OnAuthResult(absl::OkStatus(), std::move(maildrop),
+                               snapshot->scram_server_signature()));
   Pump();
 }
 
@@ -427,7 +443,8 @@ void Connection::FailLoginLater() {
   ConnectionHost* host = host_;
   const uint64_t id = id_;
   host_->loop().RunAfter(
-      std::chrono::duration_cast<std::chrono::milliseconds>(settings_->auth_failure_delay), [host, id] {
+      std::chrono::duration_cast<std::chrono::milliseconds>(settings_->auth_failure_delay),
+      [host, id] {
         host->WithConnection(id, [](Connection& c) {
           c.FinishLogin(absl::UnauthenticatedError("authentication failed"));
           c.Pump();
@@ -467,7 +484,8 @@ void Connection::StartRetr(const pop3::RetrRequest& request) {
 void Connection::StreamSome() {
   while (stream_ && pending_output() < settings_->output_high_water) {
     const size_t room = settings_->output_high_water - pending_output();
-    const absl::Status status = stream_->Next(&out_, std::max<size_t>(4096, std::min(room / 2, kMaxStreamChunk)));
+    const absl::Status status =
+        stream_->Next(&out_, std::max<size_t>(4096, std::min(room / 2, kMaxStreamChunk)));
     if (!status.ok()) {
       // The body is cut short with no terminator: the client cannot mistake it for the
       // message. Hanging up is the only signal left once +OK went out.
@@ -502,7 +520,8 @@ void Connection::OnCommitted(absl::StatusOr<v1::CommitResult> result) {
   if (!commit_deadline_) return;  // timed out meanwhile
   commit_deadline_.reset();
   if (result.ok()) {
-    outcome_ = absl::StrCat("quit, deleted ", result->deleted(), " (", result->bytes_removed(), " bytes)");
+    outcome_ =
+        absl::StrCat("quit, deleted ", result->deleted(), " (", result->bytes_removed(), " bytes)");
   } else {
     outcome_ = absl::StrCat("quit, commit failed: ", result.status().message());
   }
@@ -523,7 +542,8 @@ void Connection::OnTick(EventLoop::Clock::time_point now) {
   if (closed_) return;
   const pop3::State st = session_.state();
   if (login_deadline_ && now >= *login_deadline_) {
-    Log(absl::StrCat("login for a client at ", peer_.ToString(), " timed out waiting for the indexer"));
+    Log(absl::StrCat("login for a client at ", peer_.ToString(),
+                     " timed out waiting for the indexer"));
     FinishLogin(absl::DeadlineExceededError("login timed out"));
   } else if (commit_deadline_ && now >= *commit_deadline_) {
     commit_deadline_.reset();

@@ -112,14 +112,14 @@ class Connection final : public EventLoop::Handler {
   bool write_wants_read_ = false;  // TLS: the last write needs the socket readable
   bool tls_pending_ = false;       // STLS answered; switch once the +OK is out
 
-  std::string in_;            // received bytes not yet turned into lines
+  std::string in_;              // received bytes not yet turned into lines
   bool skipping_line_ = false;  // inside an over-long line, after its -ERR
-  bool eof_ = false;          // the client shut down its side
-  std::string out_;           // reply bytes not yet written (from out_sent_)
+  bool eof_ = false;            // the client shut down its side
+  std::string out_;             // reply bytes not yet written (from out_sent_)
   size_t out_sent_ = 0;
   bool close_after_flush_ = false;
   bool closed_ = false;
-  uint32_t interest_ = 0;     // current epoll events
+  uint32_t interest_ = 0;  // current epoll events
 
   EventLoop::Clock::time_point connected_at_;
   EventLoop::Clock::time_point last_activity_;

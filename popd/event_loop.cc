@@ -16,11 +16,10 @@ absl::Status Errno(const char* what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(std::chrono::milliseconds tick_period,
-                                                            std::function<void()> tick) {
+                                                             std::function<void()> tick) {
   std::unique_ptr<EventLoop> loop(new EventLoop());
   loop->epoll_ = UniqueFd(epoll_create1(EPOLL_CLOEXEC));
   if (!loop->epoll_.valid()) return Errno("epoll_create1");
@@ -41,11 +40,14 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(std::chrono::millis
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = 0;  // wake
-  if (epoll_ctl(loop->epoll_.get(), EPOLL_CTL_ADD, loop->wake_.get(), &ev) != 0) return Errno("epoll_ctl");
+  if (epoll_ctl(loop->epoll_.get(), EPOLL_CTL_ADD, loop->wake_.get(), &ev) != 0)
+    return Errno("epoll_ctl");
   ev.data.u64 = 1;  // timer
-  if (epoll_ctl(loop->epoll_.get(), EPOLL_CTL_ADD, loop->timer_.get(), &ev) != 0) return Errno("epoll_ctl");
+  if (epoll_ctl(loop->epoll_.get(), EPOLL_CTL_ADD, loop->timer_.get(), &ev) != 0)
+    return Errno("epoll_ctl");
   ev.data.u64 = 2;  // alarm
-  if (epoll_ctl(loop->epoll_.get(), EPOLL_CTL_ADD, loop->alarm_.get(), &ev) != 0) return Errno("epoll_ctl");
+  if (epoll_ctl(loop->epoll_.get(), EPOLL_CTL_ADD, loop->alarm_.get(), &ev) != 0)
+    return Errno("epoll_ctl");
   return loop;
 }
 
@@ -97,7 +99,8 @@ void EventLoop::ArmAlarm() {
   if (!alarms_.empty()) {
     // steady_clock is CLOCK_MONOTONIC on Linux, so its time points arm the timerfd directly.
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        alarms_.begin()->first.time_since_epoch()).count();
+                        alarms_.begin()->first.time_since_epoch())
+                        .count();
     spec.it_value.tv_sec = ns / 1000000000;
     spec.it_value.tv_nsec = ns % 1000000000;
     if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;

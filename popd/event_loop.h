@@ -37,7 +37,7 @@ class EventLoop {
   // `tick` runs on the loop every `tick_period` (timeouts are checked there: a second's
   // resolution is plenty for POP3's minute-scale deadlines and costs one wake-up per second).
   static absl::StatusOr<std::unique_ptr<EventLoop>> Create(std::chrono::milliseconds tick_period,
-                                                          std::function<void()> tick);
+                                                           std::function<void()> tick);
 
   absl::Status Add(int fd, uint32_t events, Handler* handler);
   absl::Status Modify(int fd, uint32_t events, Handler* handler);

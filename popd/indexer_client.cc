@@ -15,7 +15,8 @@ absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
-IndexerClient::IndexerClient(const Options& options) : multiplex_sessions_(options.multiplex_sessions) {
+IndexerClient::IndexerClient(const Options& options)
+    : multiplex_sessions_(options.multiplex_sessions) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(options.max_snapshot_bytes));
   // Keepalive lets both sides notice a vanished peer: the indexer ends the leases of a dead
@@ -160,11 +161,18 @@ void StreamSessionCall::OnDone(const grpc::Status& status) {
   if (why.ok()) why = absl::UnavailableError("the indexer ended the session stream");
   if (!cancelled) {
     switch (phase) {
-      case Phase::kOpening: handlers_.on_snapshot(why); break;
-      case Phase::kCommitting: handlers_.on_commit(why); break;
-      case Phase::kOpen: handlers_.on_lost(why); break;
+      case Phase::kOpening:
+        handlers_.on_snapshot(why);
+        break;
+      case Phase::kCommitting:
+        handlers_.on_commit(why);
+        break;
+      case Phase::kOpen:
+        handlers_.on_lost(why);
+        break;
       case Phase::kClosing:
-      case Phase::kDone: break;
+      case Phase::kDone:
+        break;
     }
   }
   // Last touch of this object by gRPC: drop the self-reference (the owner may still hold one).
@@ -198,8 +206,9 @@ absl::Status EventError(const v1::SessionError& e) {
 
 // One Sessions stream and the sessions on it, by tag (SessionDemux keeps their phases). Kept
 // alive by itself until gRPC's OnDone, and by its calls while they exist.
-class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequest, v1::SessionsEvent>,
-                                 public std::enable_shared_from_this<Stream> {
+class SessionMux::Stream final
+    : public grpc::ClientBidiReactor<v1::SessionsRequest, v1::SessionsEvent>,
+      public std::enable_shared_from_this<Stream> {
  public:
   // One session on the stream.
   class Call final : public SessionCall {
@@ -290,10 +299,18 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
       const uint64_t tag = event_.tag();
       SessionDemux::Outcome outcome;
       switch (event_.kind_case()) {
-        case v1::SessionsEvent::kSnapshot: outcome = demux_.OnSnapshot(tag); break;
-        case v1::SessionsEvent::kCommitted: outcome = demux_.OnCommitted(tag); break;
-        case v1::SessionsEvent::kError: outcome = demux_.OnError(tag, EventError(event_.error())); break;
-        case v1::SessionsEvent::KIND_NOT_SET: outcome = demux_.OnUnknownEvent(tag); break;
+        case v1::SessionsEvent::kSnapshot:
+          outcome = demux_.OnSnapshot(tag);
+          break;
+        case v1::SessionsEvent::kCommitted:
+          outcome = demux_.OnCommitted(tag);
+          break;
+        case v1::SessionsEvent::kError:
+          outcome = demux_.OnError(tag, EventError(event_.error()));
+          break;
+        case v1::SessionsEvent::KIND_NOT_SET:
+          outcome = demux_.OnUnknownEvent(tag);
+          break;
       }
       deliver = TakeLocked(tag, std::move(outcome));
       event_.Clear();
@@ -310,7 +327,8 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
     {
       std::lock_guard<std::mutex> lock(mu_);
       done_ = true;
-      for (auto& [tag, outcome] : demux_.EndAll(why)) deliver.push_back(TakeLocked(tag, std::move(outcome)));
+      for (auto& [tag, outcome] : demux_.EndAll(why))
+        deliver.push_back(TakeLocked(tag, std::move(outcome)));
       calls_.clear();
     }
     for (auto& d : deliver) d();
@@ -343,10 +361,14 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
         v1::CommitResult result = event_.committed();
         return [call, result] { call->handlers_.on_commit(result); };
       }
-      case Report::kSnapshotFailed: return [call, why] { call->handlers_.on_snapshot(why); };
-      case Report::kCommitFailed: return [call, why] { call->handlers_.on_commit(why); };
-      case Report::kLost: return [call, why] { call->handlers_.on_lost(why); };
-      case Report::kNone: break;
+      case Report::kSnapshotFailed:
+        return [call, why] { call->handlers_.on_snapshot(why); };
+      case Report::kCommitFailed:
+        return [call, why] { call->handlers_.on_commit(why); };
+      case Report::kLost:
+        return [call, why] { call->handlers_.on_lost(why); };
+      case Report::kNone:
+        break;
     }
     return nullptr;
   }
@@ -422,7 +444,7 @@ class SessionMux::Stream final : public grpc::ClientBidiReactor<v1::SessionsRequ
   bool hold_released_ = false;
   SessionDemux demux_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Call>> calls_;  // the live tags' handlers
-  std::shared_ptr<Stream> self_;  // until OnDone
+  std::shared_ptr<Stream> self_;                                // until OnDone
 };
 
 SessionMux::~SessionMux() {
@@ -430,7 +452,8 @@ SessionMux::~SessionMux() {
   if (stream_) stream_->Shutdown();
 }
 
-std::shared_ptr<SessionCall> SessionMux::OpenSession(v1::OpenSession open, SessionCall::Handlers handlers) {
+std::shared_ptr<SessionCall> SessionMux::OpenSession(v1::OpenSession open,
+                                                     SessionCall::Handlers handlers) {
   std::shared_ptr<Stream> stream;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -61,12 +61,14 @@ class SessionOpener {
   // `open.password` non-empty (USER/PASS, PLAIN, LOGIN) or `open.scram` set: the indexer
   // checks the credentials in the same round trip (an UNAUTHENTICATED status then comes
   // through on_snapshot; a SCRAM snapshot carries the server signature).
-  virtual std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open, SessionCall::Handlers handlers) = 0;
+  virtual std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open,
+                                                   SessionCall::Handlers handlers) = 0;
 };
 
 // A session on its own Session stream; the stream's end is the lease's end.
-class StreamSessionCall final : public SessionCall,
-                                public grpc::ClientBidiReactor<v1::SessionRequest, v1::SessionEvent> {
+class StreamSessionCall final
+    : public SessionCall,
+      public grpc::ClientBidiReactor<v1::SessionRequest, v1::SessionEvent> {
  public:
   void Commit(v1::Commit commit) override;
   void Cancel() override;
@@ -109,7 +111,8 @@ class IndexerClient final : public SessionOpener {
   v1::Maildrop::Stub& stub() { return *stub_; }
 
   // A session on its own Session stream.
-  std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open, SessionCall::Handlers handlers) override;
+  std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open,
+                                           SessionCall::Handlers handlers) override;
 
   // SCRAM's first step; `done` runs on a gRPC thread. `deadline` bounds the call.
   using ScramDone = std::function<void(absl::StatusOr<v1::ScramLookupReply>)>;
@@ -141,7 +144,8 @@ class SessionMux final : public SessionOpener {
   // Cancels the stream (its sessions were cancelled by their connections already).
   ~SessionMux() override;
 
-  std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open, SessionCall::Handlers handlers) override;
+  std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open,
+                                           SessionCall::Handlers handlers) override;
 
   class Stream;
 

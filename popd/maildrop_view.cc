@@ -55,7 +55,8 @@ absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& s) {
     if (offset < previous_end || length > UINT64_MAX - offset) {
       return Bad(absl::StrCat("message ", i + 1, " overlaps the one before it"));
     }
-    if (header > length) return Bad(absl::StrCat("message ", i + 1, " has a header longer than itself"));
+    if (header > length)
+      return Bad(absl::StrCat("message ", i + 1, " has a header longer than itself"));
     if (offset + length > view.covered_size) {
       return Bad(absl::StrCat("message ", i + 1, " ends past the file size"));
     }

@@ -46,7 +46,8 @@ absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& snapshot);
 
 // The Commit for a QUIT: message indexes (0-based, from the session's CommitRequest) to
 // identities. InvalidArgument for an index outside the maildrop.
-absl::StatusOr<v1::Commit> MakeCommit(const MaildropView& view, const std::vector<uint32_t>& deleted);
+absl::StatusOr<v1::Commit> MakeCommit(const MaildropView& view,
+                                      const std::vector<uint32_t>& deleted);
 
 }  // namespace poplar::popd
 

@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/privileges/privileges.h"
 #include "common/util/malloc_tuning.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "popd/log.h"
 #include "popd/popd_config.h"
-#include "common/privileges/privileges.h"
 #include "popd/server.h"
 
 namespace {
@@ -76,8 +76,9 @@ int main(int argc, char** argv) {
   if (config->listen().has_implicit_tls_address()) {
     options.implicit_tls = *poplar::popd::Endpoint::Parse(config->listen().implicit_tls_address());
   }
-  options.threads = config->threads() != 0 ? static_cast<int>(config->threads())
-                                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.threads = config->threads() != 0
+                        ? static_cast<int>(config->threads())
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.indexer.target = config->indexer().target();
   options.indexer.max_snapshot_bytes = config->indexer().max_snapshot_bytes();
   options.proxy_protocol = config->listen().proxy_protocol();
@@ -100,7 +101,8 @@ int main(int argc, char** argv) {
   if (config->has_run_as()) {
     const poplar::config::PopdRunAs& r = config->run_as();
     absl::Status dropped = poplar::privileges::DropPrivileges(
-        r.user(), r.group(), std::vector<std::string>(r.extra_groups().begin(), r.extra_groups().end()));
+        r.user(), r.group(),
+        std::vector<std::string>(r.extra_groups().begin(), r.extra_groups().end()));
     if (!dropped.ok()) {
       std::cerr << "poplar-popd: " << dropped.message() << "\n";
       return 1;
@@ -114,22 +116,25 @@ int main(int argc, char** argv) {
     tls_bound.port = (*server)->tls_port();
     std::cout << "poplar-popd: listening on pop3s " << tls_bound.ToString() << "\n";
   }
-  std::cout << "poplar-popd: listening on pop3 " << bound.ToString() << (config->has_tls() ? " (STLS)" : "")
-            << " with " << options.threads << " event loop(s), indexer " << options.indexer.target
-            << std::endl;
+  std::cout << "poplar-popd: listening on pop3 " << bound.ToString()
+            << (config->has_tls() ? " (STLS)" : "") << " with " << options.threads
+            << " event loop(s), indexer " << options.indexer.target << std::endl;
   while (true) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       absl::StatusOr<poplar::config::PopdConfig> next = poplar::popd::LoadPopdConfig(config_path);
       if (!next.ok()) {
-        poplar::popd::Log(absl::StrCat("SIGHUP: keeping the running configuration: ", next.status().message()));
+        poplar::popd::Log(
+            absl::StrCat("SIGHUP: keeping the running configuration: ", next.status().message()));
         continue;
       }
       if (NeedsRestart(*config, *next)) {
-        poplar::popd::Log("SIGHUP: listen, indexer and threads changes take effect only after a restart");
+        poplar::popd::Log(
+            "SIGHUP: listen, indexer and threads changes take effect only after a restart");
       }
-      absl::StatusOr<poplar::popd::Settings> next_settings = poplar::popd::LoadSettings(*next, front_end);
+      absl::StatusOr<poplar::popd::Settings> next_settings =
+          poplar::popd::LoadSettings(*next, front_end);
       if (!next_settings.ok()) {
         poplar::popd::Log(absl::StrCat("SIGHUP: keeping the running configuration: ",
                                        next_settings.status().message()));

@@ -18,7 +18,8 @@ namespace poplar::popd {
 namespace {
 
 absl::Status Changed(const std::string& path, std::string_view why) {
-  return absl::UnavailableError(absl::StrCat("mailbox changed since login: ", path, ": ", Absl(why)));
+  return absl::UnavailableError(
+      absl::StrCat("mailbox changed since login: ", path, ": ", Absl(why)));
 }
 
 }  // namespace
@@ -60,10 +61,12 @@ MessageStream::MessageStream(const MailboxFile& file, const MessageLocation& whe
 absl::Status MessageStream::ReadAt(uint64_t offset, size_t want) {
   buffer_.resize(want);
   const ssize_t got = PreadAll(fd_, offset, buffer_.data(), want);
-  if (got < 0) return absl::UnavailableError(absl::StrCat("reading the mailbox: ", std::strerror(errno)));
+  if (got < 0)
+    return absl::UnavailableError(absl::StrCat("reading the mailbox: ", std::strerror(errno)));
   if (static_cast<size_t>(got) < want) {
     return absl::UnavailableError(absl::StrCat("mailbox changed since login: it ends at ",
-                                               offset + static_cast<uint64_t>(got), ", inside the message"));
+                                               offset + static_cast<uint64_t>(got),
+                                               ", inside the message"));
   }
   return absl::OkStatus();
 }
@@ -89,8 +92,10 @@ absl::Status MessageStream::Next(std::string* out, size_t max_bytes) {
     if (retr_) {
       // Bytes before body_offset_ are the header block (hashed as they are), the rest the body
       // (hashed on its own; its digest closes the content hash).
-      const size_t split = offset_ >= body_offset_ ? 0
-                                                   : static_cast<size_t>(std::min<uint64_t>(body_offset_ - offset_, got));
+      const size_t split =
+          offset_ >= body_offset_
+              ? 0
+              : static_cast<size_t>(std::min<uint64_t>(body_offset_ - offset_, got));
       head_hash_->Update(chunk.substr(0, split));
       body_hash_->Update(chunk.substr(split));
     }
@@ -107,9 +112,9 @@ absl::Status MessageStream::Finish(std::string* out) {
   transform_.Finish(/*terminator=*/true, &tail);
   if (retr_ && transform_.octets() != expected_octets_) {
     // Without the terminator the client sees an unfinished response, never a complete wrong one.
-    error_ = absl::DataLossError(absl::StrCat("message bytes changed since login: ",
-                                              transform_.octets(), " octets, snapshot says ",
-                                              expected_octets_));
+    error_ =
+        absl::DataLossError(absl::StrCat("message bytes changed since login: ", transform_.octets(),
+                                         " octets, snapshot says ", expected_octets_));
     return error_;
   }
   if (retr_) {

@@ -68,14 +68,16 @@ absl::StatusOr<Endpoint> Endpoint::Parse(std::string_view text) {
   if (!text.empty() && text[0] == '[') {
     const size_t close = text.find("]:");
     if (close == std::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("expected [IPV6]:PORT, got \"", Absl(text), "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("expected [IPV6]:PORT, got \"", Absl(text), "\""));
     }
     host = text.substr(1, close - 1);
     port = text.substr(close + 2);
   } else {
     const size_t colon = text.rfind(':');
     if (colon == std::string_view::npos || text.find(':') != colon) {
-      return absl::InvalidArgumentError(absl::StrCat("expected HOST:PORT, got \"", Absl(text), "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("expected HOST:PORT, got \"", Absl(text), "\""));
     }
     host = text.substr(0, colon);
     port = text.substr(colon + 1);

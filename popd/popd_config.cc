@@ -40,7 +40,8 @@ absl::Status Validate(const config::PopdConfig& c) {
   if (ix.commit_timeout_ms() < 1000 || ix.commit_timeout_ms() > 3600000) {
     errs.push_back("indexer.commit_timeout_ms must be within 1000..3600000");
   }
-  if (ix.max_snapshot_bytes() < 65536) errs.push_back("indexer.max_snapshot_bytes must be at least 65536");
+  if (ix.max_snapshot_bytes() < 65536)
+    errs.push_back("indexer.max_snapshot_bytes must be at least 65536");
   const config::PopdLimits& l = c.limits();
   if (l.autologout_s() < 600) {
     errs.push_back("limits.autologout_s must be at least 600 (RFC 1939 §3: ten minutes)");
@@ -62,8 +63,10 @@ absl::Status Validate(const config::PopdConfig& c) {
     errs.push_back("limits.max_connections must be within 1..1000000");
   }
   if (l.drain_timeout_s() > 3600) errs.push_back("limits.drain_timeout_s must be at most 3600");
-  if (l.max_connections_per_ip() < 1) errs.push_back("limits.max_connections_per_ip must be at least 1");
-  if (l.auth_failure_delay_ms() > 60000) errs.push_back("limits.auth_failure_delay_ms must be at most 60000");
+  if (l.max_connections_per_ip() < 1)
+    errs.push_back("limits.max_connections_per_ip must be at least 1");
+  if (l.auth_failure_delay_ms() > 60000)
+    errs.push_back("limits.auth_failure_delay_ms must be at most 60000");
   if (l.max_auth_failures_per_ip() < 1 || l.max_auth_failures_per_user() < 1) {
     errs.push_back("limits.max_auth_failures_per_ip and _per_user must be at least 1");
   }
@@ -78,7 +81,8 @@ absl::Status Validate(const config::PopdConfig& c) {
   }
   if (c.front_end_name().size() > 200) errs.push_back("front_end_name is longer than 200 bytes");
   if (c.listen().proxy_protocol() && c.listen().proxy_trusted_networks_size() == 0) {
-    errs.push_back("listen.proxy_protocol needs proxy_trusted_networks (the load balancers' networks)");
+    errs.push_back(
+        "listen.proxy_protocol needs proxy_trusted_networks (the load balancers' networks)");
   }
   for (const std::string& n : c.listen().proxy_trusted_networks()) {
     if (absl::StatusOr<Network> net = Network::Parse(n); !net.ok()) {
@@ -137,7 +141,8 @@ Settings MakeSettings(const config::PopdConfig& c, const std::string& default_fr
   s.preauth_timeout = std::chrono::seconds(c.limits().preauth_timeout_s());
   s.output_high_water = c.limits().output_high_water_bytes();
   s.max_connections = c.limits().max_connections();
-  for (const std::string& n : c.plaintext_auth_networks()) s.plaintext_networks.push_back(*Network::Parse(n));
+  for (const std::string& n : c.plaintext_auth_networks())
+    s.plaintext_networks.push_back(*Network::Parse(n));
   s.session.max_bad_commands = static_cast<int>(c.limits().max_bad_commands());
   s.session.max_auth_failures = static_cast<int>(c.limits().max_auth_failures());
   s.front_end_name = c.front_end_name().empty() ? default_front_end : c.front_end_name();
@@ -153,7 +158,8 @@ Settings MakeSettings(const config::PopdConfig& c, const std::string& default_fr
   return s;
 }
 
-absl::StatusOr<Settings> LoadSettings(const config::PopdConfig& c, const std::string& default_front_end) {
+absl::StatusOr<Settings> LoadSettings(const config::PopdConfig& c,
+                                      const std::string& default_front_end) {
   Settings s = MakeSettings(c, default_front_end);
   if (c.has_tls()) {
     absl::StatusOr<TlsContext> tls = MakeTlsContext(c.tls());

@@ -36,9 +36,9 @@ struct Settings {
   std::vector<Network> plaintext_networks;
   pop3::Session::Options session;  // allow_plaintext is set per connection
   std::string front_end_name;
-  TlsContext tls;  // null without TLS
-  bool apop = false;      // APOP and CRAM-MD5 offered
-  std::string hostname;   // for APOP timestamps
+  TlsContext tls;        // null without TLS
+  bool apop = false;     // APOP and CRAM-MD5 offered
+  std::string hostname;  // for APOP timestamps
   std::chrono::milliseconds auth_failure_delay{2000};
   AbuseGuard::Limits abuse;
 
@@ -50,7 +50,8 @@ Settings MakeSettings(const config::PopdConfig& c, const std::string& default_fr
 
 // MakeSettings plus the TLS context, whose certificate and key are read now (at start and on
 // every SIGHUP). InvalidArgument if they cannot be loaded.
-absl::StatusOr<Settings> LoadSettings(const config::PopdConfig& c, const std::string& default_front_end);
+absl::StatusOr<Settings> LoadSettings(const config::PopdConfig& c,
+                                      const std::string& default_front_end);
 
 }  // namespace poplar::popd
 

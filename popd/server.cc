@@ -47,7 +47,10 @@ class Worker final : public ConnectionHost {
   Worker(const Server::Options& options, IndexerClient* indexer, AbuseGuard* guard,
          std::atomic<size_t>* connections, UniqueFd plain, UniqueFd tls,
          std::shared_ptr<const Settings> settings)
-      : options_(options), indexer_(indexer), guard_(guard), connections_(connections),
+      : options_(options),
+        indexer_(indexer),
+        guard_(guard),
+        connections_(connections),
         settings_(std::move(settings)) {
     if (indexer->multiplex_sessions()) mux_ = std::make_unique<SessionMux>(indexer);
     plain_.worker = this;
@@ -193,8 +196,9 @@ class Worker final : public ConnectionHost {
     const proxy::ParseResult r = proxy::Parse(seen);
     if (r.status == proxy::ParseStatus::kInvalid) return drop(r.error);
     // Everything peeked is header while it is incomplete; once complete, exactly the rest of it.
-    const size_t take =
-        r.status == proxy::ParseStatus::kNeedMore ? static_cast<size_t>(n) : r.header.length - p.consumed.size();
+    const size_t take = r.status == proxy::ParseStatus::kNeedMore
+                            ? static_cast<size_t>(n)
+                            : r.header.length - p.consumed.size();
     if (::recv(p.fd.get(), buf, take, 0) != static_cast<ssize_t>(take)) return drop("read failed");
     p.consumed.append(buf, take);
     if (r.status == proxy::ParseStatus::kNeedMore) return;
@@ -225,8 +229,10 @@ class Worker final : public ConnectionHost {
         !guard_->Connected(ip)) {
       // (A refused pop3s client gets no text: it would not be TLS.)
       if (!implicit_tls) {
-        static constexpr std::string_view kBusy = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
-        [[maybe_unused]] ssize_t n = ::send(fd.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        static constexpr std::string_view kBusy =
+            "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
+        [[maybe_unused]] ssize_t n =
+            ::send(fd.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       }
       return;
     }
@@ -292,7 +298,7 @@ uint16_t BoundPort(int fd) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
-                                                     std::shared_ptr<const Settings> settings) {
+                                                      std::shared_ptr<const Settings> settings) {
   std::unique_ptr<Server> server(new Server());
   server->options_ = options;
   server->indexer_ = std::make_unique<IndexerClient>(options.indexer);
@@ -314,8 +320,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
       if (tls_at) tls_at->port = server->tls_port_ = BoundPort(tls_fd.get());
       if (at.port == 0 || (tls_at && tls_at->port == 0)) return Errno("getsockname");
     }
-    auto worker = std::make_unique<Worker>(server->options_, server->indexer_.get(), server->guard_.get(),
-                                           &server->connections_,
+    auto worker = std::make_unique<Worker>(server->options_, server->indexer_.get(),
+                                           server->guard_.get(), &server->connections_,
                                            std::move(*fd), std::move(tls_fd), settings);
     if (absl::Status s = worker->Init(); !s.ok()) return s;
     server->workers_.push_back(std::move(worker));

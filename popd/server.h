@@ -41,7 +41,7 @@ class Server {
 
   // Binds (all listeners before any thread starts, so a bad address fails start-up) and runs.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const Options& options,
-                                                      std::shared_ptr<const Settings> settings);
+                                                       std::shared_ptr<const Settings> settings);
   ~Server();
 
   // The bound port (the configured one, or the one the kernel picked for port 0).

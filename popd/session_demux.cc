@@ -23,16 +23,23 @@ SessionDemux::Outcome SessionDemux::Failure(Phase phase, absl::Status why) {
   Outcome o;
   o.status = std::move(why);
   switch (phase) {
-    case Phase::kOpening: o.report = Report::kSnapshotFailed; break;
-    case Phase::kOpen: o.report = Report::kLost; break;
-    case Phase::kCommitting: o.report = Report::kCommitFailed; break;
+    case Phase::kOpening:
+      o.report = Report::kSnapshotFailed;
+      break;
+    case Phase::kOpen:
+      o.report = Report::kLost;
+      break;
+    case Phase::kCommitting:
+      o.report = Report::kCommitFailed;
+      break;
   }
   return o;
 }
 
 SessionDemux::Outcome SessionDemux::OutOfProtocol(uint64_t tag, Phase phase) {
   phases_.erase(tag);
-  Outcome o = Failure(phase, absl::InternalError(absl::StrCat("unexpected event from the indexer for tag ", tag)));
+  Outcome o = Failure(
+      phase, absl::InternalError(absl::StrCat("unexpected event from the indexer for tag ", tag)));
   o.send_close = true;
   return o;
 }
@@ -68,7 +75,8 @@ SessionDemux::Outcome SessionDemux::OnUnknownEvent(uint64_t tag) {
   return OutOfProtocol(tag, it->second);
 }
 
-std::vector<std::pair<uint64_t, SessionDemux::Outcome>> SessionDemux::EndAll(const absl::Status& why) {
+std::vector<std::pair<uint64_t, SessionDemux::Outcome>> SessionDemux::EndAll(
+    const absl::Status& why) {
   std::vector<std::pair<uint64_t, Outcome>> out;
   out.reserve(phases_.size());
   for (const auto& [tag, phase] : phases_) out.emplace_back(tag, Failure(phase, why));

@@ -1,7 +1,8 @@
 // SessionDemux: popd's bookkeeping of one Maildrop.Sessions stream (proto/poplar/maildrop.proto)
 // without gRPC: which tags are live, in which phase, and what each event, call or the stream's
 // end means for a session. SessionMux (popd/indexer_client.cc) carries out the answers: it calls
-// the session's handler and sends the Close. Table-driven tests: tests/component/session_demux_test.cc.
+// the session's handler and sends the Close. Table-driven tests:
+// tests/component/session_demux_test.cc.
 //
 // Not thread-safe: SessionMux calls it under its stream's lock.
 #ifndef POPLAR_POPD_SESSION_DEMUX_H_

@@ -54,8 +54,8 @@ absl::StatusOr<TlsContext> MakeTlsContext(const config::PopdTls& tls) {
   SSL_CTX_set_min_proto_version(ctx.get(), min);
   // No renegotiation (a DoS lever and a source of bugs), the server's cipher order, no
   // compression (CRIME).
-  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                     SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_options(
+      ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
   // Partial writes and a moving buffer fit the connection's output string; released buffers
   // keep an idle TLS connection small (design §9: 64 KB per idle TLS connection).
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -70,13 +70,14 @@ absl::StatusOr<TlsContext> MakeTlsContext(const config::PopdTls& tls) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tls.certificate_chain_file ", tls.certificate_chain_file(), ": ", OpensslErrors()));
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx.get(), tls.private_key_file().c_str(), SSL_FILETYPE_PEM) != 1) {
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), tls.private_key_file().c_str(), SSL_FILETYPE_PEM) !=
+      1) {
     return absl::InvalidArgumentError(
         absl::StrCat("tls.private_key_file ", tls.private_key_file(), ": ", OpensslErrors()));
   }
   if (SSL_CTX_check_private_key(ctx.get()) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tls.private_key_file does not match the certificate: ", OpensslErrors()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls.private_key_file does not match the certificate: ", OpensslErrors()));
   }
   static constexpr unsigned char kSessionContext[] = "poplar-popd";
   SSL_CTX_set_session_id_context(ctx.get(), kSessionContext, sizeof kSessionContext - 1);
@@ -109,11 +110,16 @@ Io TlsTransport::Classify(int ret) {
   // The thread's error queue is shared by every connection of this loop: leave it empty.
   ERR_clear_error();
   switch (err) {
-    case SSL_ERROR_WANT_READ: return Io::kWantRead;
-    case SSL_ERROR_WANT_WRITE: return Io::kWantWrite;
-    case SSL_ERROR_ZERO_RETURN: return Io::kClosed;
-    case SSL_ERROR_SYSCALL: return Io::kClosed;  // EOF or reset without close_notify
-    default: return Io::kError;                  // handshake failure, bad record, ...
+    case SSL_ERROR_WANT_READ:
+      return Io::kWantRead;
+    case SSL_ERROR_WANT_WRITE:
+      return Io::kWantWrite;
+    case SSL_ERROR_ZERO_RETURN:
+      return Io::kClosed;
+    case SSL_ERROR_SYSCALL:
+      return Io::kClosed;  // EOF or reset without close_notify
+    default:
+      return Io::kError;  // handshake failure, bad record, ...
   }
 }
 

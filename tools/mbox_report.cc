@@ -56,8 +56,12 @@ std::string JsonEscape(std::string_view s) {
   std::string out;
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
       default:
         if (c < 0x20 || c >= 0x7f) {
           absl::StrAppendFormat(&out, "\\u%04x", c);
@@ -149,8 +153,8 @@ absl::Status RunMboxReport(const MboxReportOptions& options, std::ostream& out) 
     return absl::OkStatus();
   }
 
-  out << absl::StrFormat("%6s %12s %10s %8s  %-26s %s\n", "#", "OFFSET", "OCTETS", "LINES",
-                         "UIDL", "SENDER");
+  out << absl::StrFormat("%6s %12s %10s %8s  %-26s %s\n", "#", "OFFSET", "OCTETS", "LINES", "UIDL",
+                         "SENDER");
   for (size_t i = 0; i < scan.messages.size(); ++i) {
     const mbox::MessageInfo& m = scan.messages[i];
     out << absl::StrFormat("%6d %12d %10d %8d  %-26s %s\n", i + 1, m.offset, m.octets, m.lines,
@@ -159,13 +163,14 @@ absl::Status RunMboxReport(const MboxReportOptions& options, std::ostream& out) 
   out << absl::StrFormat("%d messages, %d octets, %d bytes scanned", scan.messages.size(),
                          total_octets, bytes.size());
   for (const mbox::Anomaly& a : scan.anomalies) {
-    out << absl::StrFormat(
-        "\nnote: %s at offset %d",
-        a.kind == mbox::AnomalyKind::kLeadingGarbage ? "text before the first From_ line"
-                                                     : "Content-Length ignored",
-        a.offset);
+    out << absl::StrFormat("\nnote: %s at offset %d",
+                           a.kind == mbox::AnomalyKind::kLeadingGarbage
+                               ? "text before the first From_ line"
+                               : "Content-Length ignored",
+                           a.offset);
   }
-  if (options.check) out << absl::StrFormat("\ncheck: all %d messages round-trip", scan.messages.size());
+  if (options.check)
+    out << absl::StrFormat("\ncheck: all %d messages round-trip", scan.messages.size());
   out << "\n";
   return absl::OkStatus();
 }

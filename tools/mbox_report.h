@@ -15,8 +15,8 @@ namespace poplar::tools {
 struct MboxReportOptions {
   std::string path;
   bool json = false;
-  bool check = false;             // round-trip every message through the wire transform
-  size_t check_chunk = 4096;      // transform in chunks of this size, as popd streams
+  bool check = false;         // round-trip every message through the wire transform
+  size_t check_chunk = 4096;  // transform in chunks of this size, as popd streams
   mbox::UidlOptions uidl;
   bool trust_content_length = false;  // as poplar-indexer's default (config.proto)
 };

@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/util/strings.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
-#include "common/util/strings.h"
 
 namespace poplar::config {
 namespace {
@@ -41,7 +41,8 @@ absl::Status ParseTextProto(std::string_view text, std::string_view source,
   out->Clear();
   const bool ok = parser.ParseFromString(std::string(text), out);
   if (!ok || !errors.errors().empty()) {
-    if (errors.errors().empty()) return absl::InvalidArgumentError(absl::StrCat(Absl(source), ": parse error"));
+    if (errors.errors().empty())
+      return absl::InvalidArgumentError(absl::StrCat(Absl(source), ": parse error"));
     return absl::InvalidArgumentError(absl::StrJoin(errors.errors(), "; "));
   }
   return absl::OkStatus();

@@ -105,13 +105,14 @@ absl::StatusOr<Dotlock> Dotlock::TryAcquire(const std::string& mailbox_path, int
   static thread_local std::mt19937_64 rng(std::random_device{}());
   for (int attempt = 0; attempt < 2; ++attempt) {
     // The temp name is unique per host, process and attempt (liblockfile: .lk<pid><time><host>).
-    const std::string tmp = absl::StrCat(DirOf(mailbox_path), "/.lk", ::getpid(), "-",
-                                         rng() % 1000000000, "-", host);
+    const std::string tmp =
+        absl::StrCat(DirOf(mailbox_path), "/.lk", ::getpid(), "-", rng() % 1000000000, "-", host);
     {
       UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
       if (!fd.valid()) return Errno(errno, "create dotlock temp file", tmp);
       const std::string content = FormatDotlockContent(::getpid(), host);
-      if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+      if (::write(fd.get(), content.data(), content.size()) !=
+          static_cast<ssize_t>(content.size())) {
         int err = errno;
         ::unlink(tmp.c_str());
         return Errno(err, "write", tmp);
@@ -139,7 +140,8 @@ absl::StatusOr<Dotlock> Dotlock::TryAcquire(const std::string& mailbox_path, int
     StaleFacts f;
     f.owner = ReadOwner(lock_path);
     f.this_host = host;
-    f.pid_alive = !(f.owner.pid > 0 && ::kill(static_cast<pid_t>(f.owner.pid), 0) != 0 && errno == ESRCH);
+    f.pid_alive =
+        !(f.owner.pid > 0 && ::kill(static_cast<pid_t>(f.owner.pid), 0) != 0 && errno == ESRCH);
     const int64_t now = NowS();
     f.lock_age_s = now - static_cast<int64_t>(lst.st_mtim.tv_sec);
     f.mailbox_age_s = 0;
@@ -160,7 +162,8 @@ absl::StatusOr<Dotlock> Dotlock::TryAcquire(const std::string& mailbox_path, int
     // Remove it only if it is still the file we judged.
     struct stat again {};
     if (::lstat(lock_path.c_str(), &again) == 0 && again.st_ino == lst.st_ino &&
-        again.st_mtim.tv_sec == lst.st_mtim.tv_sec && again.st_mtim.tv_nsec == lst.st_mtim.tv_nsec) {
+        again.st_mtim.tv_sec == lst.st_mtim.tv_sec &&
+        again.st_mtim.tv_nsec == lst.st_mtim.tv_nsec) {
       if (::unlink(lock_path.c_str()) != 0 && errno != ENOENT) {
         return Errno(errno, "remove stale dotlock", lock_path);
       }
@@ -186,7 +189,8 @@ Dotlock::~Dotlock() { Release(); }
 
 absl::Status Dotlock::Touch() {
   if (path_.empty()) return absl::FailedPreconditionError("dotlock released");
-  if (!StillOurs()) return absl::AbortedError(absl::StrCat(path_, " was broken by another program"));
+  if (!StillOurs())
+    return absl::AbortedError(absl::StrCat(path_, " was broken by another program"));
   if (::utimensat(AT_FDCWD, path_.c_str(), nullptr, AT_SYMLINK_NOFOLLOW) != 0) {
     return Errno(errno, "touch", path_);
   }

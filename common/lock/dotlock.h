@@ -33,8 +33,8 @@ namespace poplar::lock {
 // What a lock file says about its holder: "PID HOSTNAME\n" (Poplar), "PID\n" (liblockfile
 // with -p, procmail writes nothing, dotlockfile without -p writes "0").
 struct DotlockOwner {
-  int64_t pid = 0;       // 0: unknown
-  std::string host;      // empty: unknown
+  int64_t pid = 0;   // 0: unknown
+  std::string host;  // empty: unknown
 };
 DotlockOwner ParseDotlockContent(std::string_view content);
 std::string FormatDotlockContent(int64_t pid, std::string_view host);
@@ -43,10 +43,10 @@ std::string FormatDotlockContent(int64_t pid, std::string_view host);
 struct StaleFacts {
   DotlockOwner owner;
   std::string this_host;
-  bool pid_alive = true;         // kill(pid, 0) did not fail with ESRCH (meaningless if pid 0)
-  int64_t lock_age_s = 0;        // now - the lock file's mtime
-  int64_t mailbox_age_s = 0;     // now - the mailbox's mtime (a delivery changes it; Dovecot's rule)
-  bool kernel_lock_held = false; // someone holds an fcntl write lock on the mailbox
+  bool pid_alive = true;      // kill(pid, 0) did not fail with ESRCH (meaningless if pid 0)
+  int64_t lock_age_s = 0;     // now - the lock file's mtime
+  int64_t mailbox_age_s = 0;  // now - the mailbox's mtime (a delivery changes it; Dovecot's rule)
+  bool kernel_lock_held = false;  // someone holds an fcntl write lock on the mailbox
 };
 inline constexpr int64_t kDefaultStaleAfterS = 600;
 bool DotlockIsStale(const StaleFacts& f, int64_t stale_after_s = kDefaultStaleAfterS);

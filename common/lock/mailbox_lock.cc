@@ -20,12 +20,15 @@ namespace {
 absl::Status Errno(int err, const char* what, const std::string& path) {
   std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
   switch (err) {
-    case ENOENT: return absl::NotFoundError(msg);
+    case ENOENT:
+      return absl::NotFoundError(msg);
     case EACCES:
     case EPERM:
     case ELOOP:
-    case EROFS: return absl::FailedPreconditionError(msg);
-    default: return absl::InternalError(msg);
+    case EROFS:
+      return absl::FailedPreconditionError(msg);
+    default:
+      return absl::InternalError(msg);
   }
 }
 
@@ -76,7 +79,8 @@ absl::StatusOr<MailboxLock> MailboxLock::Acquire(const std::string& path,
     bool busy = false;
     for (Method m : options.methods) {
       if (m == Method::kDotlock) {
-        absl::StatusOr<Dotlock> d = Dotlock::TryAcquire(path, held.fd_.get(), options.stale_after_s);
+        absl::StatusOr<Dotlock> d =
+            Dotlock::TryAcquire(path, held.fd_.get(), options.stale_after_s);
         if (absl::IsUnavailable(d.status())) {
           busy = true;
           last_busy = std::string(d.status().message());
@@ -123,7 +127,8 @@ absl::StatusOr<MailboxLock> MailboxLock::Acquire(const std::string& path,
     }
     // Jitter: two lockers in lock-step would otherwise collide forever.
     const int64_t max_us = absl::ToInt64Microseconds(pause);
-    absl::Duration sleep = absl::Microseconds(max_us / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_us / 2 + 1)));
+    absl::Duration sleep = absl::Microseconds(
+        max_us / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_us / 2 + 1)));
     sleep = std::min(sleep, deadline - now);
     std::this_thread::sleep_for(absl::ToChronoMicroseconds(sleep));
     pause = std::min(pause * 2, absl::Milliseconds(500));

@@ -69,8 +69,8 @@ std::string FormatJournalHeader(const JournalHeader& h) {
                       absl::StrFormat("device %020u\ninode %020u\nstart %020u\nold_size %020u\n"
                                       "new_size %020u\n",
                                       h.device, h.inode, h.start, h.old_size, h.new_size),
-                      "prefix_hash ", h.prefix_hash.Hex(), "\nold_tail_hash ", h.old_tail_hash.Hex(),
-                      "\nimage_hash ", h.image_hash.Hex(), "\nend\n");
+                      "prefix_hash ", h.prefix_hash.Hex(), "\nold_tail_hash ",
+                      h.old_tail_hash.Hex(), "\nimage_hash ", h.image_hash.Hex(), "\nend\n");
 }
 
 absl::StatusOr<JournalHeader> ParseJournalHeader(std::string_view bytes, size_t* header_length) {
@@ -93,7 +93,8 @@ absl::StatusOr<JournalHeader> ParseJournalHeader(std::string_view bytes, size_t*
   auto number = [&](std::string_view key, uint64_t* out) -> bool {
     std::string_view v;
     if (!next_line(key, &v)) return false;
-    if (v.empty() || v.size() > 20 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (v.empty() || v.size() > 20 ||
+        !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       return false;
     }
     return absl::SimpleAtoi(Absl(v), out);

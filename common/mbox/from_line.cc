@@ -110,9 +110,9 @@ bool ParseAsctime(Cursor& c) {
 
 // RFC 822 style: Www, [d]d Mmm yyyy hh:mm[:ss] [zone]
 bool ParseRfc822(Cursor& c) {
-  if (!(c.TakeName(kWeekdays) && c.TakeChar(',') && c.TakeSpaces() &&
-        c.TakeNumber(1, 2, 1, 31) && c.TakeSpaces() && c.TakeName(kMonths) && c.TakeSpaces() &&
-        c.TakeYear() && c.TakeSpaces() && c.TakeTime() && c.AtBoundary())) {
+  if (!(c.TakeName(kWeekdays) && c.TakeChar(',') && c.TakeSpaces() && c.TakeNumber(1, 2, 1, 31) &&
+        c.TakeSpaces() && c.TakeName(kMonths) && c.TakeSpaces() && c.TakeYear() && c.TakeSpaces() &&
+        c.TakeTime() && c.AtBoundary())) {
     return false;
   }
   size_t after_time = c.pos();

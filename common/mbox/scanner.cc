@@ -147,8 +147,10 @@ class Scanner {
       return;
     }
     size_t colon = line.find(':');
-    std::string_view name = colon == std::string_view::npos ? std::string_view() : line.substr(0, colon);
-    std::string_view value = colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1);
+    std::string_view name =
+        colon == std::string_view::npos ? std::string_view() : line.substr(0, colon);
+    std::string_view value =
+        colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1);
     current_volatile_ = !name.empty() && IsVolatileHeader(name);
     if (!current_volatile_) {
       digest_input_.append(line);
@@ -374,9 +376,9 @@ class Scanner {
 bool IsVolatileHeader(std::string_view name) {
   // Rewritten by MUAs, IMAP servers and Qpopper itself; a UIDL must survive their rewrites.
   static constexpr std::array<std::string_view, 12> kVolatile = {
-      "status",    "x-status",   "x-keywords",       "x-uid",
-      "x-uidl",    "x-imap",     "x-imapbase",       "content-length",
-      "lines",     "x-mozilla-status", "x-mozilla-status2", "x-mozilla-keys"};
+      "status", "x-status",         "x-keywords",        "x-uid",
+      "x-uidl", "x-imap",           "x-imapbase",        "content-length",
+      "lines",  "x-mozilla-status", "x-mozilla-status2", "x-mozilla-keys"};
   return std::any_of(kVolatile.begin(), kVolatile.end(),
                      [&](std::string_view v) { return EqualsIgnoreCase(name, v); });
 }

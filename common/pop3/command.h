@@ -34,9 +34,9 @@ inline constexpr size_t kMaxVerbLength = 8;     // POP3 verbs are 3-4 letters; r
 
 enum class ParseError {
   kNone,
-  kTooLong,    // more than kMaxCommandLine octets
-  kNul,        // a NUL byte in the line
-  kBadVerb,    // empty, too long, or not letters
+  kTooLong,  // more than kMaxCommandLine octets
+  kNul,      // a NUL byte in the line
+  kBadVerb,  // empty, too long, or not letters
 };
 
 struct Command {
@@ -65,8 +65,8 @@ enum class ArgShape {
 
 enum class ArgError {
   kNone,
-  kSyntax,         // wrong number of arguments, or a missing one
-  kBadNumber,      // a message number or line count that is not plain decimal digits / overflows
+  kSyntax,     // wrong number of arguments, or a missing one
+  kBadNumber,  // a message number or line count that is not plain decimal digits / overflows
 };
 
 struct Args {

@@ -56,15 +56,24 @@ bool ValidMaildrop(const Maildrop& m) {
 
 std::string_view StateName(State s) {
   switch (s) {
-    case State::kAuthorization: return "AUTHORIZATION";
-    case State::kWaitAuth: return "WAIT-AUTH";
-    case State::kTransaction: return "TRANSACTION";
-    case State::kWaitRetr: return "WAIT-RETR";
-    case State::kWaitCommit: return "WAIT-COMMIT";
-    case State::kWaitTls: return "WAIT-TLS";
-    case State::kSasl: return "SASL";
-    case State::kWaitScram: return "WAIT-SCRAM";
-    case State::kClosed: return "CLOSED";
+    case State::kAuthorization:
+      return "AUTHORIZATION";
+    case State::kWaitAuth:
+      return "WAIT-AUTH";
+    case State::kTransaction:
+      return "TRANSACTION";
+    case State::kWaitRetr:
+      return "WAIT-RETR";
+    case State::kWaitCommit:
+      return "WAIT-COMMIT";
+    case State::kWaitTls:
+      return "WAIT-TLS";
+    case State::kSasl:
+      return "SASL";
+    case State::kWaitScram:
+      return "WAIT-SCRAM";
+    case State::kClosed:
+      return "CLOSED";
   }
   return "?";
 }
@@ -134,25 +143,35 @@ void Session::EnterState(State next) {
       ok = ok || next == State::kAuthorization || next == State::kWaitAuth ||
            next == State::kWaitScram || next == State::kTransaction;
       break;
-    case State::kWaitScram: ok = ok || next == State::kSasl || next == State::kAuthorization; break;
-    case State::kWaitTls: ok = ok || next == State::kAuthorization; break;
+    case State::kWaitScram:
+      ok = ok || next == State::kSasl || next == State::kAuthorization;
+      break;
+    case State::kWaitTls:
+      ok = ok || next == State::kAuthorization;
+      break;
     case State::kWaitAuth:
-      ok = ok || next == State::kTransaction || next == State::kAuthorization || next == State::kSasl;
+      ok = ok || next == State::kTransaction || next == State::kAuthorization ||
+           next == State::kSasl;
       break;
     case State::kTransaction:
       ok = ok || next == State::kWaitRetr || next == State::kWaitCommit;
       break;
-    case State::kWaitRetr: ok = ok || next == State::kTransaction; break;
-    case State::kWaitCommit: break;
-    case State::kClosed: ok = false; break;
+    case State::kWaitRetr:
+      ok = ok || next == State::kTransaction;
+      break;
+    case State::kWaitCommit:
+      break;
+    case State::kClosed:
+      ok = false;
+      break;
   }
   if (!ok) std::abort();  // a transition the protocol does not have: a bug in this file
   state_ = next;
 }
 
 bool Session::Waiting() const {
-  return state_ == State::kWaitAuth || state_ == State::kWaitRetr ||
-         state_ == State::kWaitCommit || state_ == State::kWaitScram;
+  return state_ == State::kWaitAuth || state_ == State::kWaitRetr || state_ == State::kWaitCommit ||
+         state_ == State::kWaitScram;
 }
 
 Step Session::CloseWith(std::string reply) {
@@ -198,10 +217,14 @@ Step Session::Process(std::string_view line) {
 Step Session::Dispatch(std::string_view line) {
   const ParsedCommand parsed = ParseCommand(line);
   switch (parsed.error) {
-    case ParseError::kNone: break;
-    case ParseError::kTooLong: return Reply("-ERR Command line too long\r\n");
-    case ParseError::kNul: return Reply("-ERR NUL byte in command\r\n");
-    case ParseError::kBadVerb: return Reply("-ERR Unknown command\r\n");
+    case ParseError::kNone:
+      break;
+    case ParseError::kTooLong:
+      return Reply("-ERR Command line too long\r\n");
+    case ParseError::kNul:
+      return Reply("-ERR NUL byte in command\r\n");
+    case ParseError::kBadVerb:
+      return Reply("-ERR Unknown command\r\n");
   }
   const CommandSpec* spec = nullptr;
   for (const CommandSpec& c : kCommands) {
@@ -211,9 +234,12 @@ Step Session::Dispatch(std::string_view line) {
   if ((spec->allowed & Bit(state_)) == 0) return Reply("-ERR Command not valid in this state\r\n");
   const ParsedArgs parsed_args = SplitArgs(spec->shape, parsed.command.args);
   switch (parsed_args.error) {
-    case ArgError::kNone: break;
-    case ArgError::kSyntax: return Reply("-ERR Syntax error\r\n");
-    case ArgError::kBadNumber: return Reply("-ERR Invalid number\r\n");
+    case ArgError::kNone:
+      break;
+    case ArgError::kSyntax:
+      return Reply("-ERR Syntax error\r\n");
+    case ArgError::kBadNumber:
+      return Reply("-ERR Invalid number\r\n");
   }
   const Args& args = parsed_args.args;
   if (args.msg) {
@@ -238,7 +264,8 @@ Step Session::Drain(Step acc) {
   return acc;
 }
 
-Step Session::OnAuthResult(const absl::Status& status, Maildrop maildrop, std::string server_signature) {
+Step Session::OnAuthResult(const absl::Status& status, Maildrop maildrop,
+                           std::string server_signature) {
   if (state_ == State::kClosed) return {};
   if (state_ != State::kWaitAuth) std::abort();  // an answer nobody asked for: I/O layer bug
   const bool scram = sasl_ == SaslStep::kScramFinal;
@@ -254,7 +281,8 @@ Step Session::OnAuthResult(const absl::Status& status, Maildrop maildrop, std::s
       scram_maildrop_ = std::move(maildrop);
       sasl_ = SaslStep::kScramAck;
       EnterState(State::kSasl);
-      return Drain(Reply("+ " + sasl::Base64Encode(sasl::ScramServerFinal(server_signature)) + "\r\n"));
+      return Drain(
+          Reply("+ " + sasl::Base64Encode(sasl::ScramServerFinal(server_signature)) + "\r\n"));
     }
     EnterState(State::kTransaction);
     return EnterTransaction(std::move(maildrop), {});
@@ -276,7 +304,8 @@ Step Session::EnterTransaction(Maildrop maildrop, Step prefix) {
   deleted_.assign(maildrop_.count, false);
   live_count_ = maildrop_.count;
   live_octets_ = maildrop_.total_octets;
-  prefix.reply += "+OK maildrop has " + Num(live_count_) + " messages (" + Num(live_octets_) + " octets)\r\n";
+  prefix.reply +=
+      "+OK maildrop has " + Num(live_count_) + " messages (" + Num(live_octets_) + " octets)\r\n";
   return Drain(std::move(prefix));
 }
 
@@ -468,9 +497,11 @@ Step Session::SaslResponse(std::string_view line) {
   std::optional<std::string> decoded = sasl::Base64Decode(line);
   if (!decoded) return SaslAbort("-ERR Invalid base64 in SASL response\r\n");
   switch (sasl_) {
-    case SaslStep::kPlain: return SaslPlain(*decoded);
+    case SaslStep::kPlain:
+      return SaslPlain(*decoded);
     case SaslStep::kLoginUser:
-      if (decoded->empty() || decoded->size() > 255) return SaslAbort("-ERR [AUTH] Authentication failed\r\n");
+      if (decoded->empty() || decoded->size() > 255)
+        return SaslAbort("-ERR [AUTH] Authentication failed\r\n");
       sasl_user_ = std::move(*decoded);
       sasl_ = SaslStep::kLoginPassword;
       return Reply("+ UGFzc3dvcmQ6\r\n");  // "Password:"
@@ -480,18 +511,23 @@ Step Session::SaslResponse(std::string_view line) {
       sasl_ = SaslStep::kNone;
       return StartLogin(std::move(user), std::move(*decoded));
     }
-    case SaslStep::kScramFirst: return ScramFirst(*decoded);
-    case SaslStep::kCramMd5: return CramMd5(*decoded);
-    case SaslStep::kScramFinal: return ScramFinal(*decoded);
+    case SaslStep::kScramFirst:
+      return ScramFirst(*decoded);
+    case SaslStep::kCramMd5:
+      return CramMd5(*decoded);
+    case SaslStep::kScramFinal:
+      return ScramFinal(*decoded);
     case SaslStep::kScramAck:
-    case SaslStep::kNone: break;
+    case SaslStep::kNone:
+      break;
   }
   std::abort();  // kSasl without a step: a bug in this file
 }
 
 Step Session::ScramFirst(std::string_view decoded) {
   std::optional<sasl::ScramClientFirst> first = sasl::ParseScramClientFirst(decoded);
-  if (!first || first->user.size() > 255) return SaslAbort("-ERR Invalid SCRAM client-first message\r\n");
+  if (!first || first->user.size() > 255)
+    return SaslAbort("-ERR Invalid SCRAM client-first message\r\n");
   scram_gs2_ = std::move(first->gs2_header);
   scram_client_first_bare_ = std::move(first->bare);
   scram_client_nonce_ = std::move(first->nonce);
@@ -510,9 +546,9 @@ Step Session::ScramFinal(std::string_view decoded) {
   AuthRequest request;
   request.user = std::move(sasl_user_);
   sasl_user_.clear();
-  request.scram = ScramProof{scram_client_first_bare_ + "," + scram_server_first_ + "," +
-                                 final_msg->without_proof,
-                             std::move(final_msg->proof)};
+  request.scram = ScramProof{
+      scram_client_first_bare_ + "," + scram_server_first_ + "," + final_msg->without_proof,
+      std::move(final_msg->proof)};
   EnterState(State::kWaitAuth);  // sasl_ stays kScramFinal: OnAuthResult expects a signature
   return Step{"", std::move(request)};
 }
@@ -545,8 +581,8 @@ Step Session::List(const Args& args) {
   if (args.msg) {
     return Reply("+OK " + Num(*args.msg) + " " + Num(maildrop_.octets[*args.msg - 1]) + "\r\n");
   }
-  std::string reply = "+OK " + Num(live_count_) + " messages (" + Num(live_octets_) +
-                      " octets)\r\n";
+  std::string reply =
+      "+OK " + Num(live_count_) + " messages (" + Num(live_octets_) + " octets)\r\n";
   reply.reserve(reply.size() + maildrop_.count * 16);
   for (uint32_t i = 0; i < maildrop_.count; ++i) {
     if (!Deleted(i)) absl::StrAppend(&reply, i + 1, " ", maildrop_.octets[i], "\r\n");
@@ -558,8 +594,8 @@ Step Session::List(const Args& args) {
 Step Session::Retr(const Args& args) {
   const uint32_t index = *args.msg - 1;
   EnterState(State::kWaitRetr);
-  return Step{"", RetrRequest{index, std::nullopt,
-                              "+OK " + Num(maildrop_.octets[index]) + " octets\r\n"}};
+  return Step{
+      "", RetrRequest{index, std::nullopt, "+OK " + Num(maildrop_.octets[index]) + " octets\r\n"}};
 }
 
 Step Session::Top(const Args& args) {
@@ -587,7 +623,8 @@ Step Session::Rset(const Args&) {
 
 Step Session::Uidl(const Args& args) {
   if (args.msg) {
-    return Reply(absl::StrCat("+OK ", *args.msg, " ", Absl(maildrop_.uidls[*args.msg - 1]), "\r\n"));
+    return Reply(
+        absl::StrCat("+OK ", *args.msg, " ", Absl(maildrop_.uidls[*args.msg - 1]), "\r\n"));
   }
   // StrAppend formats numbers in place: a 100,000-line listing makes no temporary strings.
   std::string reply = "+OK\r\n";
@@ -614,8 +651,9 @@ Step Session::Apop(const Args& args) {
   }
   user_.reset();
   EnterState(State::kWaitAuth);
-  AuthRequest request{std::string(rest.substr(0, space)), "", std::nullopt,
-                      ChallengeDigest{ChallengeDigest::Kind::kApop, options_.apop_timestamp, *digest}};
+  AuthRequest request{
+      std::string(rest.substr(0, space)), "", std::nullopt,
+      ChallengeDigest{ChallengeDigest::Kind::kApop, options_.apop_timestamp, *digest}};
   return Step{"", std::move(request)};
 }
 
@@ -623,12 +661,14 @@ Step Session::CramMd5(std::string_view decoded) {
   // RFC 2195: "user SP digest", the digest being the last space-separated word.
   const size_t space = decoded.rfind(' ');
   std::optional<std::string> digest;
-  if (space != std::string_view::npos && space > 0 && space <= 255) digest = HexDigest(decoded.substr(space + 1));
+  if (space != std::string_view::npos && space > 0 && space <= 255)
+    digest = HexDigest(decoded.substr(space + 1));
   if (!digest) return SaslAbort("-ERR [AUTH] Authentication failed\r\n");
   sasl_ = SaslStep::kNone;
   EnterState(State::kWaitAuth);
-  AuthRequest request{std::string(decoded.substr(0, space)), "", std::nullopt,
-                      ChallengeDigest{ChallengeDigest::Kind::kCramMd5, options_.apop_timestamp, *digest}};
+  AuthRequest request{
+      std::string(decoded.substr(0, space)), "", std::nullopt,
+      ChallengeDigest{ChallengeDigest::Kind::kCramMd5, options_.apop_timestamp, *digest}};
   return Step{"", std::move(request)};
 }
 
@@ -641,6 +681,5 @@ Step Session::Stls(const Args&) {
   EnterState(State::kWaitTls);
   return Step{"+OK Begin TLS negotiation\r\n", StartTls{}};
 }
-
 
 }  // namespace poplar::pop3

@@ -60,9 +60,9 @@ std::string_view StateName(State s);
 // What the indexer hands over at login: the snapshot the whole session sees (design §2.4).
 struct Maildrop {
   uint32_t count = 0;
-  std::vector<uint64_t> octets;     // per message, as RETR sends them (RFC 1939 §11); size count
-  UidlList uidls;                   // per message, 1..70 octets of 0x21..0x7E; size count
-  uint64_t total_octets = 0;        // sum of octets
+  std::vector<uint64_t> octets;  // per message, as RETR sends them (RFC 1939 §11); size count
+  UidlList uidls;                // per message, 1..70 octets of 0x21..0x7E; size count
+  uint64_t total_octets = 0;     // sum of octets
 };
 
 // SCRAM-SHA-256: what the indexer needs to check a client proof against the stored verifier.
@@ -80,8 +80,8 @@ struct ChallengeDigest {
 };
 struct AuthRequest {
   std::string user;
-  std::string password;              // secret: never log it (empty for SCRAM/APOP/CRAM-MD5)
-  std::optional<ScramProof> scram;   // set instead of a password for AUTH SCRAM-SHA-256
+  std::string password;                      // secret: never log it (empty for SCRAM/APOP/CRAM-MD5)
+  std::optional<ScramProof> scram;           // set instead of a password for AUTH SCRAM-SHA-256
   std::optional<ChallengeDigest> challenge;  // APOP, AUTH CRAM-MD5
 };
 // AUTH SCRAM-SHA-256: the I/O layer asks the indexer for the user's salt and iteration count
@@ -91,19 +91,19 @@ struct ScramLookup {
   std::string user;
 };
 struct RetrRequest {
-  uint32_t message_index = 0;            // 0-based
-  std::optional<uint64_t> top_lines;     // set for TOP
-  std::string ok_line;                   // sent only once the stream is known to start
+  uint32_t message_index = 0;         // 0-based
+  std::optional<uint64_t> top_lines;  // set for TOP
+  std::string ok_line;                // sent only once the stream is known to start
 };
 struct CommitRequest {
-  std::vector<uint32_t> deleted;         // 0-based, ascending; empty = release only
+  std::vector<uint32_t> deleted;  // 0-based, ascending; empty = release only
 };
 struct Close {};
 // STLS (RFC 2595): flush the reply in plaintext, discard every byte received after the STLS
 // line (the session already dropped its own queue), run the TLS handshake, then OnTlsStarted.
 struct StartTls {};
-using Action =
-    std::variant<std::monostate, AuthRequest, RetrRequest, CommitRequest, Close, StartTls, ScramLookup>;
+using Action = std::variant<std::monostate, AuthRequest, RetrRequest, CommitRequest, Close,
+                            StartTls, ScramLookup>;
 
 struct Step {
   std::string reply;  // CRLF-terminated lines to send before performing `action`
@@ -120,12 +120,12 @@ std::string ErrorLine(const absl::Status& status);
 class Session {
  public:
   struct Options {
-    bool allow_plaintext = false;     // USER/PASS permitted (after TLS, or a trusted network)
-    int max_bad_commands = 10;        // consecutive errors in AUTHORIZATION before closing
-    int max_auth_failures = 3;        // failed logins per session (never reset) before closing
-    size_t max_queued_lines = 64;     // pipelined lines held while an answer is outstanding
-    bool tls_available = false;       // STLS offered (a certificate is configured)
-    bool tls_active = false;          // the connection is already TLS (implicit TLS port)
+    bool allow_plaintext = false;  // USER/PASS permitted (after TLS, or a trusted network)
+    int max_bad_commands = 10;     // consecutive errors in AUTHORIZATION before closing
+    int max_auth_failures = 3;     // failed logins per session (never reset) before closing
+    size_t max_queued_lines = 64;  // pipelined lines held while an answer is outstanding
+    bool tls_available = false;    // STLS offered (a certificate is configured)
+    bool tls_active = false;       // the connection is already TLS (implicit TLS port)
     // "<unique@host>" for this connection's greeting: non-empty offers APOP (RFC 1939 §7) and
     // SASL CRAM-MD5 (RFC 2195), which need a per-account secret set with poplarctl.
     std::string apop_timestamp;
@@ -139,7 +139,8 @@ class Session {
   Step OnLine(std::string_view line);
   // For SCRAM, `server_signature` (raw bytes, from the indexer) goes back to the client as the
   // final challenge and "+OK" waits for its empty answer (RFC 5034: no success-with-data).
-  Step OnAuthResult(const absl::Status& status, Maildrop maildrop, std::string server_signature = "");
+  Step OnAuthResult(const absl::Status& status, Maildrop maildrop,
+                    std::string server_signature = "");
   Step OnScramLookup(const absl::Status& status, std::string salt, uint32_t iterations,
                      std::string server_nonce);
   Step OnRetrDone(const absl::Status& status);
@@ -214,17 +215,25 @@ class Session {
   int bad_commands_ = 0;
   int auth_failures_ = 0;
   std::optional<std::string> user_;  // from USER, until PASS or a failed login
-  enum class SaslStep : uint8_t { kNone, kPlain, kLoginUser, kLoginPassword, kScramFirst,
-                                  kScramFinal, kScramAck, kCramMd5 };
+  enum class SaslStep : uint8_t {
+    kNone,
+    kPlain,
+    kLoginUser,
+    kLoginPassword,
+    kScramFirst,
+    kScramFinal,
+    kScramAck,
+    kCramMd5
+  };
   SaslStep sasl_ = SaslStep::kNone;
   std::string sasl_user_;  // AUTH LOGIN / SCRAM: the name
   // SCRAM between client-first and client-final.
   std::string scram_gs2_;
   std::string scram_client_first_bare_;
   std::string scram_client_nonce_;
-  std::string scram_nonce_;         // client + server nonce
+  std::string scram_nonce_;  // client + server nonce
   std::string scram_server_first_;
-  Maildrop scram_maildrop_;         // login succeeded; waiting for the client's empty answer
+  Maildrop scram_maildrop_;  // login succeeded; waiting for the client's empty answer
   Maildrop maildrop_;
   std::vector<bool> deleted_;  // per message, DELE marks
   uint32_t live_count_ = 0;    // STAT: messages not marked deleted

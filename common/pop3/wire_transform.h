@@ -46,7 +46,7 @@ class WireTransform {
   Options options_;
   bool done_ = false;
   bool at_line_start_ = true;
-  bool last_cr_ = false;      // the last byte copied was '\r'
+  bool last_cr_ = false;       // the last byte copied was '\r'
   bool ends_with_lf_ = false;  // output so far ends with "\r\n"
   bool in_headers_ = true;
   uint64_t line_length_ = 0;  // bytes of the current line copied so far

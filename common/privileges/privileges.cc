@@ -20,15 +20,16 @@ namespace poplar::privileges {
 namespace {
 
 absl::Status Refused(std::string_view what) {
-  return absl::FailedPreconditionError(absl::StrCat("dropping privileges: ", Absl(what), ": ",
-                                                    std::strerror(errno)));
+  return absl::FailedPreconditionError(
+      absl::StrCat("dropping privileges: ", Absl(what), ": ", std::strerror(errno)));
 }
 
 bool LookupGroup(const std::string& name, gid_t* gid) {
   std::vector<char> buf(16384);
   group g{};
   group* found = nullptr;
-  if (getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found) != 0 || found == nullptr) return false;
+  if (getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+    return false;
   *gid = g.gr_gid;
   return true;
 }
@@ -75,7 +76,8 @@ absl::StatusOr<Identity> Resolve(const std::string& user, const std::string& gro
   passwd* found = nullptr;
   if (user.empty() || getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 ||
       found == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(Absl(section), ".user ", user, " does not exist"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(Absl(section), ".user ", user, " does not exist"));
   }
   if (pw.pw_uid == 0) {
     return absl::FailedPreconditionError(absl::StrCat(Absl(section), ".user must not be root"));
@@ -85,12 +87,14 @@ absl::StatusOr<Identity> Resolve(const std::string& user, const std::string& gro
   id.uid = pw.pw_uid;
   id.gid = pw.pw_gid;
   if (!group.empty() && !LookupGroup(group, &id.gid)) {
-    return absl::FailedPreconditionError(absl::StrCat(Absl(section), ".group ", group, " does not exist"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(Absl(section), ".group ", group, " does not exist"));
   }
   for (const std::string& g : extra_groups) {
     gid_t extra = 0;
     if (!LookupGroup(g, &extra)) {
-      return absl::FailedPreconditionError(absl::StrCat(Absl(section), ".extra_groups: ", g, " does not exist"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(Absl(section), ".extra_groups: ", g, " does not exist"));
     }
     id.groups.push_back(extra);
   }
@@ -114,13 +118,15 @@ absl::StatusOr<std::vector<int>> CapabilitiesFromNames(const std::vector<std::st
         known = true;
       }
     }
-    if (!known) return absl::InvalidArgumentError(absl::StrCat("capability ", n, " cannot be kept"));
+    if (!known)
+      return absl::InvalidArgumentError(absl::StrCat("capability ", n, " cannot be kept"));
   }
   return caps;
 }
 
 absl::Status Drop(const Identity& id, const std::vector<int>& keep, bool narrow_bounding_set) {
-  if (id.uid == 0) return absl::FailedPreconditionError("dropping privileges: the user must not be root");
+  if (id.uid == 0)
+    return absl::FailedPreconditionError("dropping privileges: the user must not be root");
   auto kept = [&](int cap) { return std::find(keep.begin(), keep.end(), cap) != keep.end(); };
   __user_cap_data_struct now[2] = {};
   if (!GetCaps(now)) return Refused("capget");
@@ -129,7 +135,8 @@ absl::Status Drop(const Identity& id, const std::vector<int>& keep, bool narrow_
   if (narrow_bounding_set && Has(now, CAP_SETPCAP)) {
     for (int cap = 0; cap <= LastCapability(); ++cap) {
       if (kept(cap) || ::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 1) continue;
-      if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) return Refused(absl::StrCat("dropping capability ", cap));
+      if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
+        return Refused(absl::StrCat("dropping capability ", cap));
     }
   }
   if (!keep.empty() && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return Refused("PR_SET_KEEPCAPS");

@@ -45,7 +45,8 @@ bool IsKeepableCapability(std::string_view name);
 // (when the process may change it); then setgroups + setresgid + setresuid to `id`, then the
 // permitted and effective sets are exactly `keep` (inheritable and ambient empty). Checks that
 // root cannot be regained. FailedPrecondition naming the step that was refused.
-absl::Status Drop(const Identity& id, const std::vector<int>& keep = {}, bool narrow_bounding_set = true);
+absl::Status Drop(const Identity& id, const std::vector<int>& keep = {},
+                  bool narrow_bounding_set = true);
 
 // Resolve + Drop without capabilities (popd's run_as). popd drops after its event-loop threads
 // exist; the uid change reaches them (glibc) and empties their capability sets (the kernel),

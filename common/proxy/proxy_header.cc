@@ -53,8 +53,10 @@ ParseResult ParseV1(std::string_view bytes) {
     // Everything so far must be printable ASCII without a lone CR or LF.
     for (size_t i = 0; i < bytes.size(); ++i) {
       const char c = bytes[i];
-      if (c == '\n' || (c == '\r' && i + 1 < bytes.size())) return Invalid("v1 header with a bare CR or LF");
-      if (c != '\r' && (c < 0x20 || c > 0x7e)) return Invalid("v1 header with a control or non-ASCII byte");
+      if (c == '\n' || (c == '\r' && i + 1 < bytes.size()))
+        return Invalid("v1 header with a bare CR or LF");
+      if (c != '\r' && (c < 0x20 || c > 0x7e))
+        return Invalid("v1 header with a control or non-ASCII byte");
     }
     return NeedMore();
   }
@@ -67,13 +69,15 @@ ParseResult ParseV1(std::string_view bytes) {
   r.status = ParseStatus::kComplete;
   r.header.version = 1;
   r.header.length = crlf + 2;
-  if (line.substr(0, 7) == "UNKNOWN" && (line.size() == 7 || line[7] == ' ')) return r;  // rest ignored
+  if (line.substr(0, 7) == "UNKNOWN" && (line.size() == 7 || line[7] == ' '))
+    return r;  // rest ignored
   // TCP4|TCP6 SP SRC SP DST SP SPORT SP DPORT, single spaces.
   std::string_view f[5];
   size_t n = 0;
   for (size_t start = 0;;) {
     const size_t sp = line.find(' ', start);
-    const std::string_view field = line.substr(start, sp == std::string_view::npos ? sp : sp - start);
+    const std::string_view field =
+        line.substr(start, sp == std::string_view::npos ? sp : sp - start);
     if (field.empty() || n == 5) return Invalid("v1 header does not have 5 fields");
     f[n++] = field;
     if (sp == std::string_view::npos) break;

@@ -26,7 +26,8 @@ std::string ApopDigest(std::string_view challenge, std::string_view secret) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   if (ctx == nullptr || EVP_DigestInit_ex(ctx, EVP_md5(), nullptr) != 1 ||
       EVP_DigestUpdate(ctx, challenge.data(), challenge.size()) != 1 ||
-      EVP_DigestUpdate(ctx, secret.data(), secret.size()) != 1 || EVP_DigestFinal_ex(ctx, md, &n) != 1) {
+      EVP_DigestUpdate(ctx, secret.data(), secret.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx, md, &n) != 1) {
     std::abort();  // MD5 missing from libcrypto: a broken installation, not an input problem
   }
   EVP_MD_CTX_free(ctx);
@@ -37,7 +38,8 @@ std::string CramMd5Digest(std::string_view challenge, std::string_view secret) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   if (HMAC(EVP_md5(), secret.data(), static_cast<int>(secret.size()),
-           reinterpret_cast<const unsigned char*>(challenge.data()), challenge.size(), md, &n) == nullptr) {
+           reinterpret_cast<const unsigned char*>(challenge.data()), challenge.size(), md,
+           &n) == nullptr) {
     std::abort();
   }
   return Hex(md, n);

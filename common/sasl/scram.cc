@@ -171,7 +171,8 @@ std::optional<ScramVerifier> ParseScramVerifier(std::string_view text) {
     if (c < '0' || c > '9') return std::nullopt;
   }
   uint64_t iterations = 0;
-  auto [end, ec] = std::from_chars(iter_text.data(), iter_text.data() + iter_text.size(), iterations);
+  auto [end, ec] =
+      std::from_chars(iter_text.data(), iter_text.data() + iter_text.size(), iterations);
   if (ec != std::errc() || end != iter_text.data() + iter_text.size()) return std::nullopt;
   if (iterations > UINT32_MAX) return std::nullopt;
 

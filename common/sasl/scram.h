@@ -77,7 +77,8 @@ bool IsWellFormed(const ScramVerifier& v);
 bool VerifyPlainPassword(const ScramVerifier& v, std::string_view password);
 
 // Server side of the final exchange. `auth_message` is
-// client-first-message-bare + "," + server-first-message + "," + client-final-message-without-proof.
+// client-first-message-bare + "," + server-first-message + "," +
+// client-final-message-without-proof.
 std::string ClientSignature(std::string_view stored_key, std::string_view auth_message);
 std::string ServerSignature(std::string_view server_key, std::string_view auth_message);
 // Client side (for tests and tools): ClientKey XOR ClientSignature.

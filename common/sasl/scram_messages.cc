@@ -54,7 +54,8 @@ std::optional<ScramClientFirst> ParseScramClientFirst(std::string_view m) {
   std::string_view rest = bare.substr(comma + 1);
   if (!rest.starts_with("r=")) return std::nullopt;
   const size_t end = rest.find(',');
-  out.nonce = std::string(rest.substr(2, end == std::string_view::npos ? std::string_view::npos : end - 2));
+  out.nonce =
+      std::string(rest.substr(2, end == std::string_view::npos ? std::string_view::npos : end - 2));
   if (!IsPrintableNonce(out.nonce)) return std::nullopt;
   return out;
 }
@@ -84,7 +85,8 @@ std::optional<ScramClientFinal> ParseScramClientFinal(std::string_view m) {
   const std::string_view rest = head.substr(comma + 1);
   if (!rest.starts_with("r=")) return std::nullopt;
   const size_t end = rest.find(',');
-  out.nonce = std::string(rest.substr(2, end == std::string_view::npos ? std::string_view::npos : end - 2));
+  out.nonce =
+      std::string(rest.substr(2, end == std::string_view::npos ? std::string_view::npos : end - 2));
   if (!IsPrintableNonce(out.nonce)) return std::nullopt;
   return out;
 }

@@ -32,8 +32,8 @@ std::string ScramServerFirst(std::string_view nonce, std::string_view salt, uint
 struct ScramClientFinal {
   std::string channel_binding;  // decoded c= value
   std::string nonce;
-  std::string proof;            // decoded p= value (raw bytes)
-  std::string without_proof;    // verbatim, up to (not including) ",p="
+  std::string proof;          // decoded p= value (raw bytes)
+  std::string without_proof;  // verbatim, up to (not including) ",p="
 };
 std::optional<ScramClientFinal> ParseScramClientFinal(std::string_view message);
 

@@ -17,8 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "tests/component/temp_dir.h"
 #include "indexer/indexer.h"
+#include "tests/component/temp_dir.h"
 
 namespace {
 
@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
     }
   }
   if (cases.empty()) cases = {"first", "last", "all"};
-  std::string tmpl = (std::filesystem::temp_directory_path() / "poplar-expunge-bench-XXXXXX").string();
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "poplar-expunge-bench-XXXXXX").string();
   const std::string dir = ::mkdtemp(tmpl.data());
   std::filesystem::create_directory(dir + "/spool");
   const std::string mbox = dir + "/spool/bench";
@@ -75,8 +76,8 @@ int main(int argc, char** argv) {
     std::printf("%-8s %10s %10s %12s %14s %12s\n", "case", "messages", "copy s", "QUIT ms",
                 "compaction s", "bytes moved");
   } else {
-    std::printf("%-8s %10s %10s %10s %8s %12s\n", "case", "messages", "copy s", "expunge s", "ratio",
-                "bytes moved");
+    std::printf("%-8s %10s %10s %10s %8s %12s\n", "case", "messages", "copy s", "expunge s",
+                "ratio", "bytes moved");
   }
   for (const std::string& c : cases) {
     std::filesystem::remove(dir + "/index.sqlite");
@@ -138,13 +139,15 @@ int main(int argc, char** argv) {
       const absl::Duration compaction = absl::Now() - c0;
       if (!compacted.ok() || *compacted != 1) {
         std::cerr << c << ": deferred compaction did not run: "
-                  << (compacted.ok() ? absl::StrCat(*compacted, " compacted") : compacted.status().ToString())
+                  << (compacted.ok() ? absl::StrCat(*compacted, " compacted")
+                                     : compacted.status().ToString())
                   << "\n";
         return 1;
       }
       std::printf("%-8s %10u %10.2f %12.2f %14.2f %12llu\n", c.c_str(), snap.count(),
                   absl::ToDoubleSeconds(copy), absl::ToDoubleMilliseconds(took),
-                  absl::ToDoubleSeconds(compaction), static_cast<unsigned long long>(r->bytes_removed()));
+                  absl::ToDoubleSeconds(compaction),
+                  static_cast<unsigned long long>(r->bytes_removed()));
       continue;
     }
     std::printf("%-8s %10u %10.2f %10.2f %8.2f %12llu\n", c.c_str(), snap.count(),

@@ -25,10 +25,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "tests/component/temp_dir.h"
 #include "indexer/daemon.h"
 #include "poplar/admin.grpc.pb.h"
 #include "poplar/maildrop.grpc.pb.h"
+#include "tests/component/temp_dir.h"
 
 namespace {
 
@@ -83,7 +83,8 @@ int main(int argc, char** argv) {
   int n = 20;
   if (argc >= 4 && std::string(argv[2]) == "--sessions") n = std::atoi(argv[3]);
 
-  std::string dir = std::filesystem::temp_directory_path() / absl::StrCat("poplar-bench-", ::getpid());
+  std::string dir =
+      std::filesystem::temp_directory_path() / absl::StrCat("poplar-bench-", ::getpid());
   std::filesystem::create_directories(dir + "/spool");
   const std::string mbox = dir + "/spool/bench";
   std::filesystem::copy_file(source, mbox);
@@ -111,7 +112,8 @@ int main(int argc, char** argv) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);  // as popd: a big mailbox's snapshot exceeds 4 MB
   if (std::getenv("POPLAR_BENCH_LOOKAHEAD")) {
-    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, std::atoi(std::getenv("POPLAR_BENCH_LOOKAHEAD")));
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+                std::atoi(std::getenv("POPLAR_BENCH_LOOKAHEAD")));
   }
   auto channel = grpc::CreateCustomChannel("unix:" + dir + "/indexer.sock",
                                            grpc::InsecureChannelCredentials(), args);
@@ -133,8 +135,9 @@ int main(int argc, char** argv) {
 
   std::vector<double> visible;
   for (int i = 0; i < n; ++i) {
-    std::string msg = absl::StrCat("From bench@example.org  Thu Nov 26 12:00:00 2026\nSubject: new ", i,
-                                   "\nMessage-ID: <new", i, "@bench>\n\nhello\n\n");
+    std::string msg =
+        absl::StrCat("From bench@example.org  Thu Nov 26 12:00:00 2026\nSubject: new ", i,
+                     "\nMessage-ID: <new", i, "@bench>\n\nhello\n\n");
     { std::ofstream(mbox + ".lock") << getpid() << "\n"; }
     { std::ofstream(mbox, std::ios::app | std::ios::binary) << msg; }
     absl::Time unlocked = absl::Now();
@@ -161,9 +164,11 @@ int main(int argc, char** argv) {
                                Ms(index_time), size / 1e6 / absl::ToDoubleSeconds(index_time));
   std::cout << absl::StrFormat("%-44s %9.2f ms  (p99 %.2f)\n", "session snapshot, median",
                                Percentile(snap, 0.5), Percentile(snap, 0.99));
-  std::cout << absl::StrFormat("%-44s %9.2f ms  (max %.2f)\n", "delivery visible after unlock, median",
-                               Percentile(visible, 0.5), Percentile(visible, 1.0));
-  std::cout << absl::StrFormat("%-44s %9.2f ms  (p99 %.2f)\n", "session snapshot after a delivery, median",
+  std::cout << absl::StrFormat("%-44s %9.2f ms  (max %.2f)\n",
+                               "delivery visible after unlock, median", Percentile(visible, 0.5),
+                               Percentile(visible, 1.0));
+  std::cout << absl::StrFormat("%-44s %9.2f ms  (p99 %.2f)\n",
+                               "session snapshot after a delivery, median",
                                Percentile(snap_after, 0.5), Percentile(snap_after, 0.99));
   std::cout << absl::StrFormat("%-44s %9.1f MB\n", "peak RSS of the process (indexer + client)",
                                PeakRssKb() / 1024.0);

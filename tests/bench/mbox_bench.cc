@@ -70,19 +70,18 @@ class Rng {
 };
 
 const std::vector<std::string_view> kWords = {
-    "the",      "of",      "and",      "to",       "in",        "is",       "that",
-    "for",      "it",      "as",       "was",      "with",      "be",       "by",
-    "on",       "not",     "he",       "this",     "are",       "or",       "his",
-    "from",     "at",      "which",    "but",      "have",      "an",       "had",
-    "they",     "you",     "were",     "their",    "one",       "all",      "we",
-    "meeting",  "report",  "attached", "please",   "review",    "budget",   "schedule",
-    "server",   "mailbox", "delivery", "thanks",   "regards",   "question", "tomorrow",
-    "quarterly", "project", "deadline", "customer", "invoice",  "update",   "release"};
+    "the",      "of",        "and",     "to",       "in",       "is",       "that",    "for",
+    "it",       "as",        "was",     "with",     "be",       "by",       "on",      "not",
+    "he",       "this",      "are",     "or",       "his",      "from",     "at",      "which",
+    "but",      "have",      "an",      "had",      "they",     "you",      "were",    "their",
+    "one",      "all",       "we",      "meeting",  "report",   "attached", "please",  "review",
+    "budget",   "schedule",  "server",  "mailbox",  "delivery", "thanks",   "regards", "question",
+    "tomorrow", "quarterly", "project", "deadline", "customer", "invoice",  "update",  "release"};
 const std::vector<std::string_view> kWeekdays = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
 const std::vector<std::string_view> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-const std::vector<std::string_view> kUsers = {"alice", "bob", "carol", "dave", "erin",
-                                              "frank", "grace", "heidi", "ivan", "judy",
+const std::vector<std::string_view> kUsers = {"alice",   "bob",     "carol",   "dave",      "erin",
+                                              "frank",   "grace",   "heidi",   "ivan",      "judy",
                                               "mallory", "noreply", "billing", "postmaster"};
 const std::vector<std::string_view> kDomains = {"example.org", "example.com", "mail.example.net",
                                                 "lists.example.edu", "corp.example"};
@@ -139,9 +138,10 @@ void AppendHeaders(Rng& rng, uint64_t id, const std::string& from, bool multipar
     AppendAsctime(rng, out);
     out->append(" +0000 (UTC)\n");
   }
-  out->append("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org; s=s1;\n"
-              "\th=from:to:subject:date:message-id; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;\n"
-              "\tb=dzdVyOfAKCdLXdJOc9G2q8LoXSlEniSbav+yuU4zGeeruD00lszZVoG4ZHRNiYzR\n");
+  out->append(
+      "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org; s=s1;\n"
+      "\th=from:to:subject:date:message-id; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;\n"
+      "\tb=dzdVyOfAKCdLXdJOc9G2q8LoXSlEniSbav+yuU4zGeeruD00lszZVoG4ZHRNiYzR\n");
   out->append("Date: ");
   AppendAsctime(rng, out);
   out->append("\nFrom: ").append(from).append("\nTo: ").append(Address(rng));
@@ -238,13 +238,16 @@ std::string BuildSpool(size_t target) {
     const size_t text = static_cast<size_t>(std::clamp(body, 200.0, 200000.0));
     AppendHeaders(rng, id, from, attachment, &out);
     if (attachment) {
-      out.append("--=_b").append(std::to_string(id)).append(
-          "\nContent-Type: text/plain; charset=utf-8\n\n");
+      out.append("--=_b")
+          .append(std::to_string(id))
+          .append("\nContent-Type: text/plain; charset=utf-8\n\n");
       AppendText(rng, text, &out);
-      out.append("\n--=_b").append(std::to_string(id)).append(
-          "\nContent-Type: application/pdf; name=\"report.pdf\"\n"
-          "Content-Transfer-Encoding: base64\n"
-          "Content-Disposition: attachment; filename=\"report.pdf\"\n\n");
+      out.append("\n--=_b")
+          .append(std::to_string(id))
+          .append(
+              "\nContent-Type: application/pdf; name=\"report.pdf\"\n"
+              "Content-Transfer-Encoding: base64\n"
+              "Content-Disposition: attachment; filename=\"report.pdf\"\n\n");
       AppendBase64(rng, (256 << 10) + rng.Below(2 << 20), &out);
       out.append("\n--=_b").append(std::to_string(id)).append("--\n");
     } else {
@@ -308,8 +311,8 @@ void BM_ScanMboxChunked(benchmark::State& state) {
     while (true) {
       read_end = std::min(bytes.size(), read_end + kWindow);  // the next 1 MiB read
       const bool final = read_end == bytes.size();
-      mbox::ScanResult r = mbox::ScanMbox(bytes.substr(resume, read_end - resume), resume,
-                                          {.final = final});
+      mbox::ScanResult r =
+          mbox::ScanMbox(bytes.substr(resume, read_end - resume), resume, {.final = final});
       scanned += read_end - resume;
       messages += r.messages.size();
       resume = r.resume_offset;

@@ -69,15 +69,16 @@ TEST(AbuseGuard, MemoryStaysBounded) {
   AbuseGuard g(l);
   const Clock::time_point t0 = Clock::now();
   for (int i = 0; i < 5000; ++i) {
-    const std::string ip = "10." + std::to_string(i / 65536 % 256) + "." + std::to_string(i / 256 % 256) +
-                           "." + std::to_string(i % 256);
+    const std::string ip = "10." + std::to_string(i / 65536 % 256) + "." +
+                           std::to_string(i / 256 % 256) + "." + std::to_string(i % 256);
     g.LoginFailed(Ip(ip.c_str()), "name" + std::to_string(i), t0);
     EXPECT_LE(g.tracked(), 100u);
   }
   // Open connections are never forgotten by the trimming.
   AbuseGuard g2(l);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(g2.Connected(Ip("192.0.2.50")));
-  for (int i = 0; i < 500; ++i) g2.LoginFailed(Ip(("10.1.1." + std::to_string(i % 250)).c_str()), "n" + std::to_string(i), t0);
+  for (int i = 0; i < 500; ++i)
+    g2.LoginFailed(Ip(("10.1.1." + std::to_string(i % 250)).c_str()), "n" + std::to_string(i), t0);
   EXPECT_FALSE(g2.Connected(Ip("192.0.2.50")));
 }
 

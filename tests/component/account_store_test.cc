@@ -190,7 +190,8 @@ TEST_F(AccountStoreTest, SetPassword) {
   EXPECT_EQ(after->mailbox, before->mailbox);
   EXPECT_EQ(after->created_unix, before->created_unix);
 
-  EXPECT_EQ(accounts_->SetPassword("nobody", PlainPassword{"x"}).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(accounts_->SetPassword("nobody", PlainPassword{"x"}).code(),
+            absl::StatusCode::kNotFound);
   EXPECT_EQ(accounts_->SetPassword("alice", PlainPassword{""}).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(accounts_->SetPassword("Alice", PlainPassword{"x"}).code(),
@@ -219,9 +220,10 @@ TEST_F(AccountStoreTest, PasswordRules) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(accounts_->Add("a", PlainPassword{std::string_view("pw\0x", 4)}, "/var/mail/a").code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(accounts_->Add("a", PlainPassword{std::string(kMaxPasswordBytes + 1, 'p')}, "/var/mail/a")
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      accounts_->Add("a", PlainPassword{std::string(kMaxPasswordBytes + 1, 'p')}, "/var/mail/a")
+          .code(),
+      absl::StatusCode::kInvalidArgument);
   std::string longest(kMaxPasswordBytes, 'p');
   ASSERT_TRUE(accounts_->Add("a", PlainPassword{longest}, "/var/mail/a").ok());
   EXPECT_TRUE(accounts_->CheckPassword("a", longest).ok());
@@ -273,7 +275,7 @@ TEST_F(AccountStoreTest, CorruptRowsAreDataLoss) {
 }
 
 class AccountCryptImportTest : public AccountStoreTest,
-                        public ::testing::WithParamInterface<const char*> {};
+                               public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(AccountCryptImportTest, ImportAndCheck) {
   const std::string hash = MakeCryptHash(kPassword, GetParam());
@@ -333,11 +335,11 @@ TEST_F(AccountStoreTest, RejectsUnrecognisedCryptHashes) {
       "",
       "!",
       "*",
-      "!" + sha512,           // locked shadow entry
+      "!" + sha512,  // locked shadow entry
       "*LK*",
       "x",
-      "abJnggxhB/yWI",        // traditional DES: ignores all but 8 characters
-      "_J9..CCCCXBrJUJV154M", // BSDI extended DES
+      "abJnggxhB/yWI",         // traditional DES: ignores all but 8 characters
+      "_J9..CCCCXBrJUJV154M",  // BSDI extended DES
       "$9$nosuchmethod$abc",
       "$6$",
       setting_only,
@@ -345,7 +347,7 @@ TEST_F(AccountStoreTest, RejectsUnrecognisedCryptHashes) {
       sha512.substr(0, sha512.size() - 1),  // truncated
       sha512 + "A",                         // too long
       sha512 + "\n",
-      sha512 + ":18000:0:99999:7:::",       // a whole shadow field list
+      sha512 + ":18000:0:99999:7:::",  // a whole shadow field list
       "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
       "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
   };

@@ -127,7 +127,9 @@ class ExpungeTest : public ::testing::Test {
     indexer_->CloseSession(s.id);
     return r;
   }
-  absl::StatusOr<v1::CommitResult> DeleteNow(const std::vector<size_t>& del) { return Delete(Open(), del); }
+  absl::StatusOr<v1::CommitResult> DeleteNow(const std::vector<size_t>& del) {
+    return Delete(Open(), del);
+  }
 
   TempDir dir_;
   std::unique_ptr<Indexer> indexer_;
@@ -142,7 +144,8 @@ TEST_F(ExpungeTest, DeletionPatternsInEveryShape) {
                           {"no final newline", "\n", false, false},
                           {"crlf", "\r\n", true, true},
                           {"crlf without trailing blank line", "\r\n", false, true}};
-  const std::vector<std::vector<size_t>> patterns = {{0}, {4}, {0, 1, 2, 3, 4}, {1, 2}, {0, 2, 4}, {3, 4}, {0, 1}};
+  const std::vector<std::vector<size_t>> patterns = {{0},       {4},    {0, 1, 2, 3, 4}, {1, 2},
+                                                     {0, 2, 4}, {3, 4}, {0, 1}};
   for (const Shape& shape : shapes) {
     for (const std::vector<size_t>& del : patterns) {
       SCOPED_TRACE(absl::StrCat(shape.name, ", deleting ", del.size(), " starting at ", del[0]));
@@ -183,7 +186,8 @@ TEST_F(ExpungeTest, DeletionPatternsInEveryShape) {
       ASSERT_EQ(next.snap.count(), parsed.messages.size());
       for (size_t i = 0; i < parsed.messages.size(); ++i) {
         EXPECT_EQ(next.snap.data_offsets(static_cast<int>(i)), parsed.messages[i].data_offset);
-        EXPECT_EQ(next.snap.content_hashes().substr(16 * i, 16), parsed.messages[i].content_hash.Bytes());
+        EXPECT_EQ(next.snap.content_hashes().substr(16 * i, 16),
+                  parsed.messages[i].content_hash.Bytes());
       }
       indexer_->CloseSession(next.id);
       // A full re-index from scratch agrees with the index the expunge left (invariant 1).
@@ -251,19 +255,22 @@ TEST_F(ExpungeTest, ChangedFileDeletesNothing) {
     const char* name;
     std::function<void(const std::string&)> apply;
   } changes[] = {
-      {"a byte changed in place", [](const std::string& p) {
+      {"a byte changed in place",
+       [](const std::string& p) {
          std::string b = ReadFile(p);
          b[b.find("body 2")] = 'B';
          int fd = ::open(p.c_str(), O_WRONLY);
          ASSERT_EQ(::pwrite(fd, b.data(), b.size(), 0), static_cast<ssize_t>(b.size()));
          ::close(fd);
        }},
-      {"replaced by another file (rename)", [](const std::string& p) {
+      {"replaced by another file (rename)",
+       [](const std::string& p) {
          WriteFile(p + ".new", ReadFile(p));
          ASSERT_EQ(::rename((p + ".new").c_str(), p.c_str()), 0);
        }},
       {"truncated", [](const std::string& p) { ASSERT_EQ(::truncate(p.c_str(), 20), 0); }},
-      {"a message removed by another program", [](const std::string& p) {
+      {"a message removed by another program",
+       [](const std::string& p) {
          std::vector<std::string> segs = Segments(3, {"lf", "\n", true, true});
          int fd = ::open(p.c_str(), O_WRONLY | O_TRUNC);
          std::string b = segs[0] + segs[2];
@@ -658,14 +665,17 @@ TEST(RecoveryMismatchTest, MismatchesAreMovedAsideNeverApplied) {
     const char* name;
     std::function<void(Crashed*)> damage;
   } cases[] = {
-      {"journal image damaged", [](Crashed* t) {
+      {"journal image damaged",
+       [](Crashed* t) {
          std::string j = ReadFile(t->rec_.journal_path);
          j.back() ^= 1;
          WriteFile(t->rec_.journal_path, j);
        }},
-      {"journal torn", [](Crashed* t) { ASSERT_EQ(::truncate(t->rec_.journal_path.c_str(), 40), 0); }},
+      {"journal torn",
+       [](Crashed* t) { ASSERT_EQ(::truncate(t->rec_.journal_path.c_str(), 40), 0); }},
       {"journal missing", [](Crashed* t) { ::unlink(t->rec_.journal_path.c_str()); }},
-      {"another inode", [](Crashed* t) {
+      {"another inode",
+       [](Crashed* t) {
          WriteFile(t->Mbox() + ".new", ReadFile(t->Mbox()));
          ASSERT_EQ(::rename((t->Mbox() + ".new").c_str(), t->Mbox().c_str()), 0);
        }},
@@ -697,8 +707,8 @@ TEST(RecoveryPrefixTest, ChangedPrefixIsRejected) {
   const std::string original = Join(segs);
   WriteFile(dir.File("alice"), original);
   mbox::ScanResult r = StrictScan(original);
-  auto plan = mbox::PlanCompaction({r.messages[0].offset, r.messages[1].offset, r.messages[2].offset},
-                                   original.size(), {1});
+  auto plan = mbox::PlanCompaction(
+      {r.messages[0].offset, r.messages[1].offset, r.messages[2].offset}, original.size(), {1});
   ASSERT_TRUE(plan.ok());
   {
     auto held = lock::MailboxLock::Acquire(dir.File("alice"), {});

@@ -46,7 +46,8 @@ TEST(IndexerConfig, GoodConfigAndDefaults) {
 
 TEST(IndexerConfig, UnknownFieldAndSyntaxErrorsNameTheLine) {
   config::IndexerConfig c;
-  absl::Status s = config::ParseTextProto("spools { directory: \"/x\" }\nbogus_field: 3\n", "f.conf", &c);
+  absl::Status s =
+      config::ParseTextProto("spools { directory: \"/x\" }\nbogus_field: 3\n", "f.conf", &c);
   EXPECT_TRUE(absl::IsInvalidArgument(s));
   EXPECT_THAT(std::string(s.message()), HasSubstr("f.conf:2"));
   EXPECT_THAT(std::string(s.message()), HasSubstr("bogus_field"));
@@ -66,8 +67,10 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
       {"no spools", "database_path: \"/x.db\"", "at least one spools"},
       {"relative spool", "spools { directory: \"var/mail\" }", "spools[0].directory"},
       {"dotdot spool", "spools { directory: \"/var/../etc\" }", "spools[0].directory"},
-      {"duplicate spool", "spools { directory: \"/a\" } spools { directory: \"/a\" }", "listed twice"},
-      {"poll interval", "spools { directory: \"/a\" poll: true poll_interval_ms: 1 }", "poll_interval_ms"},
+      {"duplicate spool", "spools { directory: \"/a\" } spools { directory: \"/a\" }",
+       "listed twice"},
+      {"poll interval", "spools { directory: \"/a\" poll: true poll_interval_ms: 1 }",
+       "poll_interval_ms"},
       {"home escape", "spools { directory: \"/home\" layout: SPOOL_HOME home_mailbox: \"../x\" }",
        "home_mailbox"},
       {"relative db", "spools { directory: \"/a\" } database_path: \"index.db\"", "database_path"},
@@ -77,23 +80,27 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
        "twice"},
       {"reconcile", "spools { directory: \"/a\" } reconcile_interval_s: 0", "reconcile_interval_s"},
       {"lease grace", "spools { directory: \"/a\" } lease_grace_ms: 600000", "lease_grace_ms"},
-      {"sessions per stream", "spools { directory: \"/a\" } max_sessions_per_stream: 0", "max_sessions_per_stream"},
+      {"sessions per stream", "spools { directory: \"/a\" } max_sessions_per_stream: 0",
+       "max_sessions_per_stream"},
       {"scheme", "spools { directory: \"/a\" } uidl { scheme: \"uw\" }", "uidl.scheme"},
       {"scram", "spools { directory: \"/a\" } scram_iterations: 1000", "scram_iterations"},
       {"lock timeout", "spools { directory: \"/a\" } lock_timeout_ms: 0", "lock_timeout_ms"},
       {"stale dotlock", "spools { directory: \"/a\" } dotlock_stale_s: 60", "dotlock_stale_s"},
-      {"journal dir", "spools { directory: \"/a\" } expunge_journal_dir: \"j\"", "expunge_journal_dir"},
+      {"journal dir", "spools { directory: \"/a\" } expunge_journal_dir: \"j\"",
+       "expunge_journal_dir"},
       {"deferred delay", "spools { directory: \"/a\" } deferred_expunge_delay_s: 99999999",
        "deferred_expunge_delay_s"},
       {"owner name", "spools { directory: \"/a\" } check_owner { spool_owner: \"../root\" }",
        "check_owner.spool_owner"},
       {"owner rule", "spools { directory: \"/a\" } check_owner { rule: OWNER_SPOOL_OWNER }",
        "needs check_owner.spool_owner"},
-      {"pam service", "spools { directory: \"/a\" } pam { service: \"../etc/passwd\" }", "pam.service"},
+      {"pam service", "spools { directory: \"/a\" } pam { service: \"../etc/passwd\" }",
+       "pam.service"},
       {"pam threads", "spools { directory: \"/a\" } pam { threads: 0 }", "pam.threads"},
       {"pam waiting", "spools { directory: \"/a\" } pam { max_waiting: 0 }", "pam.max_waiting"},
       {"run_as root", "spools { directory: \"/a\" } run_as { user: \"root\" }", "run_as.user"},
-      {"run_as cap", "spools { directory: \"/a\" } run_as { user: \"x\" keep_capabilities: \"CAP_SETUID\" }",
+      {"run_as cap",
+       "spools { directory: \"/a\" } run_as { user: \"x\" keep_capabilities: \"CAP_SETUID\" }",
        "CAP_SETUID cannot be kept"},
       {"pam dir", "spools { directory: \"/a\" } pam { config_dir: \"pam.d\" }", "pam.config_dir"},
   };

@@ -26,9 +26,8 @@ using ::poplar::testing::WriteFile;
 
 std::string Msg(int i, const std::string& extra_header = "", const std::string& body = "") {
   return absl::StrCat("From sender", i, "@example.org  Thu Nov 26 10:00:", 10 + i % 50,
-                      " 2026\nFrom: s", i, "@example.org\nSubject: message ", i, "\n",
-                      extra_header, "\n", body.empty() ? absl::StrCat("body of ", i, "\n.dot\n") : body,
-                      "\n");
+                      " 2026\nFrom: s", i, "@example.org\nSubject: message ", i, "\n", extra_header,
+                      "\n", body.empty() ? absl::StrCat("body of ", i, "\n.dot\n") : body, "\n");
 }
 
 // Scripted probe: the test says when an MDA "holds its locks".
@@ -140,7 +139,8 @@ TEST_F(MailboxIndexerTest, DeliveryInProgressIsNotIndexedUntilTheWriterIsDone) {
   probe_.active = false;
   o = Update();
   EXPECT_EQ(o.messages, 2u);
-  EXPECT_EQ(Messages()[1].octets, mbox::ScanMbox(ReadFile(mbox_), 0, {.final = true}).messages[1].octets);
+  EXPECT_EQ(Messages()[1].octets,
+            mbox::ScanMbox(ReadFile(mbox_), 0, {.final = true}).messages[1].octets);
 }
 
 TEST_F(MailboxIndexerTest, RealDotlockFileMeansWriterActive) {
@@ -270,7 +270,8 @@ TEST_F(MailboxIndexerTest, StatusHeaderRewriteDoesNotChangeUidl) {
 }
 
 TEST_F(MailboxIndexerTest, LosingTheIndexRebuildsIdenticalNumbersSizesAndUidls) {
-  std::string text = Msg(1) + Msg(2, "X-UIDL: migrated-from-qpopper-1\n") + Msg(3) + Msg(3) + Msg(4);
+  std::string text =
+      Msg(1) + Msg(2, "X-UIDL: migrated-from-qpopper-1\n") + Msg(3) + Msg(3) + Msg(4);
   WriteFile(mbox_, text.substr(0, text.size() / 2));
   Update();
   AppendFile(mbox_, text.substr(text.size() / 2));
@@ -281,7 +282,8 @@ TEST_F(MailboxIndexerTest, LosingTheIndexRebuildsIdenticalNumbersSizesAndUidls) 
   EXPECT_EQ(incremental[3].uidl, incremental[2].uidl + "-2");  // a duplicate delivery
   indexer_.reset();
   store_.reset();
-  for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((dir_.File("index.sqlite") + suffix).c_str());
+  for (const char* suffix : {"", "-wal", "-shm"})
+    ::unlink((dir_.File("index.sqlite") + suffix).c_str());
   Reopen();
   Update();
   auto rebuilt = Messages();
@@ -351,9 +353,9 @@ namespace {
 TEST_F(MailboxIndexerTest, ContentLengthIsTrustedOnlyWhenTheSiteSaysSo) {
   const std::string next = "From b@example.org Thu Nov 26 11:00:00 2026\nSubject: victim\n\nhi\n";
   const std::string body = "forged\n";
-  const std::string forged = absl::StrCat(
-      "From a@example.org Thu Nov 26 10:00:00 2026\nSubject: forged\nContent-Length: ",
-      body.size() + 1 + next.size(), "\n\n", body);
+  const std::string forged =
+      absl::StrCat("From a@example.org Thu Nov 26 10:00:00 2026\nSubject: forged\nContent-Length: ",
+                   body.size() + 1 + next.size(), "\n\n", body);
   WriteFile(mbox_, forged + "\n");
   Update();
   AppendFile(mbox_, next);
@@ -362,7 +364,7 @@ TEST_F(MailboxIndexerTest, ContentLengthIsTrustedOnlyWhenTheSiteSaysSo) {
   indexer_->set_window_bytes(8 << 20);
   auto full = indexer_->Update(mbox_, "alice", /*force_full=*/true);
   ASSERT_TRUE(full.ok());
-  EXPECT_EQ(full->messages, 2u);  // a re-index agrees: no merge
+  EXPECT_EQ(full->messages, 2u);             // a re-index agrees: no merge
   indexer_->set_trust_content_length(true);  // what trusting it would do to this spool
   full = indexer_->Update(mbox_, "alice", true);
   ASSERT_TRUE(full.ok());

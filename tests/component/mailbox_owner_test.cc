@@ -40,7 +40,8 @@ config::OwnerCheck Rule(config::OwnerCheck::Rule rule, const std::string& spool_
 std::string Message(const absl::Status& s) { return std::string(s.message()); }
 
 TEST(MailboxOwner, SystemUserRule) {
-  absl::StatusOr<MailboxOwner> o = MailboxOwner::FromConfig(Rule(config::OwnerCheck::OWNER_SYSTEM_USER));
+  absl::StatusOr<MailboxOwner> o =
+      MailboxOwner::FromConfig(Rule(config::OwnerCheck::OWNER_SYSTEM_USER));
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_TRUE(o->Check(0, "root").ok());
   absl::Status foreign = o->Check(kForeignUid, "root");
@@ -83,7 +84,8 @@ TEST(MailboxOwner, SpoolOwnerRuleAndAny) {
   EXPECT_TRUE(any->Check(kForeignUid, "root").ok());
 
   EXPECT_TRUE(absl::IsFailedPrecondition(
-      MailboxOwner::FromConfig(Rule(config::OwnerCheck::OWNER_SYSTEM_USER, "no-such-user-poplar")).status()));
+      MailboxOwner::FromConfig(Rule(config::OwnerCheck::OWNER_SYSTEM_USER, "no-such-user-poplar"))
+          .status()));
   EXPECT_TRUE(absl::IsFailedPrecondition(
       MailboxOwner::FromConfig(Rule(config::OwnerCheck::OWNER_SPOOL_OWNER)).status()));
 }
@@ -151,7 +153,8 @@ TEST_F(MailboxRefusalTest, ForeignOwnerIsRefusedAndTheIndexKept) {
   testing::AppendFile(path, "\nFrom c@example.org  Thu Nov 26 10:02:00 2026\nSubject: 3\n\nx\n");
   absl::Status s = Update(path);
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
-  EXPECT_THAT(Message(s), HasSubstr(absl::StrCat("mailbox ", path, " refused: owned by uid 54321, expected")));
+  EXPECT_THAT(Message(s),
+              HasSubstr(absl::StrCat("mailbox ", path, " refused: owned by uid 54321, expected")));
   auto rec = store_->FindMailbox(path);
   ASSERT_TRUE(rec.ok() && rec->has_value());
   EXPECT_EQ((*rec)->messages, 2u) << "the refused file's new mail must not be indexed";

@@ -71,8 +71,13 @@ TEST(MaildropView, MalformedSnapshotsAreRefused) {
       {"offset overflow", [](v1::Snapshot* s) { s->set_lengths(2, UINT64_MAX); }},
       {"missing From_ offset", [](v1::Snapshot* s) { s->mutable_from_offsets()->RemoveLast(); }},
       {"From_ after data", [](v1::Snapshot* s) { s->set_from_offsets(1, s->data_offsets(1)); }},
-      {"From_ inside the previous message", [](v1::Snapshot* s) { s->set_from_offsets(1, s->data_offsets(0)); }},
-      {"From_ line too long", [](v1::Snapshot* s) { s->set_from_offsets(0, 0); s->set_data_offsets(0, 5000); }},
+      {"From_ inside the previous message",
+       [](v1::Snapshot* s) { s->set_from_offsets(1, s->data_offsets(0)); }},
+      {"From_ line too long",
+       [](v1::Snapshot* s) {
+         s->set_from_offsets(0, 0);
+         s->set_data_offsets(0, 5000);
+       }},
   };
   const std::string mbox = Msg(1) + Msg(2) + Msg(3);
   for (const Case& c : cases) {

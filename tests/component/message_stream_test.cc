@@ -75,7 +75,9 @@ const std::string kMbox =
     "From b@example.org Thu Nov 26 10:00:01 2026\n"
     "Subject: crlf\r\nX: y\r\n\r\nbody one\r\n.\r\nbody two\r\nbare\rcr\n\n"
     "From c@example.org Thu Nov 26 10:00:02 2026\n"
-    "Subject: escaped\n\n>From the start\n" + std::string(5000, 'x') + "\nend\n\n"
+    "Subject: escaped\n\n>From the start\n" +
+    std::string(5000, 'x') +
+    "\nend\n\n"
     "From d@example.org Thu Nov 26 10:00:03 2026\n"
     "Subject: no final newline\n\nfirst\nsecond\nthird";
 

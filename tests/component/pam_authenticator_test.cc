@@ -31,21 +31,19 @@ using ::poplar::testing::WriteFile;
 // `slow` waits for the file `release` to appear (at most 20 s) before it refuses.
 void WritePamService(const TempDir& dir) {
   const std::string script = dir.File("check.sh");
-  WriteFile(script, absl::StrCat("#!/bin/sh\n",
-                                 "pw=$(tr -d '\\000')\n",
-                                 "if [ \"$PAM_USER\" = slow ]; then\n",
-                                 "  i=0; while [ ! -e ", dir.File("release"), " ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done\n",
-                                 "  exit 1\n",
-                                 "fi\n",
-                                 "[ \"$PAM_USER\" = sysuser ] && [ \"$pw\" = 'right pw' ]\n"));
+  WriteFile(
+      script,
+      absl::StrCat("#!/bin/sh\n", "pw=$(tr -d '\\000')\n", "if [ \"$PAM_USER\" = slow ]; then\n",
+                   "  i=0; while [ ! -e ", dir.File("release"),
+                   " ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done\n", "  exit 1\n", "fi\n",
+                   "[ \"$PAM_USER\" = sysuser ] && [ \"$pw\" = 'right pw' ]\n"));
   ASSERT_EQ(::chmod(script.c_str(), 0700), 0);
   ASSERT_EQ(::mkdir(dir.File("pam.d").c_str(), 0700), 0);
   // The Debian common-auth shape: pam_exec's success skips pam_deny; any failure is PAM_AUTH_ERR.
   WriteFile(dir.File("pam.d/poplar-test"),
-            absl::StrCat("auth [success=1 default=ignore] pam_exec.so quiet expose_authtok ", script, "\n",
-                         "auth requisite pam_deny.so\n",
-                         "auth required pam_permit.so\n",
-                         "account required pam_permit.so\n"));
+            absl::StrCat("auth [success=1 default=ignore] pam_exec.so quiet expose_authtok ",
+                         script, "\n", "auth requisite pam_deny.so\n",
+                         "auth required pam_permit.so\n", "account required pam_permit.so\n"));
 }
 
 config::Pam PamConfig(const TempDir& dir, uint32_t threads = 4, uint32_t max_waiting = 64) {
@@ -176,7 +174,8 @@ TEST_F(IndexerPamTest, OnlyPlaintextMechanismsUsePam) {
   // SCRAM and APOP need a stored secret: for a PAM-only name they fail like a wrong password.
   v1::OpenSession scram;
   scram.set_user("sysuser");
-  scram.mutable_scram()->set_auth_message("n=sysuser,r=abc,r=abcdef,s=c2FsdA==,i=4096,c=biws,r=abcdef");
+  scram.mutable_scram()->set_auth_message(
+      "n=sysuser,r=abc,r=abcdef,s=c2FsdA==,i=4096,c=biws,r=abcdef");
   scram.mutable_scram()->set_client_proof(std::string(32, 'x'));
   EXPECT_TRUE(absl::IsUnauthenticated(indexer_->OpenSession(scram, [] {}).status()));
   v1::OpenSession apop;
@@ -197,10 +196,12 @@ TEST_F(IndexerPamTest, AStuckPamBackendDoesNotHoldUpStoreLogins) {
   v1::OpenSession slow;
   slow.set_user("slow");
   slow.set_password("x");
-  indexer_->OpenSessionAsync(slow, [] {}, [&](absl::StatusOr<Indexer::Opened> o) {
-    EXPECT_TRUE(absl::IsUnauthenticated(o.status())) << o.status();
-    slow_done.Notify();
-  });
+  indexer_->OpenSessionAsync(
+      slow, [] {},
+      [&](absl::StatusOr<Indexer::Opened> o) {
+        EXPECT_TRUE(absl::IsUnauthenticated(o.status())) << o.status();
+        slow_done.Notify();
+      });
   EXPECT_FALSE(slow_done.HasBeenNotified()) << "a PAM login must not run on the caller's thread";
   const absl::Time t0 = absl::Now();
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Open("alice", "alice pw").ok());

@@ -58,12 +58,15 @@ TEST(PopdConfig, EveryBadValueIsReportedAtOnce) {
       {R"(plaintext_auth_networks: "10.0.0.0/33")", "prefix"},
       {R"(plaintext_auth_networks: "example.org")", "plaintext_auth_networks[0]"},
       {R"(listen { implicit_tls_address: "127.0.0.1:995" })", "needs a tls"},
-      {R"(listen { implicit_tls_address: "127.0.0.1" } tls { certificate_chain_file: "/c" private_key_file: "/k" })", "implicit_tls_address"},
+      {R"(listen { implicit_tls_address: "127.0.0.1" } tls { certificate_chain_file: "/c" private_key_file: "/k" })",
+       "implicit_tls_address"},
       {R"(tls { private_key_file: "/k" })", "certificate_chain_file"},
       {R"(tls { certificate_chain_file: "c.pem" private_key_file: "/k" })", "absolute"},
-      {R"(tls { certificate_chain_file: "/c" private_key_file: "/k" min_version: "TLSv1.1" })", "min_version"},
+      {R"(tls { certificate_chain_file: "/c" private_key_file: "/k" min_version: "TLSv1.1" })",
+       "min_version"},
       {R"(listen { proxy_protocol: true })", "needs proxy_trusted_networks"},
-      {R"(listen { proxy_protocol: true proxy_trusted_networks: "10.0.0.1/8" })", "proxy_trusted_networks"},
+      {R"(listen { proxy_protocol: true proxy_trusted_networks: "10.0.0.1/8" })",
+       "proxy_trusted_networks"},
       {R"(listen { proxy_header_timeout_ms: 10 })", "proxy_header_timeout_ms"},
   };
   for (const Case& c : cases) {

@@ -253,13 +253,12 @@ TEST(ExitCodeFor, ClassifiesEveryCanonicalCode) {
 
 TEST(UsageText, MentionsEveryCommandAndExitCode) {
   std::string usage(UsageText());
-  for (const char* word :
-       {"accounts add",     "accounts passwd", "accounts remove", "accounts list", "accounts apop",
-        "mailboxes list",   "mailboxes show",  "reindex",         "verify",
-        "sessions list",    "sessions end",    "status",          "help",
-        "--socket",         "--address",       "--json",          "--timeout",
-        "--password-stdin", "--crypt",         "--mailbox",       "--from",
-        "--limit",          "Exit status"}) {
+  for (const char* word : {"accounts add",  "accounts passwd",  "accounts remove", "accounts list",
+                           "accounts apop", "mailboxes list",   "mailboxes show",  "reindex",
+                           "verify",        "sessions list",    "sessions end",    "status",
+                           "help",          "--socket",         "--address",       "--json",
+                           "--timeout",     "--password-stdin", "--crypt",         "--mailbox",
+                           "--from",        "--limit",          "Exit status"}) {
     EXPECT_THAT(usage, HasSubstr(word));
   }
 }

@@ -190,14 +190,11 @@ TEST(PagingGap, NotesWhatTheIndexerDidNotSend) {
   v1::MailboxDetail capped = Detail(3);
   capped.mutable_summary()->set_messages(8);
   EXPECT_EQ(PagingGap(capped, 1, 3), "");
-  EXPECT_EQ(PagingGap(capped, 1, 0),
-            "the indexer sent messages 1-3 of 8; 1-8 were asked for");
-  EXPECT_EQ(PagingGap(capped, 6, 2),
-            "the indexer sent messages 1-3 of 8; 6-7 were asked for");
+  EXPECT_EQ(PagingGap(capped, 1, 0), "the indexer sent messages 1-3 of 8; 1-8 were asked for");
+  EXPECT_EQ(PagingGap(capped, 6, 2), "the indexer sent messages 1-3 of 8; 6-7 were asked for");
   v1::MailboxDetail none = Detail(0);
   none.mutable_summary()->set_messages(2);
-  EXPECT_EQ(PagingGap(none, 1, 0),
-            "the indexer sent no messages of 2; 1-2 were asked for");
+  EXPECT_EQ(PagingGap(none, 1, 0), "the indexer sent no messages of 2; 1-2 were asked for");
 }
 
 TEST(StatusText, KeyValues) {

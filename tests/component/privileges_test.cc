@@ -34,11 +34,13 @@ TEST(Privileges, OnlyFileAccessCapabilitiesCanBeKept) {
 TEST(Privileges, ResolveNamesWhatIsMissing) {
   EXPECT_THAT(std::string(Resolve("no-such-user-poplar", "", {}).status().message()),
               HasSubstr("run_as.user no-such-user-poplar does not exist"));
-  EXPECT_THAT(std::string(Resolve("root", "", {}).status().message()), HasSubstr("must not be root"));
+  EXPECT_THAT(std::string(Resolve("root", "", {}).status().message()),
+              HasSubstr("must not be root"));
   EXPECT_THAT(std::string(Resolve("nobody", "no-such-group-poplar", {}).status().message()),
               HasSubstr("run_as.group no-such-group-poplar"));
-  EXPECT_THAT(std::string(Resolve("nobody", "", {"mail", "no-such-group-poplar"}, "x").status().message()),
-              HasSubstr("x.extra_groups: no-such-group-poplar"));
+  EXPECT_THAT(
+      std::string(Resolve("nobody", "", {"mail", "no-such-group-poplar"}, "x").status().message()),
+      HasSubstr("x.extra_groups: no-such-group-poplar"));
   absl::StatusOr<Identity> id = Resolve("nobody", "nogroup", {"mail"});
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_EQ(id->uid, ::getpwnam("nobody")->pw_uid);
@@ -61,8 +63,8 @@ std::string StatusAfterDrop(const Identity& id, const std::vector<int>& keep) {
       std::ifstream in("/proc/self/status");
       std::string line;
       while (std::getline(in, line)) {
-        if (line.rfind("Uid:", 0) == 0 || line.rfind("Gid:", 0) == 0 || line.rfind("Groups:", 0) == 0 ||
-            line.rfind("Cap", 0) == 0) {
+        if (line.rfind("Uid:", 0) == 0 || line.rfind("Gid:", 0) == 0 ||
+            line.rfind("Groups:", 0) == 0 || line.rfind("Cap", 0) == 0) {
           out += line + "\n";
         }
       }

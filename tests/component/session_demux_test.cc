@@ -18,7 +18,7 @@ struct In {
   // Expected:
   Report report = Report::kNone;
   absl::StatusCode code = absl::StatusCode::kOk;
-  bool close = false;  // kCancel: the Close to send; events: the Close of an out-of-protocol one
+  bool close = false;    // kCancel: the Close to send; events: the Close of an out-of-protocol one
   bool accepted = true;  // kCommit: committing now
 };
 
@@ -97,18 +97,34 @@ TEST(SessionDemuxTest, Scripts) {
       SCOPED_TRACE(::testing::Message() << "step " << i << " tag " << in.tag);
       SessionDemux::Outcome got;
       switch (in.kind) {
-        case In::kOpen: EXPECT_EQ(demux.Open(), in.tag); continue;
-        case In::kCommit: EXPECT_EQ(demux.Commit(in.tag), in.accepted); continue;
-        case In::kCancel: EXPECT_EQ(demux.Cancel(in.tag), in.close); continue;
-        case In::kSnapshot: got = demux.OnSnapshot(in.tag); break;
-        case In::kCommitted: got = demux.OnCommitted(in.tag); break;
-        case In::kError: got = demux.OnError(in.tag, absl::Status(in.code == absl::StatusCode::kOk
-                                                                      ? absl::StatusCode::kUnavailable
-                                                                      : in.code, "why")); break;
-        case In::kUnknownEvent: got = demux.OnUnknownEvent(in.tag); break;
+        case In::kOpen:
+          EXPECT_EQ(demux.Open(), in.tag);
+          continue;
+        case In::kCommit:
+          EXPECT_EQ(demux.Commit(in.tag), in.accepted);
+          continue;
+        case In::kCancel:
+          EXPECT_EQ(demux.Cancel(in.tag), in.close);
+          continue;
+        case In::kSnapshot:
+          got = demux.OnSnapshot(in.tag);
+          break;
+        case In::kCommitted:
+          got = demux.OnCommitted(in.tag);
+          break;
+        case In::kError:
+          got = demux.OnError(
+              in.tag, absl::Status(in.code == absl::StatusCode::kOk ? absl::StatusCode::kUnavailable
+                                                                    : in.code,
+                                   "why"));
+          break;
+        case In::kUnknownEvent:
+          got = demux.OnUnknownEvent(in.tag);
+          break;
       }
       EXPECT_EQ(got.report, in.report);
-      if (in.report != Report::kNone && in.report != Report::kSnapshot && in.report != Report::kCommitted) {
+      if (in.report != Report::kNone && in.report != Report::kSnapshot &&
+          in.report != Report::kCommitted) {
         EXPECT_EQ(got.status.code(), in.code);
       }
       EXPECT_EQ(got.send_close, in.close);

@@ -14,12 +14,22 @@ using Start = SessionTable::Step::Start;
 
 // One input and what must come of it.
 struct In {
-  enum Kind { kOpen, kCommit, kClose, kMalformed, kOpenOk, kOpenFailed, kCommitOk, kCommitFailed, kRevoke };
+  enum Kind {
+    kOpen,
+    kCommit,
+    kClose,
+    kMalformed,
+    kOpenOk,
+    kOpenFailed,
+    kCommitOk,
+    kCommitFailed,
+    kRevoke
+  };
   Kind kind;
   uint64_t tag;
   // Expected:
   Start start = Start::kNone;
-  std::string release = "";   // lease released
+  std::string release = "";                        // lease released
   absl::StatusCode error = absl::StatusCode::kOk;  // kOk: no error event
   bool outcome = false;
 };
@@ -35,15 +45,24 @@ struct Script {
 SessionTable::Step Apply(SessionTable& t, const In& in) {
   const std::string id = "s" + std::to_string(in.tag);
   switch (in.kind) {
-    case In::kOpen: return t.Open(in.tag);
-    case In::kCommit: return t.Commit(in.tag);
-    case In::kClose: return t.Close(in.tag);
-    case In::kMalformed: return t.Malformed(in.tag);
-    case In::kOpenOk: return t.OpenDone(in.tag, absl::OkStatus(), id);
-    case In::kOpenFailed: return t.OpenDone(in.tag, absl::ResourceExhaustedError("in use"), "");
-    case In::kCommitOk: return t.CommitDone(in.tag, absl::OkStatus());
-    case In::kCommitFailed: return t.CommitDone(in.tag, absl::UnavailableError("locks busy"));
-    case In::kRevoke: return t.Revoke(in.tag);
+    case In::kOpen:
+      return t.Open(in.tag);
+    case In::kCommit:
+      return t.Commit(in.tag);
+    case In::kClose:
+      return t.Close(in.tag);
+    case In::kMalformed:
+      return t.Malformed(in.tag);
+    case In::kOpenOk:
+      return t.OpenDone(in.tag, absl::OkStatus(), id);
+    case In::kOpenFailed:
+      return t.OpenDone(in.tag, absl::ResourceExhaustedError("in use"), "");
+    case In::kCommitOk:
+      return t.CommitDone(in.tag, absl::OkStatus());
+    case In::kCommitFailed:
+      return t.CommitDone(in.tag, absl::UnavailableError("locks busy"));
+    case In::kRevoke:
+      return t.Revoke(in.tag);
   }
   return {};
 }
@@ -90,9 +109,7 @@ const Script kScripts[] = {
      0},
     {"close while opening: released at completion, no event",
      10,
-     {{In::kOpen, 1, Start::kOpen},
-      {In::kClose, 1},
-      {In::kOpenOk, 1, Start::kNone, "s1"}},
+     {{In::kOpen, 1, Start::kOpen}, {In::kClose, 1}, {In::kOpenOk, 1, Start::kNone, "s1"}},
      0},
     {"close while committing: released at completion, no event",
      10,
@@ -133,9 +150,7 @@ const Script kScripts[] = {
      1},
     {"duplicate tag while opening: ended at completion",
      10,
-     {{In::kOpen, 1, Start::kOpen},
-      {In::kOpen, 1},
-      {In::kOpenOk, 1, Start::kNone, "s1", kInvalid}},
+     {{In::kOpen, 1, Start::kOpen}, {In::kOpen, 1}, {In::kOpenOk, 1, Start::kNone, "s1", kInvalid}},
      0},
     {"a request with no kind ends its tag",
      10,

@@ -12,8 +12,8 @@
 
 namespace poplar::testing {
 
-inline v1::Snapshot SnapshotOf(const std::string& mbox, const std::string& path,
-                               uint64_t device, uint64_t inode) {
+inline v1::Snapshot SnapshotOf(const std::string& mbox, const std::string& path, uint64_t device,
+                               uint64_t inode) {
   mbox::ScanResult r = mbox::ScanMbox(mbox, 0, {.final = true});
   mbox::UidlAssigner uidls;
   v1::Snapshot s;

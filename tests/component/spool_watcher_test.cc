@@ -32,7 +32,9 @@ config::Spool MakeSpool(const std::string& dir, config::SpoolLayout layout) {
 // Waits until the watcher has something to say (or 2 s), then drains all of it.
 SpoolWatcher::Events WaitAndDrain(SpoolWatcher& w) {
   SpoolWatcher::Events all;
-  struct pollfd p {w.fd(), POLLIN, 0};
+  struct pollfd p {
+    w.fd(), POLLIN, 0
+  };
   if (::poll(&p, 1, 2000) <= 0) return all;
   ::usleep(20000);  // let related events arrive together
   auto ev = w.Drain();
@@ -140,7 +142,8 @@ TEST(SpoolWatcher, HomeDirectoryMail) {
   AppendFile(dir.File("alice/Mail/inbox"), "y");
   auto ev = WaitAndDrain(**w);
   ASSERT_FALSE(ev.changed.empty());
-  for (const MailboxFile& m : ev.changed) EXPECT_EQ(m, (MailboxFile{dir.File("alice/Mail/inbox"), "alice"}));
+  for (const MailboxFile& m : ev.changed)
+    EXPECT_EQ(m, (MailboxFile{dir.File("alice/Mail/inbox"), "alice"}));
 }
 
 TEST(SpoolWatcher, QueueOverflowAsksForFullRescan) {

@@ -6,10 +6,10 @@
 //
 // Authenticates, opens the Session stream, prints the snapshot ("count N", then one
 // "msg NUMBER OFFSET LENGTH UIDL [MESSAGE-ID]" line per message; the Message-ID is read from
-// the mbox with pread at the snapshot's offsets, as popd serves RETR), and, with --delete, commits the listed
-// message numbers converted to (data_offset, content hash), never sent as numbers. Prints
-// "commit OK deleted=N bytes_removed=B" or "commit ERROR CODE message".
-// Exit: 0 success, 1 the commit failed, 2 usage, 3 authentication or session failure.
+// the mbox with pread at the snapshot's offsets, as popd serves RETR), and, with --delete, commits
+// the listed message numbers converted to (data_offset, content hash), never sent as numbers.
+// Prints "commit OK deleted=N bytes_removed=B" or "commit ERROR CODE message". Exit: 0 success, 1
+// the commit failed, 2 usage, 3 authentication or session failure.
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
@@ -26,20 +26,34 @@ namespace {
 
 const char* CodeName(grpc::StatusCode c) {
   switch (c) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "OTHER";
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "OTHER";
   }
 }
 
@@ -82,13 +96,20 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a != "--show-message-id" && i + 1 >= argc) return Usage();
-    if (a == "--socket") socket = argv[++i];
-    else if (a == "--user") user = argv[++i];
-    else if (a == "--password") password = argv[++i];
-    else if (a == "--delete") del = argv[++i];
-    else if (a == "--timeout-s") timeout_s = std::stoi(argv[++i]);
-    else if (a == "--show-message-id") { show_id = true; }
-    else return Usage();
+    if (a == "--socket")
+      socket = argv[++i];
+    else if (a == "--user")
+      user = argv[++i];
+    else if (a == "--password")
+      password = argv[++i];
+    else if (a == "--delete")
+      del = argv[++i];
+    else if (a == "--timeout-s")
+      timeout_s = std::stoi(argv[++i]);
+    else if (a == "--show-message-id") {
+      show_id = true;
+    } else
+      return Usage();
   }
   if (socket.empty() || user.empty()) return Usage();
   std::vector<uint32_t> numbers;
@@ -103,7 +124,9 @@ int main(int argc, char** argv) {
     if (comma == std::string::npos) break;
     pos = comma + 1;
   }
-  auto deadline = [&] { return std::chrono::system_clock::now() + std::chrono::seconds(timeout_s); };
+  auto deadline = [&] {
+    return std::chrono::system_clock::now() + std::chrono::seconds(timeout_s);
+  };
   auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
   auto stub = poplar::v1::Maildrop::NewStub(channel);
 
@@ -143,7 +166,9 @@ int main(int argc, char** argv) {
     u = nl == std::string::npos ? snap.uidls().size() : nl + 1;
     std::cout << "msg " << i + 1 << " " << snap.data_offsets(i) << " " << snap.lengths(i) << " "
               << uidl;
-    if (show_id) std::cout << " " << MessageId(snap.mailbox_path(), snap.data_offsets(i), snap.header_lengths(i));
+    if (show_id)
+      std::cout << " "
+                << MessageId(snap.mailbox_path(), snap.data_offsets(i), snap.header_lengths(i));
     std::cout << "\n";
   }
   int rc = 0;

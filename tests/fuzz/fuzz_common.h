@@ -16,18 +16,19 @@
 
 namespace poplar::fuzz {
 
-#define POPLAR_FUZZ_CHECK(cond)                                                        \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-      std::abort();                                                                    \
-    }                                                                                  \
+#define POPLAR_FUZZ_CHECK(cond)                                                     \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                 \
+    }                                                                               \
   } while (0)
 
 // The input's bytes in a heap block of exactly their size.
 class ExactCopy {
  public:
-  ExactCopy(const uint8_t* data, size_t size) : size_(size), bytes_(new char[size == 0 ? 1 : size]) {
+  ExactCopy(const uint8_t* data, size_t size)
+      : size_(size), bytes_(new char[size == 0 ? 1 : size]) {
     if (size > 0) std::memcpy(bytes_.get(), data, size);
   }
   // size 0 gives a view of length 0 over a 1-byte block: nothing in it may be read.
@@ -73,9 +74,8 @@ inline void PrintMessage(const char* what, const mbox::MessageInfo& m) {
                static_cast<unsigned long long>(m.data_offset),
                static_cast<unsigned long long>(m.end_offset),
                static_cast<unsigned long long>(m.header_length),
-               static_cast<unsigned long long>(m.lines),
-               static_cast<unsigned long long>(m.octets), m.final_newline,
-               m.content_length_used, m.uidl_digest.c_str());
+               static_cast<unsigned long long>(m.lines), static_cast<unsigned long long>(m.octets),
+               m.final_newline, m.content_length_used, m.uidl_digest.c_str());
 }
 
 }  // namespace poplar::fuzz

@@ -98,8 +98,7 @@ void DropFrom(std::vector<T>* v, uint64_t offset) {
 
 void Run(std::string_view data, const std::vector<size_t>& cuts, bool trust_content_length) {
   const ScanOptions final_options{.final = true, .trust_content_length = trust_content_length};
-  const ScanOptions partial_options{.final = false,
-                                    .trust_content_length = trust_content_length};
+  const ScanOptions partial_options{.final = false, .trust_content_length = trust_content_length};
   const ScanResult whole = ScanMbox(data, 0, final_options);
   CheckMessages(data, whole, /*final=*/true);
 
@@ -154,9 +153,8 @@ void Run(std::string_view data, const std::vector<size_t>& cuts, bool trust_cont
   // the scan ignored may come true once more bytes exist: that is the format's ambiguity, not a
   // scanner error, so such inputs skip this check.
   const bool cl_ignored =
-      std::any_of(whole.anomalies.begin(), whole.anomalies.end(), [](const Anomaly& a) {
-        return a.kind == AnomalyKind::kContentLengthIgnored;
-      });
+      std::any_of(whole.anomalies.begin(), whole.anomalies.end(),
+                  [](const Anomaly& a) { return a.kind == AnomalyKind::kContentLengthIgnored; });
   if (trust_content_length && cl_ignored) return;
   std::vector<MessageInfo> before_resume;
   for (const MessageInfo& m : whole.messages) {

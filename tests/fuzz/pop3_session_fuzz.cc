@@ -46,18 +46,24 @@ constexpr char kSecretMarker = '\x01';
 absl::Status PickStatus(uint8_t b) {
   switch (b % 6) {
     case 0:
-    case 1: return absl::OkStatus();
-    case 2: return absl::UnauthenticatedError("x");
-    case 3: return absl::UnavailableError("x");
-    case 4: return absl::ResourceExhaustedError("x");
-    default: return absl::InternalError("x");
+    case 1:
+      return absl::OkStatus();
+    case 2:
+      return absl::UnauthenticatedError("x");
+    case 3:
+      return absl::UnavailableError("x");
+    case 4:
+      return absl::ResourceExhaustedError("x");
+    default:
+      return absl::InternalError("x");
   }
 }
 
 void CheckReply(std::string_view reply) {
   if (reply.empty()) return;
   // +OK, -ERR, or a SASL challenge "+ base64" (RFC 5034).
-  POPLAR_FUZZ_CHECK(reply.substr(0, 3) == "+OK" || reply.substr(0, 4) == "-ERR" || reply.substr(0, 2) == "+ ");
+  POPLAR_FUZZ_CHECK(reply.substr(0, 3) == "+OK" || reply.substr(0, 4) == "-ERR" ||
+                    reply.substr(0, 2) == "+ ");
   POPLAR_FUZZ_CHECK(reply.size() >= 2 && reply.substr(reply.size() - 2) == "\r\n");
   for (size_t i = 0; i < reply.size(); ++i) {
     if (reply[i] == '\r') POPLAR_FUZZ_CHECK(i + 1 < reply.size() && reply[i + 1] == '\n');
@@ -96,8 +102,8 @@ class Driver {
 
  private:
   void Handle(Step step) {
-    POPLAR_FUZZ_CHECK(!closed_ || (step.reply.empty() &&
-                                   std::holds_alternative<std::monostate>(step.action)));
+    POPLAR_FUZZ_CHECK(!closed_ ||
+                      (step.reply.empty() && std::holds_alternative<std::monostate>(step.action)));
     CheckReply(step.reply);
     const Maildrop m = FakeMaildrop();
     if (std::holds_alternative<std::monostate>(step.action)) return;
@@ -140,8 +146,9 @@ class Driver {
     const absl::Status status = PickStatus(control_->Byte());
     if (const auto* auth = std::get_if<pop3::AuthRequest>(&action)) {
       // A SCRAM login that succeeds comes with the server signature; others without.
-      Handle(session_.OnAuthResult(status, FakeMaildrop(),
-                                   auth->scram && status.ok() ? std::string(32, 's') : std::string()));
+      Handle(
+          session_.OnAuthResult(status, FakeMaildrop(),
+                                auth->scram && status.ok() ? std::string(32, 's') : std::string()));
     } else if (std::holds_alternative<pop3::ScramLookup>(action)) {
       Handle(session_.OnScramLookup(status, "salt", 4096, "servernonce"));
     } else if (std::holds_alternative<pop3::RetrRequest>(action)) {

@@ -64,8 +64,9 @@ void Check(std::string_view in) {
   POPLAR_FUZZ_CHECK(Parse(in.substr(0, h.length / 2)).status == ParseStatus::kNeedMore);
   if (h.version == 1 && h.has_address) {
     POPLAR_FUZZ_CHECK(h.source.v4 == h.destination.v4);
-    const std::string again = std::string("PROXY ") + (h.source.v4 ? "TCP4 " : "TCP6 ") + Text(h.source) +
-                              " " + Text(h.destination) + " " + std::to_string(h.source.port) + " " +
+    const std::string again = std::string("PROXY ") + (h.source.v4 ? "TCP4 " : "TCP6 ") +
+                              Text(h.source) + " " + Text(h.destination) + " " +
+                              std::to_string(h.source.port) + " " +
                               std::to_string(h.destination.port) + "\r\n";
     const ParseResult reparsed = Parse(again);
     POPLAR_FUZZ_CHECK(reparsed.status == ParseStatus::kComplete);

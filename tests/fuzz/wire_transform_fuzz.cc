@@ -102,8 +102,7 @@ void CheckTop(std::string_view message, const std::vector<size_t>& cuts, uint64_
 }
 
 void CheckScanned(std::string_view data, const std::vector<size_t>& cuts, bool trust) {
-  mbox::ScanResult r =
-      mbox::ScanMbox(data, 0, {.final = true, .trust_content_length = trust});
+  mbox::ScanResult r = mbox::ScanMbox(data, 0, {.final = true, .trust_content_length = trust});
   for (const mbox::MessageInfo& m : r.messages) {
     std::string_view message = data.substr(m.data_offset, m.length());
     // Cuts are positions in the input; shift them into the message.

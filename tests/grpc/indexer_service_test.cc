@@ -33,7 +33,8 @@ using SessionStream = grpc::ClientReaderWriter<v1::SessionRequest, v1::SessionEv
 
 std::string Msg(int i) {
   return absl::StrCat("From s", i, "@example.org  Thu Nov 26 10:00:", 10 + i % 50,
-                      " 2026\nSubject: m", i, "\nMessage-ID: <", i, "@x>\n\nbody ", i, "\n.\n..\n\n");
+                      " 2026\nSubject: m", i, "\nMessage-ID: <", i, "@x>\n\nbody ", i,
+                      "\n.\n..\n\n");
 }
 
 std::chrono::system_clock::time_point In(int seconds) {
@@ -191,7 +192,8 @@ TEST_F(IndexerServiceTest, SnapshotMatchesAFreshScan) {
 TEST_F(IndexerServiceTest, CachedSnapshotFollowsAppendsIncludingATentativeTail) {
   // The last message has no empty line after it: the index holds it tentatively, and the next
   // delivery replaces that entry (same bytes, same UIDL) and adds itself.
-  WriteFile(dir_.File("spool/alice"), Msg(1) + Msg(2) + "From x@y Thu Nov 26 10:00:00 2026\nSubject: t\n\nlast\n");
+  WriteFile(dir_.File("spool/alice"),
+            Msg(1) + Msg(2) + "From x@y Thu Nov 26 10:00:00 2026\nSubject: t\n\nlast\n");
   for (int round = 0; round < 3; ++round) {
     Open o = OpenSession("alice");  // fills the cache
     ASSERT_TRUE(o.got_snapshot);
@@ -288,7 +290,8 @@ TEST_F(IndexerServiceTest, ScramLookupThenProofInOpenSession) {
     auto [o, salted] = open_with("alice", "correct horse");
     ASSERT_TRUE(o.got_snapshot);
     const std::string server_key = sasl::HmacSha256(salted, "Server Key");
-    EXPECT_EQ(o.first.snapshot().scram_server_signature(), sasl::ServerSignature(server_key, auth_message));
+    EXPECT_EQ(o.first.snapshot().scram_server_signature(),
+              sasl::ServerSignature(server_key, auth_message));
     EXPECT_TRUE(Close(o).ok());
   }
   for (const auto& [user, password] : std::vector<std::pair<std::string, std::string>>{
@@ -590,7 +593,8 @@ TEST_F(IndexerServiceTest, RestartWithAndWithoutTheDatabaseKeepsNumbersAndUidls)
   StartDaemon();
   EXPECT_EQ(Uidls(), before);
   StopDaemon();
-  for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((dir_.File("index.sqlite") + suffix).c_str());
+  for (const char* suffix : {"", "-wal", "-shm"})
+    ::unlink((dir_.File("index.sqlite") + suffix).c_str());
   StartDaemon();  // a new database: the account is added again by SetUp's helper
   EXPECT_EQ(Uidls(), before);
 }
@@ -647,7 +651,8 @@ class SessionsStreamTest : public IndexerServiceTest {
       return ev;
     }
     // Opens `user` on `tag` and returns its first event.
-    v1::SessionsEvent OpenAndWait(uint64_t tag, const std::string& user, const std::string& password = "") {
+    v1::SessionsEvent OpenAndWait(uint64_t tag, const std::string& user,
+                                  const std::string& password = "") {
       EXPECT_TRUE(Open(tag, user, password));
       return Next();
     }
@@ -843,7 +848,8 @@ TEST_F(SessionsStreamTest, MalformedSequencesFailOnlyTheirTag) {
   v1::Snapshot alice;
   const std::vector<Case> cases = {
       {"commit before open", [&] { m.Commit(5); }, 5, grpc::StatusCode::INVALID_ARGUMENT},
-      {"open of a live tag (duplicate)", [&] { m.Open(1, "alice"); }, 1, grpc::StatusCode::INVALID_ARGUMENT},
+      {"open of a live tag (duplicate)", [&] { m.Open(1, "alice"); }, 1,
+       grpc::StatusCode::INVALID_ARGUMENT},
       {"a request with no kind",
        [&] {
          v1::SessionsRequest req;
@@ -851,7 +857,8 @@ TEST_F(SessionsStreamTest, MalformedSequencesFailOnlyTheirTag) {
          m.stream->Write(req);
        },
        6, grpc::StatusCode::INVALID_ARGUMENT},
-      {"wrong password", [&] { m.Open(7, "alice", "wrong"); }, 7, grpc::StatusCode::UNAUTHENTICATED},
+      {"wrong password", [&] { m.Open(7, "alice", "wrong"); }, 7,
+       grpc::StatusCode::UNAUTHENTICATED},
       {"unknown account", [&] { m.Open(8, "nobody"); }, 8, grpc::StatusCode::UNAUTHENTICATED},
       {"commit of a message that is not there",
        [&] {
@@ -864,7 +871,8 @@ TEST_F(SessionsStreamTest, MalformedSequencesFailOnlyTheirTag) {
          m.Commit(9, c);
        },
        9, grpc::StatusCode::INVALID_ARGUMENT},
-      {"commit after the session ended", [&] { m.Commit(9); }, 9, grpc::StatusCode::INVALID_ARGUMENT},
+      {"commit after the session ended", [&] { m.Commit(9); }, 9,
+       grpc::StatusCode::INVALID_ARGUMENT},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
@@ -896,7 +904,8 @@ TEST_F(SessionsStreamTest, SessionsPerStreamAreBounded) {
   ASSERT_TRUE(m.OpenAndWait(1, "alice").has_snapshot());
   v1::SessionsEvent refused = m.OpenAndWait(2, "bob");
   EXPECT_EQ(refused.tag(), 2u);
-  EXPECT_EQ(Code(refused), grpc::StatusCode::UNAVAILABLE) << refused.error().message();  // [SYS/TEMP]
+  EXPECT_EQ(Code(refused), grpc::StatusCode::UNAVAILABLE)
+      << refused.error().message();  // [SYS/TEMP]
   Mux other = NewMux();
   EXPECT_TRUE(other.OpenAndWait(1, "bob").has_snapshot());  // the bound is per stream
   ASSERT_TRUE(m.Close(1));
@@ -920,8 +929,8 @@ TEST(IndexerPollingTest, PolledSpoolFindsNewMailAndMailboxesWithoutInotify) {
     for (int i = 0; i < 100; ++i) {
       grpc::ClientContext ctx;
       v1::MailboxList boxes;
-      if (admin->ListMailboxes(&ctx, v1::Empty(), &boxes).ok() && boxes.mailboxes_size() == mailboxes &&
-          boxes.mailboxes(0).messages() == alice_messages) {
+      if (admin->ListMailboxes(&ctx, v1::Empty(), &boxes).ok() &&
+          boxes.mailboxes_size() == mailboxes && boxes.mailboxes(0).messages() == alice_messages) {
         return true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

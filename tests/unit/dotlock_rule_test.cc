@@ -26,21 +26,66 @@ TEST(DotlockRuleTest, StaleRule) {
       {"fresh lock of a live process", [](StaleFacts&) {}, false},
       {"dead pid on this host", [](StaleFacts& f) { f.pid_alive = false; }, true},
       {"dead pid but a kernel lock is held",
-       [](StaleFacts& f) { f.pid_alive = false; f.kernel_lock_held = true; }, false},
+       [](StaleFacts& f) {
+         f.pid_alive = false;
+         f.kernel_lock_held = true;
+       },
+       false},
       {"dead pid on another host (NFS: means nothing)",
-       [](StaleFacts& f) { f.pid_alive = false; f.owner.host = "spool2"; }, false},
-      {"dead pid, no host written", [](StaleFacts& f) { f.pid_alive = false; f.owner.host = ""; }, false},
-      {"pid 0 (dotlockfile without -p)", [](StaleFacts& f) { f.owner = {0, ""}; f.pid_alive = false; }, false},
-      {"old lock, old mailbox", [](StaleFacts& f) { f.lock_age_s = 600; f.mailbox_age_s = 600; }, true},
+       [](StaleFacts& f) {
+         f.pid_alive = false;
+         f.owner.host = "spool2";
+       },
+       false},
+      {"dead pid, no host written",
+       [](StaleFacts& f) {
+         f.pid_alive = false;
+         f.owner.host = "";
+       },
+       false},
+      {"pid 0 (dotlockfile without -p)",
+       [](StaleFacts& f) {
+         f.owner = {0, ""};
+         f.pid_alive = false;
+       },
+       false},
+      {"old lock, old mailbox",
+       [](StaleFacts& f) {
+         f.lock_age_s = 600;
+         f.mailbox_age_s = 600;
+       },
+       true},
       {"old lock, mailbox written recently",
-       [](StaleFacts& f) { f.lock_age_s = 3600; f.mailbox_age_s = 30; }, false},
+       [](StaleFacts& f) {
+         f.lock_age_s = 3600;
+         f.mailbox_age_s = 30;
+       },
+       false},
       {"old lock, old mailbox, kernel lock held",
-       [](StaleFacts& f) { f.lock_age_s = 3600; f.mailbox_age_s = 3600; f.kernel_lock_held = true; }, false},
-      {"599 s (just under the rule)", [](StaleFacts& f) { f.lock_age_s = 599; f.mailbox_age_s = 9999; }, false},
+       [](StaleFacts& f) {
+         f.lock_age_s = 3600;
+         f.mailbox_age_s = 3600;
+         f.kernel_lock_held = true;
+       },
+       false},
+      {"599 s (just under the rule)",
+       [](StaleFacts& f) {
+         f.lock_age_s = 599;
+         f.mailbox_age_s = 9999;
+       },
+       false},
       {"5 min (liblockfile would break it; Poplar waits longer)",
-       [](StaleFacts& f) { f.lock_age_s = 300; f.mailbox_age_s = 300; }, false},
+       [](StaleFacts& f) {
+         f.lock_age_s = 300;
+         f.mailbox_age_s = 300;
+       },
+       false},
       {"future mtime (clock skew) is fresh",
-       [](StaleFacts& f) { f.lock_age_s = -100000; f.mailbox_age_s = 100000; }, false},
+       [](StaleFacts& f) {
+         f.lock_age_s = -100000;
+         f.mailbox_age_s = 100000;
+       },
+       false},
   };
   for (const Case& c : cases) {
     StaleFacts f = Fresh();

@@ -33,7 +33,8 @@ std::string Apply(const std::string& old, const CompactionPlan& plan) {
 // Deletes `deleted` (indices) from `mbox`, then checks the result parses into exactly the
 // kept messages with identical bytes, and that MapOffset points at each kept From_ line.
 void CheckDeletion(const std::string& mbox, const std::vector<size_t>& deleted) {
-  SCOPED_TRACE(testing::Message() << "deleting " << deleted.size() << " of mbox size " << mbox.size());
+  SCOPED_TRACE(testing::Message() << "deleting " << deleted.size() << " of mbox size "
+                                  << mbox.size());
   ScanResult before = Scan(mbox);
   std::vector<uint64_t> offsets;
   for (const MessageInfo& m : before.messages) offsets.push_back(m.offset);
@@ -75,7 +76,8 @@ TEST(ExpungePlanTest, EverySubsetInEveryShape) {
                      Msg(4, "\r\n") + "\r\n";
   shapes.push_back({"crlf", crlf});
   shapes.push_back({"crlf without trailing blank line", crlf.substr(0, crlf.size() - 2)});
-  shapes.push_back({"several blank lines between", Msg(1) + "\n\n\n" + Msg(2) + "\n" + Msg(3) + "\n\n" + Msg(4)});
+  shapes.push_back({"several blank lines between",
+                    Msg(1) + "\n\n\n" + Msg(2) + "\n" + Msg(3) + "\n\n" + Msg(4)});
   shapes.push_back({"leading garbage", "garbage line\n\n" + lf});
   shapes.push_back({"empty messages", std::string("From a@b  Thu Nov 26 10:00:00 2026\n\n") +
                                           "From a@b  Thu Nov 26 10:00:01 2026\n\n" + Msg(3) + "\n" +

@@ -42,8 +42,7 @@ TEST(FromLineTest, AcceptedForms) {
        "Thu Nov 29 22:33:52 2001 +0100"},
       {"numeric_zone_before_year", "From a@b Thu Nov 29 22:33:52 -0500 2001", "a@b",
        "Thu Nov 29 22:33:52 -0500 2001"},
-      {"zone_no_seconds", "From a@b Thu Nov 29 22:33 UTC 2001", "a@b",
-       "Thu Nov 29 22:33 UTC 2001"},
+      {"zone_no_seconds", "From a@b Thu Nov 29 22:33 UTC 2001", "a@b", "Thu Nov 29 22:33 UTC 2001"},
       {"rfc822", "From a@b Thu, 29 Nov 2001 22:33:52 +0100", "a@b",
        "Thu, 29 Nov 2001 22:33:52 +0100"},
       {"rfc822_one_digit_day_no_zone", "From a@b Fri, 9 Nov 2001 22:33", "a@b",
@@ -61,10 +60,8 @@ TEST(FromLineTest, AcceptedForms) {
        "Thu Nov 29 22:33:52 2001"},
       {"trailing_blanks_and_cr", "From a@b Thu Nov 29 22:33:52 2001  \r", "a@b",
        "Thu Nov 29 22:33:52 2001"},
-      {"lowercase_names", "From a@b thu nov 29 22:33:52 2001", "a@b",
-       "thu nov 29 22:33:52 2001"},
-      {"all_months_dec", "From a@b Mon Dec 31 23:59:59 1999", "a@b",
-       "Mon Dec 31 23:59:59 1999"},
+      {"lowercase_names", "From a@b thu nov 29 22:33:52 2001", "a@b", "thu nov 29 22:33:52 2001"},
+      {"all_months_dec", "From a@b Mon Dec 31 23:59:59 1999", "a@b", "Mon Dec 31 23:59:59 1999"},
   };
   for (const AcceptCase& c : kCases) {
     SCOPED_TRACE(c.name);

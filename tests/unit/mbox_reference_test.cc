@@ -22,9 +22,9 @@ namespace {
 // The reference.
 
 struct RefLine {
-  size_t start = 0;      // offset of the first byte
-  size_t next = 0;       // offset just past the line's '\n' (or the end of the buffer)
-  std::string text;      // without the '\n'
+  size_t start = 0;  // offset of the first byte
+  size_t next = 0;   // offset just past the line's '\n' (or the end of the buffer)
+  std::string text;  // without the '\n'
   bool terminated = false;
 };
 
@@ -216,8 +216,9 @@ class MboxGenerator {
 
   std::string Mbox() {
     std::string out;
-    if (OneIn(10)) out += Line(Pick({"garbage before the first message", "From nobody", ">From x",
-                                     "", "Subject: orphan"}));
+    if (OneIn(10))
+      out += Line(Pick(
+          {"garbage before the first message", "From nobody", ">From x", "", "Subject: orphan"}));
     const int messages = Uniform(0, 8);
     for (int i = 0; i < messages; ++i) {
       out += Message();
@@ -256,22 +257,30 @@ class MboxGenerator {
     });
   }
   std::string InvalidFrom() {
-    return Pick({"From the start of a line", "From a@b Thu Nov 29 22:33:52 01", "From",
-                 "From ", "From a@b", ">From alice@example.org Thu Nov 29 22:33:52 2001",
+    return Pick({"From the start of a line", "From a@b Thu Nov 29 22:33:52 01", "From", "From ",
+                 "From a@b", ">From alice@example.org Thu Nov 29 22:33:52 2001",
                  "From a@b Thu Nov 29 22:33:52 2001x", "Fro", "From: alice@example.org"});
   }
 
   std::string BodyLine() {
     switch (Uniform(0, 11)) {
-      case 0: return Line(".");
-      case 1: return Line("..");
-      case 2: return Line(".text");
+      case 0:
+        return Line(".");
+      case 1:
+        return Line("..");
+      case 2:
+        return Line(".text");
       case 3:
-      case 4: return Line("");
-      case 5: return Line(InvalidFrom());
-      case 6: return Line(OneIn(3) ? ValidFrom() : ">" + ValidFrom());
-      case 7: return Line("Content-Length: 3");  // in a body: not a header
-      default: return Line(Pick({"text", "more text here", "x", "\t indented", "end."}));
+      case 4:
+        return Line("");
+      case 5:
+        return Line(InvalidFrom());
+      case 6:
+        return Line(OneIn(3) ? ValidFrom() : ">" + ValidFrom());
+      case 7:
+        return Line("Content-Length: 3");  // in a body: not a header
+      default:
+        return Line(Pick({"text", "more text here", "x", "\t indented", "end."}));
     }
   }
 
@@ -281,10 +290,10 @@ class MboxGenerator {
     std::string headers;
     const int header_lines = Uniform(0, 4);
     for (int i = 0; i < header_lines; ++i) {
-      headers += Line(Pick({"Subject: hi", "From: a@b", "X-UIDL: u1", "Status: RO",
-                            "Received: from x", " folded continuation", "X-Note: From here",
-                            "content-length:7", "Content-Length: 12abc",
-                            "Content-Length: 1234567890123456789"}));
+      headers +=
+          Line(Pick({"Subject: hi", "From: a@b", "X-UIDL: u1", "Status: RO", "Received: from x",
+                     " folded continuation", "X-Note: From here", "content-length:7",
+                     "Content-Length: 12abc", "Content-Length: 1234567890123456789"}));
     }
     std::string body;
     const int body_lines = Uniform(0, 8);
@@ -294,11 +303,20 @@ class MboxGenerator {
       // Content-Length: right, or wrong by a little or a lot.
       int64_t cl = static_cast<int64_t>(body.size());
       switch (Uniform(0, 5)) {
-        case 0: cl += 1; break;
-        case 1: cl -= 1; break;
-        case 2: cl += Uniform(2, 60); break;
-        case 3: cl = Uniform(0, 20); break;
-        default: break;  // right
+        case 0:
+          cl += 1;
+          break;
+        case 1:
+          cl -= 1;
+          break;
+        case 2:
+          cl += Uniform(2, 60);
+          break;
+        case 3:
+          cl = Uniform(0, 20);
+          break;
+        default:
+          break;  // right
       }
       if (cl < 0) cl = 0;
       headers = Line(absl::StrCat("Content-Length: ", cl)) + headers;
@@ -319,8 +337,8 @@ std::string Describe(const RefMessage& m) {
 }
 
 RefMessage FromScanner(const MessageInfo& m) {
-  return {m.offset,     m.data_offset, m.end_offset,        m.header_length,
-          m.lines,      m.octets,      m.final_newline,     m.content_length_used};
+  return {m.offset, m.data_offset, m.end_offset,    m.header_length,
+          m.lines,  m.octets,      m.final_newline, m.content_length_used};
 }
 
 void ExpectSame(const ScanResult& got, const RefResult& want) {
@@ -406,8 +424,8 @@ TEST(MboxReferenceTest, RandomMboxesAgreeInChunks) {
     while (true) {
       k = std::min(mbox.size(), k + std::uniform_int_distribution<size_t>(1, 200)(rng));
       const bool final = k == mbox.size();
-      ScanResult r = ScanMbox(std::string_view(mbox).substr(resume, k - resume), resume,
-                              {.final = final});
+      ScanResult r =
+          ScanMbox(std::string_view(mbox).substr(resume, k - resume), resume, {.final = final});
       std::erase_if(acc, [&](const MessageInfo& m) { return m.offset >= resume; });
       acc.insert(acc.end(), r.messages.begin(), r.messages.end());
       resume = r.resume_offset;

@@ -1,8 +1,6 @@
 // ScanMbox on the nasty-mbox corpus (tests/testdata/*.mbox): exact boundaries and sizes,
 // restartability (one final call == any sequence of non-final chunks + a final call),
 // deliveries in progress, and appends (common/mbox/scanner.h, design §3).
-#include "common/mbox/scanner.h"
-
 #include <algorithm>
 #include <cstdint>
 #include <fstream>
@@ -13,8 +11,9 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
-#include "common/mbox/from_line.h"
 #include "absl/strings/str_cat.h"
+#include "common/mbox/from_line.h"
+#include "common/mbox/scanner.h"
 #include "gtest/gtest.h"
 
 namespace poplar::mbox {
@@ -35,10 +34,10 @@ std::string ReadTestdata(std::string_view name) {
 std::string Describe(const MessageInfo& m) {
   return absl::StrCat("{offset=", m.offset, " data=", m.data_offset, " end=", m.end_offset,
                       " hdr=", m.header_length, " lines=", m.lines, " octets=", m.octets,
-                      " nl=", int{m.final_newline}, " cl=", int{m.content_length_used}, " sender=", m.sender,
-                      " date=", m.date, " x_uidl=", m.x_uidl, " hash=", m.content_hash.Hex(),
-                      " uidl=", m.uidl_digest, " x_uid=", m.x_uid.value_or(0),
-                      " uidv=", m.uid_validity.value_or(0), "}");
+                      " nl=", int{m.final_newline}, " cl=", int{m.content_length_used},
+                      " sender=", m.sender, " date=", m.date, " x_uidl=", m.x_uidl,
+                      " hash=", m.content_hash.Hex(), " uidl=", m.uidl_digest,
+                      " x_uid=", m.x_uid.value_or(0), " uidv=", m.uid_validity.value_or(0), "}");
 }
 
 // Every field, including the digests.
@@ -98,7 +97,8 @@ std::vector<size_t> EveryByte(size_t n) {
 std::vector<size_t> RandomCuts(size_t n, size_t count, uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<size_t> cuts;
-  for (size_t i = 0; i < count; ++i) cuts.push_back(std::uniform_int_distribution<size_t>(0, n)(rng));
+  for (size_t i = 0; i < count; ++i)
+    cuts.push_back(std::uniform_int_distribution<size_t>(0, n)(rng));
   std::sort(cuts.begin(), cuts.end());
   return cuts;
 }
@@ -127,112 +127,188 @@ const std::vector<CorpusCase>& Corpus() {
       // The empty file: nothing, and nothing odd about it.
       {"empty", 0, 0, {}, {}},
       // '.', '..', '...' and '.hidden' lines are stored bytes; stuffing is popd's business.
-      {"dots", 179, 109, {},
+      {"dots",
+       179,
+       109,
+       {},
        {
-           {0, 48, 108, 39, 8, 68, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
-           {109, 155, 178, 21, 3, 26, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "", false},
+           {0, 48, 108, 39, 8, 68, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "",
+            false},
+           {109, 155, 178, 21, 3, 26, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "",
+            false},
        }},
       // '>From ' and '>>From ' lines, even after an empty line with a valid date, never split
       // and are served as stored. A final scan resumes at the last message (scanner.h).
-      {"quoted_from", 274, 208, {},
+      {"quoted_from",
+       274,
+       208,
+       {},
        {
-           {0, 48, 207, 17, 8, 167, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
-           {208, 254, 274, 16, 3, 23, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "", false},
+           {0, 48, 207, 17, 8, 167, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "",
+            false},
+           {208, 254, 274, 16, 3, 23, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "",
+            false},
        }},
       // An unquoted valid From_ line after a non-empty line, and invalid 'From ' lines after an
       // empty line, are body text.
-      {"from_in_body", 271, 205, {},
+      {"from_in_body",
+       271,
+       205,
+       {},
        {
-           {0, 48, 204, 19, 10, 166, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
-           {205, 251, 270, 14, 3, 22, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "", false},
+           {0, 48, 204, 19, 10, 166, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "",
+            false},
+           {205, 251, 270, 14, 3, 22, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "",
+            false},
        }},
       // A valid From_ line after an empty line in a body does split: that is the rule.
-      {"from_after_blank", 146, 87, {},
+      {"from_after_blank",
+       146,
+       87,
+       {},
        {
            {0, 48, 86, 28, 3, 41, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
-           {87, 133, 146, 13, 1, 14, true, "bob@example.net", "Thu Nov 29 10:00:00 2001", "", false},
+           {87, 133, 146, 13, 1, 14, true, "bob@example.net", "Thu Nov 29 10:00:00 2001", "",
+            false},
        }},
       // mboxcl2: (1) a right Content-Length protects a body holding "\n\nFrom <valid>" and
       // lands on the empty line before the next separator; (2) one lands directly on a From_
       // line with no empty line before it; (3) one ends mid-line and (4) one points past EOF:
       // both ignored (anomaly), the From_ rule splits; (5) one ends exactly at EOF: trusted,
       // and as the file has no trailing empty line, resume_offset is that message.
-      {"content_length", 584, 493,
+      {"content_length",
+       584,
+       493,
        {{300, AnomalyKind::kContentLengthIgnored}, {397, AnomalyKind::kContentLengthIgnored}},
        {
-           {0, 48, 182, 38, 9, 143, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", true},
-           {183, 229, 300, 48, 4, 75, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "", true},
-           {300, 347, 396, 40, 4, 53, true, "erin@example.com", "Mon Dec  3 09:00:00 2001", "", false},
-           {397, 444, 492, 42, 4, 52, true, "dave@example.com", "Sun Dec  2 11:00:00 2001", "", false},
-           {493, 541, 584, 38, 4, 47, true, "frank@example.com", "Tue Dec  4 12:00:00 2001", "", true},
+           {0, 48, 182, 38, 9, 143, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "",
+            true},
+           {183, 229, 300, 48, 4, 75, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "",
+            true},
+           {300, 347, 396, 40, 4, 53, true, "erin@example.com", "Mon Dec  3 09:00:00 2001", "",
+            false},
+           {397, 444, 492, 42, 4, 52, true, "dave@example.com", "Sun Dec  2 11:00:00 2001", "",
+            false},
+           {493, 541, 584, 38, 4, 47, true, "frank@example.com", "Tue Dec  4 12:00:00 2001", "",
+            true},
        }},
       // CRLF throughout (the CR of the From_ line is not part of the date; CRLF not doubled),
       // plus one bare LF in message 2 (+1 octet). The "\r\n" before a separator is excluded.
-      {"crlf", 181, 85, {},
+      {"crlf",
+       181,
+       85,
+       {},
        {
            {0, 49, 83, 17, 5, 34, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
-           {85, 132, 179, 16, 6, 48, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "", false},
+           {85, 132, 179, 16, 6, 48, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "",
+            false},
        }},
       // The last line has no newline: it counts as a line, and CRLF is added (+2 octets).
-      {"no_trailing_newline", 150, 69, {},
+      {"no_trailing_newline",
+       150,
+       69,
+       {},
        {
            {0, 48, 68, 14, 3, 23, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
-           {69, 115, 150, 14, 3, 39, false, "bob@example.org", "Fri Nov 30 08:00:00 2001", "", false},
+           {69, 115, 150, 14, 3, 39, false, "bob@example.org", "Fri Nov 30 08:00:00 2001", "",
+            false},
        }},
       // A 10 KB header line, a long folded header, and a 2 KB 'From <valid date> xxx…' line
       // after an empty line, too long to be a separator.
-      {"long_header", 13977, 13911, {},
+      {"long_header",
+       13977,
+       13911,
+       {},
        {
-           {0, 48, 13910, 11782, 9, 13871, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
-           {13911, 13957, 13976, 16, 3, 22, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "", false},
+           {0, 48, 13910, 11782, 9, 13871, true, "alice@example.org", "Thu Nov 29 22:33:52 2001",
+            "", false},
+           {13911, 13957, 13976, 16, 3, 22, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "",
+            false},
        }},
       // Headers only (the empty line after them is the separator's), no headers (starts with
       // the empty line), an empty message, and a last header line without newline.
-      {"no_body_no_headers", 285, 213, {},
+      {"no_body_no_headers",
+       285,
+       213,
+       {},
        {
            {0, 48, 94, 46, 2, 48, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
            {95, 141, 163, 1, 2, 24, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "", false},
-           {164, 212, 212, 0, 0, 2, false, "carol@example.com", "Sat Dec  1 10:00:00 2001", "", false},
-           {213, 260, 285, 25, 1, 27, false, "dave@example.com", "Sun Dec  2 11:00:00 2001", "", false},
+           {164, 212, 212, 0, 0, 2, false, "carol@example.com", "Sat Dec  1 10:00:00 2001", "",
+            false},
+           {213, 260, 285, 25, 1, 27, false, "dave@example.com", "Sun Dec  2 11:00:00 2001", "",
+            false},
        }},
       // Postfix local(8): two spaces after the sender, space-padded day, folded Received:.
-      {"postfix", 714, 496, {},
+      {"postfix",
+       714,
+       496,
+       {},
        {
-           {0, 47, 495, 387, 13, 461, true, "bob@example.net", "Fri Nov  9 08:05:01 2001", "", false},
-           {496, 541, 713, 122, 5, 177, true, "MAILER-DAEMON", "Sat Nov 10 23:59:59 2001", "", false},
+           {0, 47, 495, 387, 13, 461, true, "bob@example.net", "Fri Nov  9 08:05:01 2001", "",
+            false},
+           {496, 541, 713, 122, 5, 177, true, "MAILER-DAEMON", "Sat Nov 10 23:59:59 2001", "",
+            false},
        }},
       // X-UIDL: plain, padded, invalid then valid (the first valid one wins), 71 chars
       // (invalid), lower-case name, a control char (invalid), in the body (not a header),
       // 70 chars (valid).
-      {"x_uidl", 800, 666, {},
+      {"x_uidl",
+       800,
+       666,
+       {},
        {
-           {0, 48, 100, 47, 4, 56, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "3b0c7e2a00000001", false},
-           {101, 149, 198, 44, 4, 53, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "spaced-value", false},
-           {199, 247, 294, 42, 4, 51, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "second-valid", false},
-           {295, 343, 429, 81, 3, 89, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
-           {430, 478, 505, 22, 3, 30, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "<lower@case>", false},
-           {506, 554, 577, 18, 3, 26, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
-           {578, 626, 665, 18, 3, 42, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
-           {666, 714, 799, 80, 3, 88, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", std::string(70, '~'), false},
+           {0, 48, 100, 47, 4, 56, true, "alice@example.org", "Thu Nov 29 22:33:52 2001",
+            "3b0c7e2a00000001", false},
+           {101, 149, 198, 44, 4, 53, true, "alice@example.org", "Thu Nov 29 22:33:52 2001",
+            "spaced-value", false},
+           {199, 247, 294, 42, 4, 51, true, "alice@example.org", "Thu Nov 29 22:33:52 2001",
+            "second-valid", false},
+           {295, 343, 429, 81, 3, 89, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "",
+            false},
+           {430, 478, 505, 22, 3, 30, true, "alice@example.org", "Thu Nov 29 22:33:52 2001",
+            "<lower@case>", false},
+           {506, 554, 577, 18, 3, 26, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "",
+            false},
+           {578, 626, 665, 18, 3, 42, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "",
+            false},
+           {666, 714, 799, 80, 3, 88, true, "alice@example.org", "Thu Nov 29 22:33:52 2001",
+            std::string(70, '~'), false},
        }},
       // The same message three times.
-      {"duplicates", 435, 290, {},
+      {"duplicates",
+       435,
+       290,
+       {},
        {
-           {0, 48, 144, 75, 5, 101, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
-           {145, 193, 289, 75, 5, 101, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
-           {290, 338, 434, 75, 5, 101, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
+           {0, 48, 144, 75, 5, 101, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "",
+            false},
+           {145, 193, 289, 75, 5, 101, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "",
+            false},
+           {290, 338, 434, 75, 5, 101, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "",
+            false},
        }},
       // Text before the first separator is skipped and reported.
-      {"leading_garbage", 128, 50, {{0, AnomalyKind::kLeadingGarbage}},
+      {"leading_garbage",
+       128,
+       50,
+       {{0, AnomalyKind::kLeadingGarbage}},
        {
-           {50, 98, 127, 24, 3, 32, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", false},
+           {50, 98, 127, 24, 3, 32, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "",
+            false},
        }},
       // Dovecot-written mbox: Content-Length everywhere, X-IMAPbase/X-UID/Status headers.
-      {"dovecot", 384, 287, {},
+      {"dovecot",
+       384,
+       287,
+       {},
        {
-           {0, 48, 142, 88, 7, 101, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "", true},
-           {143, 189, 286, 90, 8, 105, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "", true},
-           {287, 335, 383, 42, 4, 52, true, "carol@example.com", "Sat Dec  1 10:00:00 2001", "", true},
+           {0, 48, 142, 88, 7, 101, true, "alice@example.org", "Thu Nov 29 22:33:52 2001", "",
+            true},
+           {143, 189, 286, 90, 8, 105, true, "bob@example.org", "Fri Nov 30 08:00:00 2001", "",
+            true},
+           {287, 335, 383, 42, 4, 52, true, "carol@example.com", "Sat Dec  1 10:00:00 2001", "",
+            true},
        }},
   };
   return *kCases;
@@ -290,9 +366,8 @@ TEST(MboxScannerTest, CorpusMessageBytes) {
   const std::string quoted = ReadTestdata("quoted_from.mbox");
   r = ScanMbox(quoted, 0, kFinal);
   ASSERT_EQ(r.messages.size(), 2u);
-  std::string_view body = std::string_view(quoted).substr(r.messages[0].body_offset(),
-                                                         r.messages[0].end_offset -
-                                                             r.messages[0].body_offset());
+  std::string_view body = std::string_view(quoted).substr(
+      r.messages[0].body_offset(), r.messages[0].end_offset - r.messages[0].body_offset());
   EXPECT_EQ(body.substr(0, 26), ">From the start of a line\n");  // not unquoted
   EXPECT_NE(body.find("\n>>From twice\n"), std::string_view::npos);
 
@@ -321,8 +396,7 @@ TEST(MboxScannerTest, ContentLengthNotTrusted) {
   EXPECT_EQ(offsets, (std::vector<uint64_t>{0, carol, 183, 397, 493}));
   EXPECT_EQ(r.messages[2].end_offset, 396u);  // bob's message swallows erin's
   // Chunked scanning agrees with itself under this option too.
-  ExpectSameMessages(ScanInChunks(bytes, EveryByte(bytes.size()),
-                                  {.trust_content_length = false}),
+  ExpectSameMessages(ScanInChunks(bytes, EveryByte(bytes.size()), {.trust_content_length = false}),
                      r.messages);
 }
 
@@ -368,8 +442,8 @@ TEST(MboxScannerTest, FirstValidXUidlWins) {
   };
   for (const Case& c : kCases) {
     SCOPED_TRACE(c.name);
-    const std::string mbox = "From a@b Thu Nov 29 22:33:52 2001\n" + c.headers +
-                             "\nX-UIDL: in-body\n";
+    const std::string mbox =
+        "From a@b Thu Nov 29 22:33:52 2001\n" + c.headers + "\nX-UIDL: in-body\n";
     ScanResult r = ScanMbox(mbox, 0, kFinal);
     ASSERT_EQ(r.messages.size(), 1u);
     EXPECT_EQ(r.messages[0].x_uidl, c.want);
@@ -393,9 +467,9 @@ TEST(MboxScannerTest, CorpusChunkedEqualsOneCall) {
       ExpectSameMessages(ScanInChunks(bytes, RandomCuts(bytes.size(), 1 + seed % 7, seed)), want);
     }
     // Some cuts several times at the same point (a scan that found nothing new).
-    ExpectSameMessages(ScanInChunks(bytes, {bytes.size() / 2, bytes.size() / 2, bytes.size(),
-                                            bytes.size()}),
-                       want);
+    ExpectSameMessages(
+        ScanInChunks(bytes, {bytes.size() / 2, bytes.size() / 2, bytes.size(), bytes.size()}),
+        want);
   }
 }
 
@@ -432,9 +506,14 @@ std::string RandomMbox(std::mt19937& rng) {
   for (int i = 0; i < n; ++i) {
     out += kLines[std::uniform_int_distribution<size_t>(0, kLines.size() - 1)(rng)];
     switch (std::uniform_int_distribution<int>(0, 9)(rng)) {
-      case 0: out += "\r\n"; break;
-      case 1: if (i == n - 1) break; [[fallthrough]];  // maybe no final newline
-      default: out += "\n";
+      case 0:
+        out += "\r\n";
+        break;
+      case 1:
+        if (i == n - 1) break;
+        [[fallthrough]];  // maybe no final newline
+      default:
+        out += "\n";
     }
   }
   return out;
@@ -509,8 +588,8 @@ TEST(MboxScannerTest, DeliveryInProgressIsNotReturned) {
 // A Content-Length that reaches past the end of a non-final buffer cannot be judged yet.
 TEST(MboxScannerTest, ContentLengthPastNonFinalBufferWaits) {
   const std::string body = "line\n\nFrom x@y Thu Nov 29 22:33:52 2001\ninner\n";
-  const std::string m1 = absl::StrCat("From a@b Thu Nov 29 22:33:52 2001\nContent-Length: ",
-                                      body.size(), "\n\n", body);
+  const std::string m1 = absl::StrCat(
+      "From a@b Thu Nov 29 22:33:52 2001\nContent-Length: ", body.size(), "\n\n", body);
   const std::string whole = m1 + "\nFrom c@d Thu Nov 29 22:33:52 2001\n\nnext\n";
   for (size_t cut = 0; cut <= m1.size() + 1; ++cut) {
     SCOPED_TRACE(cut);
@@ -580,8 +659,9 @@ TEST(MboxScannerTest, RandomAppendKeepsEarlierMessages) {
 // message before it is tentative (resume_offset at its From_ line), so a delivery glued onto
 // the unterminated line gives the same result incrementally as in one scan.
 TEST(MboxScannerTest, AppendToUnterminatedFromLine) {
-  ExpectAppendConsistent("From a@b Thu Nov 29 22:33:52 2001\n\nbody\n\nFrom c@d Thu Nov 29 22:33:52 2001",
-                         NewDelivery(5));
+  ExpectAppendConsistent(
+      "From a@b Thu Nov 29 22:33:52 2001\n\nbody\n\nFrom c@d Thu Nov 29 22:33:52 2001",
+      NewDelivery(5));
 }
 
 // A message that ends at the end of a final buffer is returned but tentative, whether a
@@ -617,15 +697,14 @@ TEST(MboxScannerTest, ContentLengthToEndOfFileIsTentative) {
 // (config.proto trust_content_length). Without trust, appending never changes the split.
 TEST(MboxScannerTest, ForgedContentLengthCannotSwallowALaterDeliveryWithoutTrust) {
   const std::string next = "From b@x Thu Nov 29 22:40:00 2001\nSubject: next\n\nb\n";
-  const std::string first =
-      absl::StrCat("From a@x Thu Nov 29 22:33:52 2001\nContent-Length: ", 2 + 1 + next.size(),
-                   "\n\na\n\n");
+  const std::string first = absl::StrCat(
+      "From a@x Thu Nov 29 22:33:52 2001\nContent-Length: ", 2 + 1 + next.size(), "\n\na\n\n");
   const std::string file = first + next + "\n";
   const ScanOptions no_trust{.final = true, .trust_content_length = false};
   ScanResult before = ScanMbox(first, 0, no_trust);
   std::vector<MessageInfo> acc = before.messages;
-  ScanResult after = ScanMbox(std::string_view(file).substr(before.resume_offset),
-                              before.resume_offset, no_trust);
+  ScanResult after =
+      ScanMbox(std::string_view(file).substr(before.resume_offset), before.resume_offset, no_trust);
   Accumulate(&acc, before.resume_offset, std::move(after.messages));
   ScanResult whole = ScanMbox(file, 0, no_trust);
   ASSERT_EQ(whole.messages.size(), 2u);
@@ -646,7 +725,8 @@ TEST(MboxScannerTest, GarbageOnly) {
   const Case kCases[] = {
       {"text", "not an mbox\n", {{0, AnomalyKind::kLeadingGarbage}}},
       {"text_without_newline", "not an mbox", {{0, AnomalyKind::kLeadingGarbage}}},
-      {"from_line_after_text", "text\nFrom a@b Thu Nov 29 22:33:52 2001\n\nbody\n",
+      {"from_line_after_text",
+       "text\nFrom a@b Thu Nov 29 22:33:52 2001\n\nbody\n",
        {{0, AnomalyKind::kLeadingGarbage}}},
       {"invalid_from_line", "From nobody\n\nbody\n", {{0, AnomalyKind::kLeadingGarbage}}},
   };

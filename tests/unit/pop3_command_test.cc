@@ -1,11 +1,10 @@
 // ParseCommand / SplitArgs / number parsing (common/pop3/command.h): table-driven syntax checks.
-#include "common/pop3/command.h"
-
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <string>
 
+#include "common/pop3/command.h"
 #include "gtest/gtest.h"
 
 namespace poplar::pop3 {
@@ -18,10 +17,10 @@ TEST(ParseCommandTest, VerbIsCaseInsensitiveAndArgsAreRaw) {
     std::string args;
   };
   const Case cases[] = {
-      {"STAT", "STAT", ""},         {"stat", "STAT", ""},
-      {"StAt", "STAT", ""},         {"list 1", "LIST", "1"},
-      {"TOP 1 10", "TOP", "1 10"},  {"pass  two  spaces ", "PASS", " two  spaces "},
-      {"QUIT ", "QUIT", ""},        {"uidl", "UIDL", ""},
+      {"STAT", "STAT", ""},        {"stat", "STAT", ""},
+      {"StAt", "STAT", ""},        {"list 1", "LIST", "1"},
+      {"TOP 1 10", "TOP", "1 10"}, {"pass  two  spaces ", "PASS", " two  spaces "},
+      {"QUIT ", "QUIT", ""},       {"uidl", "UIDL", ""},
   };
   for (const Case& c : cases) {
     const ParsedCommand p = ParseCommand(c.line);
@@ -62,13 +61,23 @@ TEST(ParseMessageNumberTest, Table) {
     std::optional<uint32_t> out;
   };
   const Case cases[] = {
-      {"1", 1u},          {"0", 0u},           {"42", 42u},
-      {"007", 7u},        {"4294967295", 4294967295u},
-      {"4294967296", std::nullopt}, {"4294967297", std::nullopt},
-      {"99999999999", std::nullopt}, {"-1", std::nullopt},
-      {"+1", std::nullopt}, {"1x", std::nullopt}, {"x1", std::nullopt},
-      {"", std::nullopt},  {" 1", std::nullopt}, {"1 ", std::nullopt},
-      {"0x10", std::nullopt}, {"1.0", std::nullopt},
+      {"1", 1u},
+      {"0", 0u},
+      {"42", 42u},
+      {"007", 7u},
+      {"4294967295", 4294967295u},
+      {"4294967296", std::nullopt},
+      {"4294967297", std::nullopt},
+      {"99999999999", std::nullopt},
+      {"-1", std::nullopt},
+      {"+1", std::nullopt},
+      {"1x", std::nullopt},
+      {"x1", std::nullopt},
+      {"", std::nullopt},
+      {" 1", std::nullopt},
+      {"1 ", std::nullopt},
+      {"0x10", std::nullopt},
+      {"1.0", std::nullopt},
   };
   for (const Case& c : cases) EXPECT_EQ(ParseMessageNumber(c.in), c.out) << "'" << c.in << "'";
 }

@@ -1,13 +1,12 @@
 // The POP3 Session state machine (common/pop3/session.h): every command in every state, every
 // error reply, pipelining across the waits, commits, limits.
-#include "common/pop3/session.h"
-
 #include <cstdint>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/pop3/session.h"
 #include "common/sasl/base64.h"
 #include "common/sasl/challenge.h"
 #include "common/sasl/scram.h"
@@ -17,7 +16,15 @@ namespace poplar::pop3 {
 namespace {
 
 // Action kinds, as variant indexes.
-enum Kind : size_t { kNone = 0, kAuth = 1, kRetr = 2, kCommit = 3, kClose = 4, kTls = 5, kScram = 6 };
+enum Kind : size_t {
+  kNone = 0,
+  kAuth = 1,
+  kRetr = 2,
+  kCommit = 3,
+  kClose = 4,
+  kTls = 5,
+  kScram = 6
+};
 
 Maildrop FakeMaildrop() {
   Maildrop m;
@@ -56,14 +63,16 @@ Session LoggedIn(Session::Options options = Plaintext()) {
 // Brings a fresh session into `state`.
 Session InState(State state) {
   switch (state) {
-    case State::kAuthorization: return Session(Plaintext());
+    case State::kAuthorization:
+      return Session(Plaintext());
     case State::kWaitAuth: {
       Session s(Plaintext());
       s.OnLine("USER bob");
       s.OnLine("PASS secret");
       return s;
     }
-    case State::kTransaction: return LoggedIn();
+    case State::kTransaction:
+      return LoggedIn();
     case State::kWaitRetr: {
       Session s = LoggedIn();
       s.OnLine("RETR 1");
@@ -116,7 +125,8 @@ struct CommandCase {
 };
 
 const std::string kCapaAuth =
-    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nSASL SCRAM-SHA-256 PLAIN LOGIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nSASL SCRAM-SHA-256 PLAIN "
+    "LOGIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
     "PIPELINING\r\n.\r\n";
 const std::string kCapaTrans =
     "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
@@ -128,16 +138,22 @@ std::vector<CommandCase> CommandTable() {
   return {
       {"USER bob", {"+OK\r\n", kNone, A}, {ws, kNone, T}},
       {"PASS x", {"-ERR USER first\r\n", kNone, A}, {ws, kNone, T}},
-      {"APOP bob 0123456789abcdef", {"-ERR APOP not available on this server\r\n", kNone, A}, {ws, kNone, T}},
+      {"APOP bob 0123456789abcdef",
+       {"-ERR APOP not available on this server\r\n", kNone, A},
+       {ws, kNone, T}},
       {"AUTH", {"+OK\r\nSCRAM-SHA-256\r\nPLAIN\r\nLOGIN\r\n.\r\n", kNone, A}, {ws, kNone, T}},
       {"AUTH PLAIN AGJvYgBwdw==", {"", kAuth, State::kWaitAuth}, {ws, kNone, T}},
-      {"AUTH X-UNKNOWN", {"-ERR Unrecognized authentication mechanism\r\n", kNone, A}, {ws, kNone, T}},
+      {"AUTH X-UNKNOWN",
+       {"-ERR Unrecognized authentication mechanism\r\n", kNone, A},
+       {ws, kNone, T}},
       {"STLS", {"-ERR STLS not available on this server\r\n", kNone, A}, {ws, kNone, T}},
       {"CAPA", {kCapaAuth, kNone, A}, {kCapaTrans, kNone, T}},
-      {"QUIT", {"+OK Poplar signing off\r\n", kClose, State::kClosed},
+      {"QUIT",
+       {"+OK Poplar signing off\r\n", kClose, State::kClosed},
        {"", kCommit, State::kWaitCommit}},
       {"STAT", {ws, kNone, A}, {"+OK 3 600\r\n", kNone, T}},
-      {"LIST", {ws, kNone, A},
+      {"LIST",
+       {ws, kNone, A},
        {"+OK 3 messages (600 octets)\r\n1 100\r\n2 200\r\n3 300\r\n.\r\n", kNone, T}},
       {"LIST 2", {ws, kNone, A}, {"+OK 2 200\r\n", kNone, T}},
       {"RETR 1", {ws, kNone, A}, {"+OK 100 octets\r\n", kRetr, State::kWaitRetr}},
@@ -308,9 +324,9 @@ TEST(SessionTest, CommitRequests) {
 }
 
 TEST(SessionTest, FailedCommitIsSysTempAndCloses) {
-  for (const absl::Status& st : {absl::UnavailableError("indexer down"),
-                                 absl::AbortedError("lease lost"),
-                                 absl::DeadlineExceededError("slow")}) {
+  for (const absl::Status& st :
+       {absl::UnavailableError("indexer down"), absl::AbortedError("lease lost"),
+        absl::DeadlineExceededError("slow")}) {
     Session s = LoggedIn();
     s.OnLine("DELE 1");
     s.OnLine("QUIT");
@@ -348,9 +364,9 @@ TEST(SessionTest, ErrorLineMapping) {
 
 TEST(SessionTest, AuthFailuresLookTheSame) {
   std::vector<std::string> replies;
-  for (const absl::Status& st : {absl::UnauthenticatedError("wrong password"),
-                                 absl::NotFoundError("no such user"),
-                                 absl::PermissionDeniedError("account disabled")}) {
+  for (const absl::Status& st :
+       {absl::UnauthenticatedError("wrong password"), absl::NotFoundError("no such user"),
+        absl::PermissionDeniedError("account disabled")}) {
     Session s = InState(State::kWaitAuth);
     const Step step = s.OnAuthResult(st, Maildrop{});
     EXPECT_EQ(step.action.index(), kNone);
@@ -366,9 +382,9 @@ TEST(SessionTest, AuthFailuresLookTheSame) {
 
 TEST(SessionTest, InUseAndTemporaryLoginFailures) {
   Session s = InState(State::kWaitAuth);
-  EXPECT_EQ(s.OnAuthResult(absl::ResourceExhaustedError("lease"), {}).reply.rfind(
-                "-ERR [IN-USE] ", 0),
-            0u);
+  EXPECT_EQ(
+      s.OnAuthResult(absl::ResourceExhaustedError("lease"), {}).reply.rfind("-ERR [IN-USE] ", 0),
+      0u);
   s.OnLine("USER bob");
   s.OnLine("PASS pw");
   EXPECT_EQ(s.OnAuthResult(absl::UnavailableError("down"), {}).reply.rfind("-ERR [SYS/TEMP] ", 0),
@@ -583,7 +599,8 @@ TEST(SessionTest, RefusedRetrAnswersErrAndGoesOn) {
   ASSERT_EQ(step.action.index(), kRetr);
   EXPECT_EQ(s.OnLine("STAT").reply, "");  // pipelined behind the RETR
   step = s.OnRetrRefused(absl::UnavailableError("mailbox changed since login"));
-  EXPECT_EQ(step.reply, "-ERR [SYS/TEMP] Temporary server failure, try again later\r\n+OK 3 600\r\n");
+  EXPECT_EQ(step.reply,
+            "-ERR [SYS/TEMP] Temporary server failure, try again later\r\n+OK 3 600\r\n");
   EXPECT_EQ(step.action.index(), kNone);
   EXPECT_EQ(s.state(), State::kTransaction);
   step = s.OnLine("TOP 1 1");
@@ -666,7 +683,7 @@ TEST(SessionTest, SaslPlainAndLogin) {
   struct Case {
     std::vector<std::string> lines;  // all but the last answered with the reply listed
     std::vector<std::string> replies;
-    bool logs_in;                    // the last line yields an AuthRequest for bob / pw
+    bool logs_in;  // the last line yields an AuthRequest for bob / pw
   };
   // base64: "\0bob\0pw" = AGJvYgBwdw== ; "bob\0bob\0pw" = Ym9iAGJvYgBwdw== ;
   // "eve\0bob\0pw" = ZXZlAGJvYgBwdw== ; "bob" = Ym9i ; "pw" = cHc=
@@ -677,10 +694,14 @@ TEST(SessionTest, SaslPlainAndLogin) {
       {{"AUTH PLAIN ZXZlAGJvYgBwdw=="}, {"-ERR [AUTH] Authentication failed\r\n"}, false},
       {{"AUTH PLAIN ="}, {"-ERR [AUTH] Authentication failed\r\n"}, false},  // empty IR
       {{"AUTH PLAIN", "*"}, {"+ \r\n", "-ERR Authentication cancelled\r\n"}, false},
-      {{"AUTH PLAIN", "not base64!"}, {"+ \r\n", "-ERR Invalid base64 in SASL response\r\n"}, false},
+      {{"AUTH PLAIN", "not base64!"},
+       {"+ \r\n", "-ERR Invalid base64 in SASL response\r\n"},
+       false},
       {{"AUTH LOGIN", "Ym9i", "cHc="}, {"+ VXNlcm5hbWU6\r\n", "+ UGFzc3dvcmQ6\r\n"}, true},
       {{"AUTH LOGIN Ym9i", "cHc="}, {"+ UGFzc3dvcmQ6\r\n"}, true},
-      {{"AUTH LOGIN", "Ym9i", "*"}, {"+ VXNlcm5hbWU6\r\n", "+ UGFzc3dvcmQ6\r\n", "-ERR Authentication cancelled\r\n"}, false},
+      {{"AUTH LOGIN", "Ym9i", "*"},
+       {"+ VXNlcm5hbWU6\r\n", "+ UGFzc3dvcmQ6\r\n", "-ERR Authentication cancelled\r\n"},
+       false},
       {{"AUTH CRAM-MD5"}, {"-ERR Unrecognized authentication mechanism\r\n"}, false},
   };
   for (const Case& c : cases) {
@@ -718,7 +739,8 @@ TEST(SessionTest, SaslFollowsThePlaintextPolicyAndAllowsLongResponses) {
   // A failed AUTH login answers like USER/PASS and the session goes on.
   const Step step = s.OnLine("AGJvYgBwdw==");
   ASSERT_EQ(step.action.index(), kAuth);
-  EXPECT_EQ(s.OnAuthResult(absl::UnauthenticatedError("x"), {}).reply, "-ERR [AUTH] Authentication failed\r\n");
+  EXPECT_EQ(s.OnAuthResult(absl::UnauthenticatedError("x"), {}).reply,
+            "-ERR [AUTH] Authentication failed\r\n");
   EXPECT_EQ(s.state(), State::kAuthorization);
   EXPECT_EQ(s.MaxLineLength(), 255u);
 }
@@ -754,7 +776,8 @@ TEST(SessionTest, ScramSha256FullExchange) {
     const std::string auth_message = client_first_bare + "," + server_first + "," + without_proof;
     const std::string salted = sasl::SaltedPassword("pencil", salt, 4096);
     const std::string client_key = sasl::HmacSha256(salted, "Client Key");
-    const std::string proof = sasl::ClientProof(client_key, sasl::Sha256Bytes(client_key), auth_message);
+    const std::string proof =
+        sasl::ClientProof(client_key, sasl::Sha256Bytes(client_key), auth_message);
     step = s.OnLine(sasl::Base64Encode(without_proof + ",p=" + sasl::Base64Encode(proof)));
     ASSERT_EQ(step.action.index(), kAuth);
     const AuthRequest& req = std::get<AuthRequest>(step.action);
@@ -782,8 +805,9 @@ TEST(SessionTest, ScramErrors) {
   };
   {  // channel binding requested, or an authzid: refused
     Session s;
-    EXPECT_EQ(s.OnLine("AUTH SCRAM-SHA-256 " + sasl::Base64Encode("p=tls-unique,,n=bob,r=abc")).reply,
-              "-ERR Invalid SCRAM client-first message\r\n");
+    EXPECT_EQ(
+        s.OnLine("AUTH SCRAM-SHA-256 " + sasl::Base64Encode("p=tls-unique,,n=bob,r=abc")).reply,
+        "-ERR Invalid SCRAM client-first message\r\n");
     EXPECT_EQ(s.OnLine("AUTH SCRAM-SHA-256 " + sasl::Base64Encode("n,a=eve,n=bob,r=abc")).reply,
               "-ERR Invalid SCRAM client-first message\r\n");
     EXPECT_EQ(s.state(), State::kAuthorization);
@@ -791,27 +815,33 @@ TEST(SessionTest, ScramErrors) {
   {  // the indexer cannot be asked: [SYS/TEMP], back to AUTHORIZATION
     Session s;
     s.OnLine("AUTH SCRAM-SHA-256 " + first);
-    EXPECT_EQ(s.OnScramLookup(absl::UnavailableError("down"), "", 0, "").reply.rfind("-ERR [SYS/TEMP]", 0), 0u);
+    EXPECT_EQ(s.OnScramLookup(absl::UnavailableError("down"), "", 0, "")
+                  .reply.rfind("-ERR [SYS/TEMP]", 0),
+              0u);
     EXPECT_EQ(s.state(), State::kAuthorization);
   }
   {  // a nonce that is not ours
     Session s;
     to_final(s);
-    EXPECT_EQ(s.OnLine(sasl::Base64Encode("c=biws,r=abcXXX,p=" + sasl::Base64Encode("proof"))).reply,
-              "-ERR [AUTH] Authentication failed\r\n");
+    EXPECT_EQ(
+        s.OnLine(sasl::Base64Encode("c=biws,r=abcXXX,p=" + sasl::Base64Encode("proof"))).reply,
+        "-ERR [AUTH] Authentication failed\r\n");
   }
   {  // a wrong channel-binding field
     Session s;
     to_final(s);
-    EXPECT_EQ(s.OnLine(sasl::Base64Encode("c=eSws,r=abcxyz,p=" + sasl::Base64Encode("proof"))).reply,
-              "-ERR [AUTH] Authentication failed\r\n");
+    EXPECT_EQ(
+        s.OnLine(sasl::Base64Encode("c=eSws,r=abcxyz,p=" + sasl::Base64Encode("proof"))).reply,
+        "-ERR [AUTH] Authentication failed\r\n");
   }
   {  // wrong proof: the indexer says UNAUTHENTICATED
     Session s;
     to_final(s);
-    const Step step = s.OnLine(sasl::Base64Encode("c=biws,r=abcxyz,p=" + sasl::Base64Encode("proof")));
+    const Step step =
+        s.OnLine(sasl::Base64Encode("c=biws,r=abcxyz,p=" + sasl::Base64Encode("proof")));
     ASSERT_EQ(step.action.index(), kAuth);
-    EXPECT_EQ(s.OnAuthResult(absl::UnauthenticatedError("no"), {}).reply, "-ERR [AUTH] Authentication failed\r\n");
+    EXPECT_EQ(s.OnAuthResult(absl::UnauthenticatedError("no"), {}).reply,
+              "-ERR [AUTH] Authentication failed\r\n");
     EXPECT_EQ(s.state(), State::kAuthorization);
   }
   {  // the client refuses the server's signature: hang up (the lease is held)
@@ -854,16 +884,19 @@ TEST(SessionTest, ApopAndCramMd5) {
     EXPECT_EQ(r.challenge->kind, ChallengeDigest::Kind::kApop);
     EXPECT_EQ(r.challenge->challenge, o.apop_timestamp);
     EXPECT_EQ(r.challenge->digest, "c4c9334bac560ecc979e58001b3e22fb");
-    EXPECT_EQ(s.OnAuthResult(absl::UnauthenticatedError("x"), {}).reply, "-ERR [AUTH] Authentication failed\r\n");
+    EXPECT_EQ(s.OnAuthResult(absl::UnauthenticatedError("x"), {}).reply,
+              "-ERR [AUTH] Authentication failed\r\n");
   }
-  for (const char* bad : {"APOP mrose", "APOP mrose c4c9", "APOP mrose zzc9334bac560ecc979e58001b3e22fb",
-                          "APOP a b c4c9334bac560ecc979e58001b3e22fb"}) {
+  for (const char* bad :
+       {"APOP mrose", "APOP mrose c4c9", "APOP mrose zzc9334bac560ecc979e58001b3e22fb",
+        "APOP a b c4c9334bac560ecc979e58001b3e22fb"}) {
     Session s(o);
     EXPECT_EQ(s.OnLine(bad).reply, "-ERR Usage: APOP name digest\r\n") << bad;
   }
   {
     Session s(o);
-    EXPECT_EQ(s.OnLine("AUTH CRAM-MD5").reply, "+ " + sasl::Base64Encode(o.apop_timestamp) + "\r\n");
+    EXPECT_EQ(s.OnLine("AUTH CRAM-MD5").reply,
+              "+ " + sasl::Base64Encode(o.apop_timestamp) + "\r\n");
     const Step step = s.OnLine(sasl::Base64Encode("tim b913a602c7eda7a495b4e6e7334d3890"));
     ASSERT_EQ(step.action.index(), kAuth);
     const AuthRequest& r = std::get<AuthRequest>(step.action);
@@ -874,7 +907,8 @@ TEST(SessionTest, ApopAndCramMd5) {
   {
     Session s(o);
     s.OnLine("AUTH CRAM-MD5");
-    EXPECT_EQ(s.OnLine(sasl::Base64Encode("tim nothex")).reply, "-ERR [AUTH] Authentication failed\r\n");
+    EXPECT_EQ(s.OnLine(sasl::Base64Encode("tim nothex")).reply,
+              "-ERR [AUTH] Authentication failed\r\n");
     EXPECT_EQ(s.state(), State::kAuthorization);
   }
   {  // without a timestamp neither is offered

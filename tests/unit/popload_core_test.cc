@@ -22,10 +22,18 @@ TEST(PoploadOptions, Accepted) {
   };
   const Case cases[] = {
       {{"session", "--port", "12110", "--conns", "20"}, Mode::kSession, TlsMode::kOff, 20, true},
-      {{"download", "--mbox", "/x", "--tls", "implicit"}, Mode::kDownload, TlsMode::kImplicit, 1, true},
+      {{"download", "--mbox", "/x", "--tls", "implicit"},
+       Mode::kDownload,
+       TlsMode::kImplicit,
+       1,
+       true},
       {{"download", "--no-verify", "--window", "8"}, Mode::kDownload, TlsMode::kOff, 1, false},
       {{"login", "--tls", "stls", "--expect", "100000"}, Mode::kLogin, TlsMode::kStls, 1, true},
-      {{"idle", "--conns", "1000", "--server-pid", "12,13"}, Mode::kIdle, TlsMode::kOff, 1000, true},
+      {{"idle", "--conns", "1000", "--server-pid", "12,13"},
+       Mode::kIdle,
+       TlsMode::kOff,
+       1000,
+       true},
       {{"stream", "--mbox", "/x", "--bytes", "1e9"}, Mode::kStream, TlsMode::kOff, 1, true},
   };
   for (const Case& c : cases) {
@@ -67,7 +75,7 @@ TEST(PoploadOptions, Refused) {
       {"stream"},
       {"stream", "--mbox", "/x", "--tls", "stls"},
       {"stream", "--mbox", "/x", "--tls", "implicit"},  // needs cert and key
-      {"session", "--no-login"},                         // idle only
+      {"session", "--no-login"},                        // idle only
   };
   for (const auto& args : cases) {
     std::string error;
@@ -83,9 +91,9 @@ TEST(PoploadUserFor, Patterns) {
     std::string want;
   };
   const Case cases[] = {
-      {"u%04d", 7, 1000, "u0007"},  {"u%04d", 1007, 1000, "u0007"}, {"u%d", 12, 100, "u12"},
-      {"dl", 5, 1, "dl"},           {"a%%b%d", 3, 10, "a%b3"},      {"u%3d", 4, 10, "u  4"},
-      {"u%x", 1, 10, "u%x"},        {"u%d%d", 5, 10, "u5%d"},       {"u%04d", 3, 0, "u0000"},
+      {"u%04d", 7, 1000, "u0007"}, {"u%04d", 1007, 1000, "u0007"}, {"u%d", 12, 100, "u12"},
+      {"dl", 5, 1, "dl"},          {"a%%b%d", 3, 10, "a%b3"},      {"u%3d", 4, 10, "u  4"},
+      {"u%x", 1, 10, "u%x"},       {"u%d%d", 5, 10, "u5%d"},       {"u%04d", 3, 0, "u0000"},
   };
   for (const Case& c : cases) EXPECT_EQ(UserFor(c.pattern, c.index, c.users), c.want) << c.pattern;
 }
@@ -101,9 +109,14 @@ TEST(PoploadStatus, Lines) {
     std::string_view text;
   };
   const Case cases[] = {
-      {"+OK", true, true, ""},         {"+OK 2 320", true, true, "2 320"}, {"-ERR [IN-USE] busy", true, false, "[IN-USE] busy"},
-      {"-ERR", true, false, ""},       {"+OKAY", false, false, ""},        {"OK", false, false, ""},
-      {"", false, false, ""},          {"* 1 FETCH", false, false, ""},
+      {"+OK", true, true, ""},
+      {"+OK 2 320", true, true, "2 320"},
+      {"-ERR [IN-USE] busy", true, false, "[IN-USE] busy"},
+      {"-ERR", true, false, ""},
+      {"+OKAY", false, false, ""},
+      {"OK", false, false, ""},
+      {"", false, false, ""},
+      {"* 1 FETCH", false, false, ""},
   };
   for (const Case& c : cases) {
     auto s = ParseStatus(c.line);
@@ -122,7 +135,8 @@ TEST(PoploadStat, Replies) {
   auto b = ParseStat("100000 1333000000 extra words");
   ASSERT_TRUE(b);
   EXPECT_EQ(b->count, 100000u);
-  for (std::string_view bad : {"", "2", "x 3", "2 y", "-1 3", "2  3"}) EXPECT_FALSE(ParseStat(bad)) << bad;
+  for (std::string_view bad : {"", "2", "x 3", "2 y", "-1 3", "2  3"})
+    EXPECT_FALSE(ParseStat(bad)) << bad;
 }
 
 // The decoder at every split point of the input must give the same result as in one piece.
@@ -137,11 +151,11 @@ TEST(PoploadDecoder, EverySplit) {
   const Case cases[] = {
       {".\r\n", "", 3, false, 0},
       {"a\r\nb\r\n.\r\n", "a\nb\n", 9, false, 2},
-      {"..dot\r\n.\r\nRETR", ".dot\n", 10, false, 1},       // stops at the terminator
+      {"..dot\r\n.\r\nRETR", ".dot\n", 10, false, 1},  // stops at the terminator
       {"...\r\n.\r\n", "..\n", 8, false, 1},
-      {"x\ry\r\n.\r\n", "x\ry\n", 8, false, 1},               // bare CR is content
+      {"x\ry\r\n.\r\n", "x\ry\n", 8, false, 1},  // bare CR is content
       {"\r\n\r\n.\r\n", "\n\n", 7, false, 2},
-      {".x\r\n.\r\n", "x\n", 7, true, 1},                      // unstuffed '.' line
+      {".x\r\n.\r\n", "x\n", 7, true, 1},  // unstuffed '.' line
       {"a.\r\n.b\r\n..\r\n.\r\n", "a.\nb\n.\n", 15, true, 3},
       {"no terminator\r\n", "no terminator\n", 15, false, 1},
   };
@@ -202,7 +216,8 @@ TEST(PoploadPercentile, NearestRank) {
 TEST(PoploadProc, Stat) {
   // proc(5): pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
   // utime stime cutime cstime ...; comm may hold spaces and parentheses.
-  auto s = ParseProcStat("4242 (pop3 (x) d) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 1 0");
+  auto s =
+      ParseProcStat("4242 (pop3 (x) d) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 1 0");
   ASSERT_TRUE(s);
   EXPECT_EQ(s->ppid, 17);
   EXPECT_EQ(s->self_ticks, 300u);
@@ -216,7 +231,8 @@ TEST(PoploadProc, KbFields) {
   EXPECT_EQ(ParseKbField(status, "VmRSS"), 31337u);
   EXPECT_EQ(ParseKbField(status, "VmPeak"), 9000u);
   EXPECT_FALSE(ParseKbField(status, "VmSwap"));
-  std::string rollup = "55d0-7ffd ---p 00000000 00:00 0 [rollup]\nRss: 2048 kB\nPss: 1024 kB\nPss_Anon: 512 kB\n";
+  std::string rollup =
+      "55d0-7ffd ---p 00000000 00:00 0 [rollup]\nRss: 2048 kB\nPss: 1024 kB\nPss_Anon: 512 kB\n";
   EXPECT_EQ(ParseKbField(rollup, "Pss"), 1024u);
   EXPECT_EQ(ParseKbField(rollup, "Pss_Anon"), 512u);
 }

@@ -57,17 +57,17 @@ struct Case {
 TEST(ProxyHeader, Table) {
   const std::string tlv = std::string("\x04\x00\x03xyz", 6);  // a NOOP TLV
   const std::vector<Case> cases = {
-      {"v1 tcp4", "PROXY TCP4 192.0.2.7 198.51.100.1 54321 110\r\n", ParseStatus::kComplete, 1, true,
-       "192.0.2.7:54321", "198.51.100.1:110", 45},
+      {"v1 tcp4", "PROXY TCP4 192.0.2.7 198.51.100.1 54321 110\r\n", ParseStatus::kComplete, 1,
+       true, "192.0.2.7:54321", "198.51.100.1:110", 45},
       {"v1 tcp4 with client bytes after", "PROXY TCP4 192.0.2.7 198.51.100.1 54321 110\r\nCAPA\r\n",
        ParseStatus::kComplete, 1, true, "192.0.2.7:54321", "198.51.100.1:110", 45},
-      {"v1 tcp6", "PROXY TCP6 2001:db8::7 2001:db8::1 40000 995\r\n", ParseStatus::kComplete, 1, true,
-       "2001:db8::7:40000", "2001:db8::1:995", 46},
+      {"v1 tcp6", "PROXY TCP6 2001:db8::7 2001:db8::1 40000 995\r\n", ParseStatus::kComplete, 1,
+       true, "2001:db8::7:40000", "2001:db8::1:995", 46},
       {"v1 unknown", "PROXY UNKNOWN\r\n", ParseStatus::kComplete, 1, false, "", "", 15},
-      {"v1 unknown with addresses", "PROXY UNKNOWN ffff:f...f 0 0\r\n", ParseStatus::kComplete, 1, false,
-       "", "", 30},
-      {"v1 port 0 and 65535", "PROXY TCP4 1.2.3.4 5.6.7.8 0 65535\r\n", ParseStatus::kComplete, 1, true,
-       "1.2.3.4:0", "5.6.7.8:65535", 36},
+      {"v1 unknown with addresses", "PROXY UNKNOWN ffff:f...f 0 0\r\n", ParseStatus::kComplete, 1,
+       false, "", "", 30},
+      {"v1 port 0 and 65535", "PROXY TCP4 1.2.3.4 5.6.7.8 0 65535\r\n", ParseStatus::kComplete, 1,
+       true, "1.2.3.4:0", "5.6.7.8:65535", 36},
       {"v1 partial", "PROXY TCP4 192.0.2.7 198.5", ParseStatus::kNeedMore},
       {"v1 cr without lf yet", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r", ParseStatus::kNeedMore},
       {"v1 prefix", "PRO", ParseStatus::kNeedMore},
@@ -94,7 +94,8 @@ TEST(ProxyHeader, Table) {
       {"v2 tcp6", V2(0x21, 0x21, V6Payload()), ParseStatus::kComplete, 2, true, "2001:db8::7:40000",
        "2001:db8::1:995", 52},
       {"v2 local", V2(0x20, 0x00, ""), ParseStatus::kComplete, 2, false, "", "", 16},
-      {"v2 local with addresses", V2(0x20, 0x11, V4Payload()), ParseStatus::kComplete, 2, false, "", "", 28},
+      {"v2 local with addresses", V2(0x20, 0x11, V4Payload()), ParseStatus::kComplete, 2, false, "",
+       "", 28},
       {"v2 unspec", V2(0x21, 0x00, ""), ParseStatus::kComplete, 2, false, "", "", 16},
       {"v2 signature prefix", std::string("\r\n\r\n\0\r", 6), ParseStatus::kNeedMore},
       {"v2 payload pending", V2(0x21, 0x11, V4Payload()).substr(0, 20), ParseStatus::kNeedMore},
@@ -104,7 +105,8 @@ TEST(ProxyHeader, Table) {
       {"v2 command 2", V2(0x22, 0x11, V4Payload()), ParseStatus::kInvalid},
       {"v2 ipv4 truncated", V2(0x21, 0x11, V4Payload().substr(0, 11)), ParseStatus::kInvalid},
       {"v2 ipv6 truncated", V2(0x21, 0x21, V6Payload().substr(0, 35)), ParseStatus::kInvalid},
-      {"v2 too long", V2(0x21, 0x11, std::string(kMaxV2Payload + 1, 'a')).substr(0, 16), ParseStatus::kInvalid},
+      {"v2 too long", V2(0x21, 0x11, std::string(kMaxV2Payload + 1, 'a')).substr(0, 16),
+       ParseStatus::kInvalid},
       {"v2 bad signature", std::string("\r\n\r\n\0\r\nQUIT\r", 12), ParseStatus::kInvalid},
   };
   for (const Case& c : cases) {
@@ -121,7 +123,8 @@ TEST(ProxyHeader, Table) {
     EXPECT_EQ(r.header.has_address, c.has_address);
     if (c.has_address) {
       EXPECT_EQ(Ip(r.header.source) + ":" + std::to_string(r.header.source.port), c.source);
-      EXPECT_EQ(Ip(r.header.destination) + ":" + std::to_string(r.header.destination.port), c.destination);
+      EXPECT_EQ(Ip(r.header.destination) + ":" + std::to_string(r.header.destination.port),
+                c.destination);
     }
   }
 }

@@ -199,23 +199,23 @@ TEST(ScramEncodingTest, RejectsMalformed) {
       make("10000001", salt, stored, server),    // above kMaxScramIterations
       make("4294967296", salt, stored, server),  // > UINT32_MAX
       make("99999999999", salt, stored, server),
-      make("4096", "", stored, server),                     // empty salt
-      make("4096", std::string(88, 'A'), stored, server),   // 66-byte salt: too long
-      make("4096", "W22ZaJ0SNY7soEsUEjb6gQ=", stored, server),  // bad padding
-      make("4096", "W22ZaJ0SNY7soEsUEjb6gQ", stored, server),   // missing padding
-      make("4096", "W22ZaJ0SNY7soEsUEjb6gR==", stored, server), // non-canonical tail bits
+      make("4096", "", stored, server),                          // empty salt
+      make("4096", std::string(88, 'A'), stored, server),        // 66-byte salt: too long
+      make("4096", "W22ZaJ0SNY7soEsUEjb6gQ=", stored, server),   // bad padding
+      make("4096", "W22ZaJ0SNY7soEsUEjb6gQ", stored, server),    // missing padding
+      make("4096", "W22ZaJ0SNY7soEsUEjb6gR==", stored, server),  // non-canonical tail bits
       make("4096", " W22ZaJ0SNY7soEsUEjb6gQ==", stored, server),
       make("4096", salt, stored.substr(0, 40) + "====", server),
-      make("4096", salt, "AAAA", server),                   // 3-byte StoredKey
-      make("4096", salt, stored, server + "AAAA"),          // 35-byte ServerKey
+      make("4096", salt, "AAAA", server),           // 3-byte StoredKey
+      make("4096", salt, stored, server + "AAAA"),  // 35-byte ServerKey
       make("4096", salt, stored, ""),
       make("4096", salt, stored, server) + "$",
       make("4096", salt, stored, server) + ":",
       make("4096", salt, stored, server) + "\n",
       make("4096", salt + "$x", stored, server),
-      "SCRAM-SHA-256$4096:" + salt + "$" + stored + server,    // no ':' between keys
+      "SCRAM-SHA-256$4096:" + salt + "$" + stored + server,       // no ':' between keys
       "SCRAM-SHA-256$4096" + salt + "$" + stored + ":" + server,  // no ':' after iterations
-      "SCRAM-SHA-256$4096:" + salt + stored + ":" + server,    // no '$' before keys
+      "SCRAM-SHA-256$4096:" + salt + stored + ":" + server,       // no '$' before keys
       std::string(ok).replace(20, 1, std::string(1, '\0')),
   };
   for (const std::string& c : bad) EXPECT_FALSE(ParseScramVerifier(c).has_value()) << c;
@@ -244,8 +244,8 @@ TEST(Base64ScramTest, EncodeDecode) {
 
 TEST(Base64ScramTest, DecodeIsStrict) {
   for (std::string_view bad : {"Z", "Zg", "Zg=", "Zg===", "====", "A===", "Z===", "Zg=a",
-                               "Zg==Zg==", " Zg==", "Zg== ", "Zg\n==", "Zm9v\n", "Zh==", "Zm9=",
-                               "Zm-v", "Zm_v", "Zm9v YmFy", "=Zm9"}) {
+                               "Zg==Zg==", " Zg==", "Zg== ", "Zg\n==", "Zm9v\n",
+                               "Zh==", "Zm9=", "Zm-v", "Zm_v", "Zm9v YmFy", "=Zm9"}) {
     EXPECT_FALSE(Base64Decode(bad).has_value()) << bad;
   }
   EXPECT_FALSE(Base64Decode(std::string_view("Zm9\0", 4)).has_value());

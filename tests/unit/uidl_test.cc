@@ -116,14 +116,14 @@ TEST(UidlTest, XUidlReuse) {
   ASSERT_EQ(m[3].uidl_digest, m[7].uidl_digest);
   const std::string& d = m[3].uidl_digest;
   const std::vector<std::string> want = {
-      "3b0c7e2a00000001",          // valid X-UIDL adopted verbatim
-      "spaced-value",              // surrounding blanks are not part of it
-      "second-valid",              // the first valid X-UIDL
-      d,                           // 71 chars: ignored
-      "<lower@case>",              // header names are case-insensitive
-      absl::StrCat(d, "-2"),       // control character: ignored
-      m[6].uidl_digest,            // X-UIDL in the body is not a header
-      std::string(70, '~'),        // 70 chars: valid
+      "3b0c7e2a00000001",     // valid X-UIDL adopted verbatim
+      "spaced-value",         // surrounding blanks are not part of it
+      "second-valid",         // the first valid X-UIDL
+      d,                      // 71 chars: ignored
+      "<lower@case>",         // header names are case-insensitive
+      absl::StrCat(d, "-2"),  // control character: ignored
+      m[6].uidl_digest,       // X-UIDL in the body is not a header
+      std::string(70, '~'),   // 70 chars: valid
   };
   EXPECT_EQ(got, want);
 
@@ -236,11 +236,11 @@ TEST(UidlTest, DovecotScheme) {
   // X-IMAPbase: 1234567890 = 0x499602D2 in the first message; X-UID 1 and 2; the third has
   // no X-UID and falls back to its digest.
   const std::vector<std::string> got = AssignAll(m, {.scheme = UidlScheme::kDovecot});
-  EXPECT_EQ(got, (std::vector<std::string>{"00000001499602D2", "00000002499602D2",
-                                           m[2].uidl_digest}));
+  EXPECT_EQ(got,
+            (std::vector<std::string>{"00000001499602D2", "00000002499602D2", m[2].uidl_digest}));
   // The Poplar scheme ignores X-UID.
-  EXPECT_EQ(AssignAll(m), (std::vector<std::string>{m[0].uidl_digest, m[1].uidl_digest,
-                                                    m[2].uidl_digest}));
+  EXPECT_EQ(AssignAll(m),
+            (std::vector<std::string>{m[0].uidl_digest, m[1].uidl_digest, m[2].uidl_digest}));
 
   // Assigning from the second message on needs the mailbox's UIDVALIDITY from outside.
   UidlAssigner tail({.scheme = UidlScheme::kDovecot});
@@ -279,8 +279,7 @@ TEST(UidlTest, DovecotSchemeUidValidityComesFromFirstMessage) {
   const std::vector<MessageInfo> m = Scan(mbox);
   ASSERT_EQ(m.size(), 3u);
   EXPECT_EQ(AssignAll(m, {.scheme = UidlScheme::kDovecot}),
-            (std::vector<std::string>{"0000000100000064", "0000000200000064",
-                                      "0000000300000064"}));
+            (std::vector<std::string>{"0000000100000064", "0000000200000064", "0000000300000064"}));
   // Two messages with the same X-UID: the second one falls back to its digest.
   const std::string dup = Message("X-IMAPbase: 100 3\nX-UID: 1\n", "one\n") + "\n" +
                           Message("X-UID: 1\n", "two\n") + "\n";
@@ -312,7 +311,8 @@ TEST(UidlTest, DigestIgnoresVolatileHeadersOnly) {
       {"lines", Message(headers + "Lines: 3\n", body), true},
       {"x_mozilla_status", Message(headers + "X-Mozilla-Status: 0001\n", body), true},
       // What identifies the message.
-      {"subject_changed", Message("From: a@b\nTo: c@d\nSubject: hellO\nMessage-Id: <1@b>\n", body), false},
+      {"subject_changed", Message("From: a@b\nTo: c@d\nSubject: hellO\nMessage-Id: <1@b>\n", body),
+       false},
       {"header_added", Message(headers + "X-Spam: yes\n", body), false},
       {"status_lookalike_header", Message(headers + "X-Status-Report: 1\n", body), false},
       {"body_changed", Message(headers, "Hello,\n\nbody text!\n"), false},
@@ -346,10 +346,8 @@ TEST(UidlTest, OutputValidForHandMadeMessageInfo) {
   };
   const std::string d(24, 'e');
   const Case kCases[] = {
-      {"space", "has space", d, d},
-      {"too_long", std::string(71, 'x'), d, d},
-      {"control", "a\x01b", d, d},
-      {"high_bit", "caf\xc3\xa9", d, d},
+      {"space", "has space", d, d}, {"too_long", std::string(71, 'x'), d, d},
+      {"control", "a\x01b", d, d},  {"high_bit", "caf\xc3\xa9", d, d},
       {"valid", "ok", d, "ok"},
   };
   for (const Case& c : kCases) {
@@ -372,9 +370,16 @@ TEST(UidlTest, RandomMailboxesGiveValidUniqueUidls) {
     return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng)];
   };
   const std::vector<std::string> kXUidl = {
-      "",          "",           "X-UIDL: a\n",          "X-UIDL: a\n",
-      "X-UIDL: b\n", "X-UIDL: \n", "X-UIDL: " + std::string(80, 'z') + "\n",
-      "X-UIDL: a b\n", "X-UIDL: \x1b[0m\n", "X-UIDL: " + std::string(70, '!') + "\n",
+      "",
+      "",
+      "X-UIDL: a\n",
+      "X-UIDL: a\n",
+      "X-UIDL: b\n",
+      "X-UIDL: \n",
+      "X-UIDL: " + std::string(80, 'z') + "\n",
+      "X-UIDL: a b\n",
+      "X-UIDL: \x1b[0m\n",
+      "X-UIDL: " + std::string(70, '!') + "\n",
   };
   const std::vector<std::string> kXUid = {"", "", "X-UID: 1\n", "X-UID: 2\n", "X-UID: x\n"};
   const std::vector<std::string> kBody = {"", "a\n", "b\n", "a\n"};

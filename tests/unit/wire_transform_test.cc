@@ -60,7 +60,8 @@ Output RunChunks(const std::vector<std::string_view>& chunks, WireTransform::Opt
 Output RunSized(std::string_view message, size_t size, WireTransform::Options options,
                 bool terminator) {
   std::vector<std::string_view> chunks;
-  for (size_t pos = 0; pos < message.size(); pos += size) chunks.push_back(message.substr(pos, size));
+  for (size_t pos = 0; pos < message.size(); pos += size)
+    chunks.push_back(message.substr(pos, size));
   return RunChunks(chunks, options, terminator);
 }
 
@@ -91,8 +92,8 @@ std::string ExpectedDecoded(std::string_view message) {
 
 // Checks that every way of cutting `message` (each chunk size 1..len+1 and every single cut)
 // gives `want`, and returns the one-chunk result.
-Output CheckAllChunkings(std::string_view message, WireTransform::Options options,
-                         bool terminator, const Output& want) {
+Output CheckAllChunkings(std::string_view message, WireTransform::Options options, bool terminator,
+                         const Output& want) {
   Output whole = RunChunks({message}, options, terminator);
   for (size_t size = 1; size <= message.size() + 1; ++size) {
     SCOPED_TRACE("chunk size " + std::to_string(size));
@@ -153,8 +154,12 @@ TEST(WireTransformTest, Retr) {
       {"terminator on, dotted last line", {"a\n.."}, true, true, "a\r\n...\r\n.\r\n", 7},
       {"dot_stuff off", {".a\n..\n.\n"}, false, false, ".a\r\n..\r\n.\r\n", 11},
       {"dot_stuff off, terminator on", {".\n"}, false, true, ".\r\n.\r\n", 3},
-      {"From_ quoting served as stored", {">From a\nFrom b\n"}, true, false,
-       ">From a\r\nFrom b\r\n", 17},
+      {"From_ quoting served as stored",
+       {">From a\nFrom b\n"},
+       true,
+       false,
+       ">From a\r\nFrom b\r\n",
+       17},
   };
   for (const RetrCase& c : cases) {
     SCOPED_TRACE(c.name);
@@ -211,27 +216,26 @@ TEST(WireTransformTest, Top) {
       {"TOP 0: headers and the empty line only", kMsg, 0, kHead, true},
       {"TOP 1", kMsg, 1, "A: 1\r\nB: 2\r\n\r\nl1\r\n", true},
       {"TOP 2, dot stuffed", kMsg, 2, "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\n", true},
-      {"TOP n = body lines: whole message", kMsg, 3,
-       "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n", true},
-      {"TOP n > body lines: whole message", kMsg, 4,
-       "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n", false},
-      {"TOP 99999999 (fetchmail keep)", kMsg, 99999999,
-       "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n", false},
-      {"TOP max uint64", kMsg, UINT64_MAX, "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n", false},
-      {"no empty line: the whole message is headers", "A: 1\nB: 2\n", 0, "A: 1\r\nB: 2\r\n",
+      {"TOP n = body lines: whole message", kMsg, 3, "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n",
+       true},
+      {"TOP n > body lines: whole message", kMsg, 4, "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n",
        false},
+      {"TOP 99999999 (fetchmail keep)", kMsg, 99999999, "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n",
+       false},
+      {"TOP max uint64", kMsg, UINT64_MAX, "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n", false},
+      {"no empty line: the whole message is headers", "A: 1\nB: 2\n", 0, "A: 1\r\nB: 2\r\n", false},
       {"no empty line, no final LF", "A: 1\nB: 2", 0, "A: 1\r\nB: 2\r\n", false},
       {"CRLF headers, TOP 0", "A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n", 0, kHead, true},
-      {"CRLF headers, TOP 1", "A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n", 1,
-       "A: 1\r\nB: 2\r\n\r\nl1\r\n", true},
+      {"CRLF headers, TOP 1", "A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n", 1, "A: 1\r\nB: 2\r\n\r\nl1\r\n",
+       true},
       {"empty body lines count", "A: 1\n\n\n\nx\n", 2, "A: 1\r\n\r\n\r\n\r\n", true},
       {"last body line without LF", "A: 1\n\nl1\nl2", 5, "A: 1\r\n\r\nl1\r\nl2\r\n", false},
       {"empty line is the last line, TOP 0", "A: 1\n\n", 0, "A: 1\r\n\r\n", true},
       {"empty line is the last line, TOP 3", "A: 1\n\n", 3, "A: 1\r\n\r\n", false},
       {"message starts with the empty line", "\nbody\nmore\n", 1, "\r\nbody\r\n", true},
       {"empty message", "", 0, "\r\n", false},
-      {"a header line of spaces is not empty", "A: 1\n \nB\n\nx\n", 0,
-       "A: 1\r\n \r\nB\r\n\r\n", true},
+      {"a header line of spaces is not empty", "A: 1\n \nB\n\nx\n", 0, "A: 1\r\n \r\nB\r\n\r\n",
+       true},
       {"bare CR line is not empty", "A: 1\n\r\rx\n\nbody\n", 0, "A: 1\r\n\r\rx\r\n\r\n", true},
   };
   for (const TopCase& c : cases) {
@@ -273,17 +277,17 @@ TEST(DecodeMultilineTest, Table) {
       {"a\rb\r\n.\r\n", "a\rb\r\n"},
       {"a\r\r\n.\r\n", "a\r\r\n"},
       {"\r\n\r\n.\r\n", "\r\n\r\n"},
-      {"", std::nullopt},                  // no terminator
-      {"a\r\n", std::nullopt},             // no terminator
-      {"a\r\n.", std::nullopt},            // terminator without CRLF
-      {"a\r\n.\r", std::nullopt},          // terminator without LF
-      {".\r\n\r\n", std::nullopt},         // bytes after the terminator
-      {".\r\na\r\n.\r\n", std::nullopt},   // bytes after the terminator
-      {"a\n.\r\n", std::nullopt},          // a bare LF ends a line without CR
-      {"a\r\n\n.\r\n", std::nullopt},      // an empty line ended by a bare LF
-      {"a\nb\r\n.\r\n", std::nullopt},     // bare LF inside a CRLF line
-      {"\n.\r\n", std::nullopt},           // bare LF first
-      {"a\r\n.\n", std::nullopt},          // terminator with a bare LF
+      {"", std::nullopt},                 // no terminator
+      {"a\r\n", std::nullopt},            // no terminator
+      {"a\r\n.", std::nullopt},           // terminator without CRLF
+      {"a\r\n.\r", std::nullopt},         // terminator without LF
+      {".\r\n\r\n", std::nullopt},        // bytes after the terminator
+      {".\r\na\r\n.\r\n", std::nullopt},  // bytes after the terminator
+      {"a\n.\r\n", std::nullopt},         // a bare LF ends a line without CR
+      {"a\r\n\n.\r\n", std::nullopt},     // an empty line ended by a bare LF
+      {"a\nb\r\n.\r\n", std::nullopt},    // bare LF inside a CRLF line
+      {"\n.\r\n", std::nullopt},          // bare LF first
+      {"a\r\n.\n", std::nullopt},         // terminator with a bare LF
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(Show(c.wire));
@@ -360,9 +364,9 @@ TEST(WireTransformTest, ChunkingInvariance) {
   for (int iter = 0; iter < 300; ++iter) {
     const std::string m = RandomMessage(rng);
     for (const WireTransform::Options& options : AllModes()) {
-      SCOPED_TRACE("message " + std::to_string(iter) + " " + Show(m) + " dot_stuff=" +
-                   std::to_string(options.dot_stuff) + " top=" +
-                   (options.top_lines ? std::to_string(*options.top_lines) : "none"));
+      SCOPED_TRACE("message " + std::to_string(iter) + " " + Show(m) +
+                   " dot_stuff=" + std::to_string(options.dot_stuff) +
+                   " top=" + (options.top_lines ? std::to_string(*options.top_lines) : "none"));
       const Output want = RunChunks({m}, options, /*terminator=*/true);
       if (options.top_lines && options.dot_stuff) {
         // TOP sends a prefix of RETR's lines; with n past the body it is RETR.

@@ -81,7 +81,7 @@ absl::StatusOr<v1::Account> AdminClient::AddAccount(const v1::AddAccountRequest&
 }
 
 absl::StatusOr<v1::Account> AdminClient::SetApopSecret(const v1::SetApopSecretRequest& request,
-                                                      Timeout timeout) {
+                                                       Timeout timeout) {
   return Call(&v1::Admin::StubInterface::SetApopSecret, request, timeout);
 }
 

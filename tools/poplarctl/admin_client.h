@@ -37,7 +37,8 @@ class AdminClient {
 
   absl::StatusOr<v1::Account> AddAccount(const v1::AddAccountRequest& request, Timeout timeout);
   absl::StatusOr<v1::Account> SetPassword(const v1::SetPasswordRequest& request, Timeout timeout);
-  absl::StatusOr<v1::Account> SetApopSecret(const v1::SetApopSecretRequest& request, Timeout timeout);
+  absl::StatusOr<v1::Account> SetApopSecret(const v1::SetApopSecretRequest& request,
+                                            Timeout timeout);
   absl::StatusOr<v1::Empty> RemoveAccount(const v1::AccountName& request, Timeout timeout);
   absl::StatusOr<v1::AccountList> ListAccounts(Timeout timeout);
   absl::StatusOr<v1::MailboxList> ListMailboxes(Timeout timeout);

@@ -347,7 +347,8 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
     command.credential = crypt_given ? CredentialSource::kCrypt : CredentialSource::kPassword;
   }
   if (command.verb == Verb::kAccountsApop) {
-    if (password_stdin && remove_given) return Usage(name, "give --password-stdin or --remove, not both");
+    if (password_stdin && remove_given)
+      return Usage(name, "give --password-stdin or --remove, not both");
     command.credential = remove_given ? CredentialSource::kNone : CredentialSource::kPassword;
   }
   return command;

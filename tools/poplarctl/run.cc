@@ -134,7 +134,8 @@ int RunCommand(const Command& command, std::string_view password, AdminClient& c
     case Verb::kAccountsApop: {
       v1::SetApopSecretRequest request;
       request.set_user(command.operand);
-      if (command.credential == CredentialSource::kPassword) request.set_secret(std::string(password));
+      if (command.credential == CredentialSource::kPassword)
+        request.set_secret(std::string(password));
       absl::StatusOr<v1::Account> reply = client.SetApopSecret(request, timeout);
       std::fill(request.mutable_secret()->begin(), request.mutable_secret()->end(), '\0');
       const bool removed = command.credential != CredentialSource::kPassword;

@@ -145,8 +145,9 @@ class CpuWindow {
   std::string Report() const {
     double dt = std::max(1e-9, Now() - t0_);
     std::string s = "client_cpu_pct=" + Fmt("%.1f", 100 * (SelfCpuSeconds() - self0_) / dt);
-    s += " server_cpu_pct=" +
-         (server_.empty() ? std::string("-") : Fmt("%.1f", 100 * (TreeCpuSeconds(server_) - server0_) / dt));
+    s += " server_cpu_pct=" + (server_.empty()
+                                   ? std::string("-")
+                                   : Fmt("%.1f", 100 * (TreeCpuSeconds(server_) - server0_) / dt));
     s += " machine_busy_pct=" + Fmt("%.1f", 100 * (MachineBusySeconds() - machine0_) / dt);
     return s;
   }
@@ -201,10 +202,10 @@ class MappedMbox {
 
 struct Response {
   bool ok = false;
-  std::string_view text;             // status text after +OK/-ERR
+  std::string_view text;              // status text after +OK/-ERR
   const std::string* body = nullptr;  // decoded multi-line body when kept
-  uint64_t body_bytes = 0;           // decoded bytes of a multi-line body
-  uint64_t wire_bytes = 0;           // bytes on the wire of the body
+  uint64_t body_bytes = 0;            // decoded bytes of a multi-line body
+  uint64_t wire_bytes = 0;            // bytes on the wire of the body
   uint64_t lines = 0;
   bool malformed = false;
   long tag = 0;
@@ -216,19 +217,38 @@ struct Pending {
   long tag = 0;
 };
 
-enum class Phase { kClosed, kConnecting, kHandshake, kGreeting, kStls, kUser, kPass, kAuth, kReady };
+enum class Phase {
+  kClosed,
+  kConnecting,
+  kHandshake,
+  kGreeting,
+  kStls,
+  kUser,
+  kPass,
+  kAuth,
+  kReady
+};
 
 const char* PhaseName(Phase p) {
   switch (p) {
-    case Phase::kClosed: return "closed";
-    case Phase::kConnecting: return "connect";
-    case Phase::kHandshake: return "tls";
-    case Phase::kGreeting: return "greeting";
-    case Phase::kStls: return "stls";
-    case Phase::kUser: return "user";
-    case Phase::kPass: return "pass";
-    case Phase::kAuth: return "auth";
-    case Phase::kReady: return "ready";
+    case Phase::kClosed:
+      return "closed";
+    case Phase::kConnecting:
+      return "connect";
+    case Phase::kHandshake:
+      return "tls";
+    case Phase::kGreeting:
+      return "greeting";
+    case Phase::kStls:
+      return "stls";
+    case Phase::kUser:
+      return "user";
+    case Phase::kPass:
+      return "pass";
+    case Phase::kAuth:
+      return "auth";
+    case Phase::kReady:
+      return "ready";
   }
   return "?";
 }
@@ -280,7 +300,8 @@ class Engine {
     int one = 1;
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c.phase = Phase::kConnecting;
-    if (connect(c.fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_) != 0 && errno != EINPROGRESS) {
+    if (connect(c.fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_) != 0 &&
+        errno != EINPROGRESS) {
       return Fail(c, std::string("connect: ") + std::strerror(errno));
     }
     epoll_event ev{};
@@ -320,7 +341,8 @@ class Engine {
       // A callback may close a connection and reopen it on a new socket while later events
       // of this batch still name it: those belong to the old socket and are dropped.
       gens.resize(static_cast<size_t>(std::max(n, 0)));
-      for (int i = 0; i < n; ++i) gens[static_cast<size_t>(i)] = static_cast<Conn*>(events[i].data.ptr)->gen;
+      for (int i = 0; i < n; ++i)
+        gens[static_cast<size_t>(i)] = static_cast<Conn*>(events[i].data.ptr)->gen;
       for (int i = 0; i < n; ++i) {
         Conn& c = *static_cast<Conn*>(events[i].data.ptr);
         if (c.fd < 0 || c.gen != gens[static_cast<size_t>(i)]) continue;
@@ -622,7 +644,8 @@ class Errors {
   }
   long total() const { return total_; }
   void Print() const {
-    for (const auto& [why, n] : by_reason_) std::fprintf(stderr, "popload: error x%ld: %s\n", n, why.c_str());
+    for (const auto& [why, n] : by_reason_)
+      std::fprintf(stderr, "popload: error x%ld: %s\n", n, why.c_str());
   }
 
  private:
@@ -656,14 +679,18 @@ int RunSession(const Options& o, SSL_CTX* ctx) {
   engine.on_ready = [&](Conn& c) { engine.Send(c, "STAT", false, false, 1); };
   engine.on_response = [&](Conn& c, const Response& r) {
     if (!r.ok) {
-      if (measuring) errors.Add("-ERR " + std::string(r.text) + " (tag " + std::to_string(r.tag) + ")");
+      if (measuring)
+        errors.Add("-ERR " + std::string(r.text) + " (tag " + std::to_string(r.tag) + ")");
       engine.Close(c);
       return restart(c);
     }
     switch (r.tag) {
-      case 1: return engine.Send(c, "UIDL", true, false, 2);
-      case 2: return engine.Send(c, "LIST", true, false, 3);
-      case 3: return engine.Send(c, "QUIT", false, false, 4);
+      case 1:
+        return engine.Send(c, "UIDL", true, false, 2);
+      case 2:
+        return engine.Send(c, "LIST", true, false, 3);
+      case 3:
+        return engine.Send(c, "QUIT", false, false, 4);
       default: {
         double t = Now();
         if (measuring && c.t_start >= measure_from && t <= end) {
@@ -693,9 +720,10 @@ int RunSession(const Options& o, SSL_CTX* ctx) {
   std::string cpu_text = cpu.Report();
   for (Conn& c : conns) engine.Close(c);
   double p50 = Percentile(latency, 0.50) * 1000, p99 = Percentile(latency, 0.99) * 1000;
-  std::printf("%s conns=%d secs=%.2f sessions=%ld rate=%.1f p50_ms=%.2f p99_ms=%.2f errors=%ld %s\n",
-              Prefix(o).c_str(), o.conns, secs, sessions, static_cast<double>(sessions) / secs, p50, p99,
-              errors.total(), cpu_text.c_str());
+  std::printf(
+      "%s conns=%d secs=%.2f sessions=%ld rate=%.1f p50_ms=%.2f p99_ms=%.2f errors=%ld %s\n",
+      Prefix(o).c_str(), o.conns, secs, sessions, static_cast<double>(sessions) / secs, p50, p99,
+      errors.total(), cpu_text.c_str());
   errors.Print();
   return sessions > 0 && errors.total() == 0 ? 0 : 1;
 }
@@ -773,8 +801,9 @@ int RunDownload(const Options& o, SSL_CTX* ctx) {
                                        : std::optional<size_t>(0);
       if (diff) {
         if (++mismatch <= 3) {
-          std::fprintf(stderr, "popload: RETR %ld differs from the mbox at byte %zu (got %zu bytes)\n", r.tag,
-                       *diff, r.body->size());
+          std::fprintf(stderr,
+                       "popload: RETR %ld differs from the mbox at byte %zu (got %zu bytes)\n",
+                       r.tag, *diff, r.body->size());
         }
       } else {
         ++exact;
@@ -798,13 +827,15 @@ int RunDownload(const Options& o, SSL_CTX* ctx) {
   if (finished != o.conns) errors.Add("timeout");
   for (Conn& c : conns) engine.Close(c);
   double secs = std::max(1e-9, last_byte - first_retr);
-  std::printf("%s conns=%d window=%d msgs=%llu bytes=%llu wire_bytes=%llu secs=%.3f MBps=%.1f wire_MBps=%.1f "
-              "verify=%s exact=%llu mismatch=%llu errors=%ld %s\n",
-              Prefix(o).c_str(), o.conns, o.window, static_cast<unsigned long long>(messages),
-              static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(wire), secs,
-              static_cast<double>(bytes) / 1e6 / secs, static_cast<double>(wire) / 1e6 / secs,
-              o.verify ? "on" : "off", static_cast<unsigned long long>(exact),
-              static_cast<unsigned long long>(mismatch), errors.total(), cpu_text.c_str());
+  std::printf(
+      "%s conns=%d window=%d msgs=%llu bytes=%llu wire_bytes=%llu secs=%.3f MBps=%.1f "
+      "wire_MBps=%.1f "
+      "verify=%s exact=%llu mismatch=%llu errors=%ld %s\n",
+      Prefix(o).c_str(), o.conns, o.window, static_cast<unsigned long long>(messages),
+      static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(wire), secs,
+      static_cast<double>(bytes) / 1e6 / secs, static_cast<double>(wire) / 1e6 / secs,
+      o.verify ? "on" : "off", static_cast<unsigned long long>(exact),
+      static_cast<unsigned long long>(mismatch), errors.total(), cpu_text.c_str());
   errors.Print();
   bool complete = messages == count_total && count_total > 0;
   return complete && errors.total() == 0 && mismatch == 0 ? 0 : 1;
@@ -863,13 +894,17 @@ int RunLogin(const Options& o, SSL_CTX* ctx) {
     errors.Add("STAT count " + std::to_string(count) + ", expected " + std::to_string(o.expect));
   }
   auto ms = [&](double t) { return t > 0 ? Fmt("%.2f", (t - t0) * 1000) : std::string("-"); };
-  auto span = [&](double a, double b) { return a > 0 && b > 0 ? Fmt("%.2f", (b - a) * 1000) : std::string("-"); };
-  std::printf("%s count=%llu uidl_lines=%llu list_lines=%llu greet_ms=%s login_ms=%s stat_ms=%s uidl_ms=%s "
-              "list_ms=%s quit_ms=%s errors=%ld %s\n",
-              Prefix(o).c_str(), static_cast<unsigned long long>(count),
-              static_cast<unsigned long long>(uidl_lines), static_cast<unsigned long long>(list_lines),
-              ms(c.t_greeting).c_str(), ms(c.t_ready).c_str(), ms(t_stat).c_str(), span(t_stat, t_uidl).c_str(),
-              span(t_uidl, t_list).c_str(), span(t_list, t_quit).c_str(), errors.total(), cpu.Report().c_str());
+  auto span = [&](double a, double b) {
+    return a > 0 && b > 0 ? Fmt("%.2f", (b - a) * 1000) : std::string("-");
+  };
+  std::printf(
+      "%s count=%llu uidl_lines=%llu list_lines=%llu greet_ms=%s login_ms=%s stat_ms=%s uidl_ms=%s "
+      "list_ms=%s quit_ms=%s errors=%ld %s\n",
+      Prefix(o).c_str(), static_cast<unsigned long long>(count),
+      static_cast<unsigned long long>(uidl_lines), static_cast<unsigned long long>(list_lines),
+      ms(c.t_greeting).c_str(), ms(c.t_ready).c_str(), ms(t_stat).c_str(),
+      span(t_stat, t_uidl).c_str(), span(t_uidl, t_list).c_str(), span(t_list, t_quit).c_str(),
+      errors.total(), cpu.Report().c_str());
   errors.Print();
   return errors.total() == 0 ? 0 : 1;
 }
@@ -944,16 +979,18 @@ int RunIdle(const Options& o, SSL_CTX* ctx) {
   engine.Loop(Now() + 60, [&] { return closed >= opened; });
   for (Conn& c : conns) engine.Close(c);
   double n = std::max(1, opened);
-  std::printf("%s login=%s conns=%d opened=%d alive=%ld open_secs=%.2f rss_before_kb=%llu rss_after_kb=%llu "
-              "pss_before_kb=%llu pss_after_kb=%llu procs_before=%d procs_after=%d rss_per_conn_kb=%.1f "
-              "pss_per_conn_kb=%.1f errors=%ld %s\n",
-              Prefix(o).c_str(), o.no_login ? "no" : "yes", o.conns, opened, alive, open_secs,
-              static_cast<unsigned long long>(before.rss_kb), static_cast<unsigned long long>(after.rss_kb),
-              static_cast<unsigned long long>(before.pss_kb), static_cast<unsigned long long>(after.pss_kb),
-              before.processes, after.processes,
-              (static_cast<double>(after.rss_kb) - static_cast<double>(before.rss_kb)) / n,
-              (static_cast<double>(after.pss_kb) - static_cast<double>(before.pss_kb)) / n, errors.total(),
-              cpu.Report().c_str());
+  std::printf(
+      "%s login=%s conns=%d opened=%d alive=%ld open_secs=%.2f rss_before_kb=%llu "
+      "rss_after_kb=%llu "
+      "pss_before_kb=%llu pss_after_kb=%llu procs_before=%d procs_after=%d rss_per_conn_kb=%.1f "
+      "pss_per_conn_kb=%.1f errors=%ld %s\n",
+      Prefix(o).c_str(), o.no_login ? "no" : "yes", o.conns, opened, alive, open_secs,
+      static_cast<unsigned long long>(before.rss_kb), static_cast<unsigned long long>(after.rss_kb),
+      static_cast<unsigned long long>(before.pss_kb), static_cast<unsigned long long>(after.pss_kb),
+      before.processes, after.processes,
+      (static_cast<double>(after.rss_kb) - static_cast<double>(before.rss_kb)) / n,
+      (static_cast<double>(after.pss_kb) - static_cast<double>(before.pss_kb)) / n, errors.total(),
+      cpu.Report().c_str());
   errors.Print();
   return opened == o.conns && alive == opened && errors.total() == 0 ? 0 : 1;
 }
@@ -999,7 +1036,8 @@ int RunStream(const Options& o) {
     uint64_t sent = 0;
     size_t off = 0;
     while (sent < total) {
-      size_t len = std::min<size_t>({size_t{1} << 18, bytes.size() - off, static_cast<size_t>(total - sent)});
+      size_t len = std::min<size_t>(
+          {size_t{1} << 18, bytes.size() - off, static_cast<size_t>(total - sent)});
       ssize_t n = tls ? SSL_write(ssl, bytes.data() + off, static_cast<int>(len))
                       : write(fd, bytes.data() + off, len);
       if (n <= 0) _exit(5);
@@ -1032,7 +1070,8 @@ int RunStream(const Options& o) {
   uint64_t got = 0;
   double t0 = 0;
   for (;;) {
-    ssize_t n = tls ? SSL_read(ssl, buf.data(), static_cast<int>(buf.size())) : read(fd, buf.data(), buf.size());
+    ssize_t n = tls ? SSL_read(ssl, buf.data(), static_cast<int>(buf.size()))
+                    : read(fd, buf.data(), buf.size());
     if (n <= 0) break;
     if (got == 0) {
       t0 = Now();
@@ -1080,15 +1119,22 @@ int main(int argc, char** argv) {
   if (o->tls != TlsMode::kOff) {
     ctx.reset(SSL_CTX_new(TLS_client_method()));
     SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);  // loopback benchmark peers, self-signed
-    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);  // every session a full handshake
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE,
+                       nullptr);  // loopback benchmark peers, self-signed
+    SSL_CTX_set_session_cache_mode(ctx.get(),
+                                   SSL_SESS_CACHE_OFF);  // every session a full handshake
   }
   switch (o->mode) {
-    case Mode::kSession: return RunSession(*o, ctx.get());
-    case Mode::kDownload: return RunDownload(*o, ctx.get());
-    case Mode::kLogin: return RunLogin(*o, ctx.get());
-    case Mode::kIdle: return RunIdle(*o, ctx.get());
-    case Mode::kStream: break;
+    case Mode::kSession:
+      return RunSession(*o, ctx.get());
+    case Mode::kDownload:
+      return RunDownload(*o, ctx.get());
+    case Mode::kLogin:
+      return RunLogin(*o, ctx.get());
+    case Mode::kIdle:
+      return RunIdle(*o, ctx.get());
+    case Mode::kStream:
+      break;
   }
   return 2;
 }

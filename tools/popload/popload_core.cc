@@ -26,20 +26,28 @@ bool ParseSeconds(std::string_view s, double* out) {
 
 const char* ModeName(Mode mode) {
   switch (mode) {
-    case Mode::kSession: return "session";
-    case Mode::kDownload: return "download";
-    case Mode::kLogin: return "login";
-    case Mode::kIdle: return "idle";
-    case Mode::kStream: return "stream";
+    case Mode::kSession:
+      return "session";
+    case Mode::kDownload:
+      return "download";
+    case Mode::kLogin:
+      return "login";
+    case Mode::kIdle:
+      return "idle";
+    case Mode::kStream:
+      return "stream";
   }
   return "?";
 }
 
 const char* TlsName(TlsMode tls) {
   switch (tls) {
-    case TlsMode::kOff: return "off";
-    case TlsMode::kImplicit: return "implicit";
-    case TlsMode::kStls: return "stls";
+    case TlsMode::kOff:
+      return "off";
+    case TlsMode::kImplicit:
+      return "implicit";
+    case TlsMode::kStls:
+      return "stls";
   }
   return "?";
 }
@@ -50,8 +58,10 @@ std::string Usage() {
          "  --users N (1)  --password W (benchpw)  --conns C (1)  --tls off|implicit|stls\n"
          "  --auth user|plain  --server-pid PID[,PID...] (CPU and memory of these process trees)\n"
          "  --timeout S (600)  --label TEXT\n"
-         "  session:  --duration S (10) --warmup S (0): loop connect, login, STAT, UIDL, LIST, QUIT\n"
-         "  download: --mbox FILE (verify every message) | --no-verify, --window N (1 RETR in flight)\n"
+         "  session:  --duration S (10) --warmup S (0): loop connect, login, STAT, UIDL, LIST, "
+         "QUIT\n"
+         "  download: --mbox FILE (verify every message) | --no-verify, --window N (1 RETR in "
+         "flight)\n"
          "  login:    --expect N (STAT count)\n"
          "  idle:     --duration S (2) idle time, --concurrency N (64) logins in flight,\n"
          "            --no-login: hold connections after the greeting (checked with CAPA)\n"
@@ -337,7 +347,8 @@ size_t MultilineDecoder::Feed(std::string_view in, std::string* out) {
 
 std::optional<size_t> FirstDifference(std::string_view got, std::string_view want) {
   size_t n = std::min(got.size(), want.size());
-  auto mismatch = std::mismatch(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(n), want.begin());
+  auto mismatch =
+      std::mismatch(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(n), want.begin());
   size_t at = static_cast<size_t>(mismatch.first - got.begin());
   if (at < n) return at;
   if (got.size() != want.size()) return n;
@@ -381,7 +392,8 @@ std::optional<uint64_t> ParseKbField(std::string_view text, std::string_view key
   size_t pos = 0;
   while (pos < text.size()) {
     size_t eol = text.find('\n', pos);
-    std::string_view line = text.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
+    std::string_view line =
+        text.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
     if (line.size() > key.size() && line.substr(0, key.size()) == key && line[key.size()] == ':') {
       std::string_view v = line.substr(key.size() + 1);
       while (!v.empty() && (v[0] == ' ' || v[0] == '\t')) v.remove_prefix(1);

@@ -31,18 +31,19 @@ struct Options {
   double warmup_s = 0;     // session: run this long first, not measured
   TlsMode tls = TlsMode::kOff;
   AuthMode auth = AuthMode::kUserPass;
-  std::string mbox;      // download: verify against it; stream: the bytes to send
-  bool verify = true;    // download: compare every message with --mbox
-  long expect = -1;      // login: fail unless STAT reports this many messages
+  std::string mbox;              // download: verify against it; stream: the bytes to send
+  bool verify = true;            // download: compare every message with --mbox
+  long expect = -1;              // login: fail unless STAT reports this many messages
   std::vector<int> server_pids;  // CPU (session, download, login) and memory (idle) of these trees
-  int window = 1;        // download: RETR commands in flight per connection
-  int concurrency = 64;  // idle: logins in flight while opening
-  bool no_login = false;  // idle: stop after the greeting (connections, not sessions); CAPA checks them
+  int window = 1;                // download: RETR commands in flight per connection
+  int concurrency = 64;          // idle: logins in flight while opening
+  bool no_login =
+      false;  // idle: stop after the greeting (connections, not sessions); CAPA checks them
   double timeout_s = 600;
-  std::string cert;      // stream --tls: the server certificate and key of the loopback peer
+  std::string cert;  // stream --tls: the server certificate and key of the loopback peer
   std::string key;
   double stream_bytes = 2e9;  // stream: bytes to move
-  std::string label;     // echoed in the result line
+  std::string label;          // echoed in the result line
 };
 
 // Parses argv[1..] (argv[0] is not included): MODE then --flag value pairs. nullopt and a

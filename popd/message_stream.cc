@@ -53,8 +53,8 @@ MessageStream::MessageStream(const MailboxFile& file, const MessageLocation& whe
       body_offset_(where.data_offset + where.header_length),
       expected_hash_(where.content_hash.data(), where.content_hash.size()) {
   if (retr_) {
-    head_hash_ = std::make_unique<Xxh3Stream>();
-    body_hash_ = std::make_unique<Xxh3Stream>();
+    hasher_ = std::make_unique<mbox::ContentHasher>();
+    hasher_->Start(body_offset_ - from_offset_);
   }
 }
 
@@ -84,21 +84,11 @@ absl::Status MessageStream::Next(std::string* out, size_t max_bytes) {
       error_ = s;
       return error_;
     }
-    if (retr_ && !prefix_read_) {
-      head_hash_->Update(std::string_view(buffer_.data(), prefix));
+    if (retr_) {
+      hasher_->Update(std::string_view(buffer_.data(), prefix + got));
       prefix_read_ = true;
     }
     const std::string_view chunk(buffer_.data() + prefix, got);
-    if (retr_) {
-      // Bytes before body_offset_ are the header block (hashed as they are), the rest the body
-      // (hashed on its own; its digest closes the content hash).
-      const size_t split =
-          offset_ >= body_offset_
-              ? 0
-              : static_cast<size_t>(std::min<uint64_t>(body_offset_ - offset_, got));
-      head_hash_->Update(chunk.substr(0, split));
-      body_hash_->Update(chunk.substr(split));
-    }
     transform_.Feed(chunk, out);
     offset_ += got;
     remaining_ -= got;
@@ -118,8 +108,8 @@ absl::Status MessageStream::Finish(std::string* out) {
     return error_;
   }
   if (retr_) {
-    head_hash_->Update(body_hash_->Digest().Bytes());
-    if (head_hash_->Digest().Bytes() != expected_hash_) {
+    hasher_->Finish();
+    if (hasher_->content_hash().Bytes() != expected_hash_) {
       error_ = absl::DataLossError("message bytes changed since login: content hash differs");
       return error_;
     }

@@ -22,8 +22,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/mbox/content_hash.h"
 #include "common/pop3/wire_transform.h"
-#include "common/util/hash.h"
 #include "common/util/unique_fd.h"
 #include "popd/maildrop_view.h"
 
@@ -85,14 +85,13 @@ class MessageStream {
   uint64_t expected_octets_;
   pop3::WireTransform transform_;
   // RETR only: the content hash recomputed from the bytes actually read (the From_ line, the
-  // header block, then the body's own digest, as the scanner defines it), so a message
+  // header block, then the body's own digest: common/mbox/content_hash.h), so a message
   // rewritten in place to the same size is caught too, not only a size change.
   uint64_t from_offset_;
   uint64_t body_offset_;
   std::string expected_hash_;
   bool prefix_read_ = false;
-  std::unique_ptr<Xxh3Stream> head_hash_;
-  std::unique_ptr<Xxh3Stream> body_hash_;
+  std::unique_ptr<mbox::ContentHasher> hasher_;
   std::string buffer_;  // the chunk buffer
   bool done_ = false;
   absl::Status error_;

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 
+#include "common/mbox/content_hash.h"
 #include "common/mbox/from_line.h"
 
 namespace poplar::mbox {
@@ -251,6 +252,13 @@ class Scanner {
           *next_line_end = le;
           break;
         }
+        if (n_ - pos == 1 && buf_[pos] == '\r') {
+          // A lone "\r" is an empty line whose "\n" has not been written yet: like a trailing
+          // empty line it is not part of the message, so that completing it (the next
+          // delivery's separator) changes nothing (content_hash.h).
+          end = pos;
+          break;
+        }
         if (in_headers) ProcessHeader(buf_.substr(pos, n_ - pos));
         end = n_;
         break;
@@ -338,17 +346,17 @@ class Scanner {
     const size_t len = end - data;
     m.final_newline = len > 0 && buf_[end - 1] == '\n';
     m.lines = lf_ + ((!m.final_newline && len > 0) ? 1 : 0);
-    m.octets = len + (lf_ - crlf_) + (m.final_newline ? 0 : 2);
+    // A missing final CRLF is added on the wire; a last line that ends in a lone '\r' (a CRLF
+    // writer interrupted) gets only the '\n' (pop3::WireTransform::Finish).
+    m.octets = len + (lf_ - crlf_) + (m.final_newline ? 0 : (buf_[end - 1] == '\r' ? 1 : 2));
 
-    const size_t body = header_stop;
-    const std::string body_hash = Xxh3_128(buf_.substr(body, end - body)).Bytes();
-    content_stream_.Reset();
-    content_stream_.Update(buf_.substr(q, body - q));
-    content_stream_.Update(body_hash);
-    m.content_hash = content_stream_.Digest();
+    hasher_.Start(header_stop - q);
+    hasher_.Update(buf_.substr(q, end - q));
+    hasher_.Finish();
+    m.content_hash = hasher_.content_hash();
 
     digest_input_.push_back('\n');
-    digest_input_.append(body_hash);
+    digest_input_.append(hasher_.body_digest().Bytes());
     Sha256Digest d = Sha256(digest_input_);
     m.uidl_digest = HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), 12));
     result_.messages.push_back(std::move(m));
@@ -363,7 +371,7 @@ class Scanner {
   // Per-message state, reused across messages to avoid allocations.
   MessageInfo message_;
   std::string digest_input_;
-  Xxh3Stream content_stream_;
+  ContentHasher hasher_;
   bool current_volatile_ = false;
   std::optional<uint64_t> content_length_;
   bool content_length_ignored_ = false;

@@ -21,7 +21,17 @@
 //    not returned; resume_offset points at its From_ line. A From_ line without its newline
 //    at the end of a final buffer is not a message yet either, and the message before it is
 //    returned but tentative (see resume_offset).
+//  * At the end of a final buffer, a last line that is a lone "\r" is an empty line whose "\n"
+//    is still to come, and is left out like a trailing empty line.
 //  * Quoting (">From ") is neither added nor removed: bodies are served as stored.
+//
+// Appending never changes the messages before the append (issue 15; content_hash.h): a
+// message's UIDL digest, content hash, size and served bytes stay the same when its missing final
+// "\n" is completed, when the empty line before the next separator is written, and when a next
+// message follows. They change only when the message's own stored text changes: text glued onto
+// its last line (an MDA that appends a From_ line to a file not ending in "\n"), or an empty line
+// more before the next separator than the one that separates messages. Messages that end in "\n"
+// hash as they always did, so an upgrade changes no UIDL (tests/testdata/identity_golden.tsv).
 #ifndef POPLAR_COMMON_MBOX_SCANNER_H_
 #define POPLAR_COMMON_MBOX_SCANNER_H_
 
@@ -55,7 +65,8 @@ struct MessageInfo {
   std::string sender;  // envelope sender from the From_ line
   std::string date;    // envelope date from the From_ line, as written
   // XXH3-128 over the From_ line, the header block and the body's own digest: identifies the
-  // exact stored bytes of [offset, end_offset).
+  // stored bytes of [offset, end_offset), a missing final "\n" counted as present
+  // (mbox::ContentHasher).
   Hash128 content_hash;
   // 24 hex digits: SHA-256 of the From_ line, the header lines that no mail program rewrites
   // (Status:, X-Status:, X-UID: and friends are left out) and the body digest. The base of the

@@ -53,8 +53,12 @@ void WireTransform::Feed(std::string_view chunk, std::string* out) {
 
 void WireTransform::Finish(bool terminator, std::string* out) {
   if (!ends_with_lf_) {
-    out->append("\r\n", 2);
-    octets_ += 2;
+    // The final CRLF is ensured; a last line already ending in '\r' (a CRLF writer stopped
+    // between the two) needs only the '\n', so that completing it in the file later changes
+    // neither the bytes served nor the size (content_hash.h).
+    const size_t n = last_cr_ ? 1 : 2;
+    out->append(std::string_view("\r\n").substr(2 - n));
+    octets_ += n;
     ends_with_lf_ = true;
     at_line_start_ = true;
   }

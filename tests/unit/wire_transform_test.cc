@@ -86,7 +86,9 @@ std::string ExpectedDecoded(std::string_view message) {
     if (message[i] == '\n' && (i == 0 || message[i - 1] != '\r')) out.push_back('\r');
     out.push_back(message[i]);
   }
-  if (message.empty() || message.back() != '\n') out.append("\r\n");
+  if (message.empty() || message.back() != '\n') {
+    out.append(!message.empty() && message.back() == '\r' ? "\n" : "\r\n");
+  }
   return out;
 }
 
@@ -133,7 +135,10 @@ TEST(WireTransformTest, Retr) {
       {"CR at chunk end, no LF after it", {"a\r", "b\n"}, true, false, "a\rb\r\n", 5},
       {"bare CR in the middle kept", {"a\rb\n"}, true, false, "a\rb\r\n", 5},
       {"CR CR LF kept as is", {"a\r\r\n"}, true, false, "a\r\r\n", 4},
-      {"lone CR line", {"\r\r\n\r"}, true, false, "\r\r\n\r\r\n", 6},
+      // A last line that ends in CR is a CRLF cut short: only the LF is added, so completing
+      // it in the file later changes neither the bytes nor the size (content_hash.h).
+      {"lone CR line at the end", {"\r\r\n\r"}, true, false, "\r\r\n\r\n", 5},
+      {"last line ending in CR", {"a\r\nb\r"}, true, false, "a\r\nb\r\n", 6},
       {"leading dot stuffed", {".a\n"}, true, false, "..a\r\n", 4},
       {"two dots become three", {"..\n"}, true, false, "...\r\n", 4},
       {"dot-only line", {"a\n.\nb\n"}, true, false, "a\r\n..\r\nb\r\n", 9},
@@ -144,7 +149,7 @@ TEST(WireTransformTest, Retr) {
       {"dot after LF and boundary", {"a", "\n.", "b\n"}, true, false, "a\r\n..b\r\n", 7},
       {"dot after empty chunks", {"a\n", "", "", ".", "\n"}, true, false, "a\r\n..\r\n", 6},
       {"final CRLF ensured", {"a\nb"}, true, false, "a\r\nb\r\n", 6},
-      {"final CRLF after a bare CR", {"a\r"}, true, false, "a\r\r\n", 4},
+      {"final CRLF after a bare CR: only the LF", {"a\r"}, true, false, "a\r\n", 3},
       {"final dot line without LF", {"a\n."}, true, false, "a\r\n..\r\n", 6},
       {"empty lines", {"\n\r\n\n"}, true, false, "\r\n\r\n\r\n", 6},
       {"empty message", {}, true, false, "\r\n", 2},
@@ -410,6 +415,10 @@ TEST(WireTransformTest, RetrMatchesScannerOctetsAndRoundTrips) {
     // without it a final empty line of the message would be taken for the separator.
     std::string mbox = std::string(kFromLine) + m;
     if (!m.empty() && m.back() == '\n') mbox += "\n";
+    // A lone CR after the last LF at the end of a file is an empty line not yet complete,
+    // which the scanner leaves out like the empty line above: such a message cannot end a
+    // file as it is (append_identity_test covers that shape).
+    if (std::string_view(mbox).ends_with("\n\r")) continue;
     mbox::ScanResult scan = mbox::ScanMbox(mbox, 0, {.final = true});
     ASSERT_EQ(scan.messages.size(), 1u) << Show(mbox);
     const mbox::MessageInfo& info = scan.messages[0];

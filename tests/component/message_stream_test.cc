@@ -179,6 +179,36 @@ TEST(MessageStream, AppendsAfterLoginAreHarmless) {
   EXPECT_EQ(*wire, Wire(kMbox.substr(v.messages[3].data_offset, v.messages[3].length)));
 }
 
+// Issue 15: a careful MDA completes the last line ("\n"), writes the empty line and delivers. The
+// next session's snapshot has the old last message with the same identity, size and UIDL, and
+// RETR of it in either session sends the same bytes and passes the content-hash check.
+TEST(MessageStream, CompletingTheLastLineChangesNothingForTheNextSession) {
+  TempDir dir;
+  const MaildropView before = ViewOf(dir, kMbox);
+  testing::AppendFile(before.mailbox_path,
+                      "\n\nFrom e@example.org Thu Nov 26 11:00:00 2026\n\nnew\n\n");
+  const std::string now = kMbox + "\n\nFrom e@example.org Thu Nov 26 11:00:00 2026\n\nnew\n\n";
+  absl::StatusOr<MaildropView> after = MakeMaildropView(SnapshotOf(now, before.mailbox_path));
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_EQ(after->messages.size(), 5u);
+  EXPECT_EQ(after->messages[3].content_hash, before.messages[3].content_hash);
+  EXPECT_EQ(after->maildrop.octets[3], before.maildrop.octets[3]);
+  EXPECT_EQ(after->maildrop.uidls[3], before.maildrop.uidls[3]);
+  EXPECT_EQ(after->messages[3].length, before.messages[3].length + 1);
+  std::string sent[2];
+  int i = 0;
+  for (const MaildropView* v : {&before, static_cast<const MaildropView*>(&*after)}) {
+    absl::StatusOr<MailboxFile> f = MailboxFile::Open(*v);
+    ASSERT_TRUE(f.ok()) << f.status();
+    MessageStream s(*f, v->messages[3], std::nullopt, v->maildrop.octets[3]);
+    absl::StatusOr<std::string> wire = Drain(s, 7);
+    ASSERT_TRUE(wire.ok()) << wire.status();
+    sent[i++] = *wire;
+  }
+  EXPECT_EQ(sent[0], sent[1]);
+  EXPECT_EQ(sent[0], "Subject: no final newline\r\n\r\nfirst\r\nsecond\r\nthird\r\n.\r\n");
+}
+
 TEST(MessageStream, ReplacedFileIsRefused) {
   TempDir dir;
   const MaildropView v = ViewOf(dir, kMbox);

@@ -92,33 +92,53 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::IndexerConfi
     std::cerr << "poplar-indexer: initial scan: " << s << "\n";  // one bad mailbox is not fatal
   }
 
+  // Two servers, because what a peer may do depends on how it came in. The unix socket's file
+  // permissions (0660, below) are its access control: there popd opens sessions and poplarctl
+  // administers. The TCP listener (loopback only, see indexer_config.cc) authenticates no peer:
+  // it serves the Maildrop service alone, and opens a session only with the user's own
+  // credentials; the Admin service is never on it.
   d->maildrop_ =
-      std::make_unique<MaildropService>(d->indexer_.get(), config.max_sessions_per_stream());
+      std::make_unique<MaildropService>(d->indexer_.get(), config.max_sessions_per_stream(),
+                                        /*require_credentials=*/false);
   d->admin_ = std::make_unique<AdminService>(d->indexer_.get());
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::ServerBuilder builder;
   // A front-end that dies must lose its leases within seconds: ping idle connections and drop
   // those that do not answer (design §5 "Leases").
   const int keepalive_ms = std::max<int>(1000, static_cast<int>(config.lease_grace_ms()));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive_ms);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  builder.SetMaxReceiveMessageSize(4 << 20);
-  builder.SetMaxSendMessageSize(256 << 20);  // a snapshot of a very large mailbox
+  auto configure = [keepalive_ms](grpc::ServerBuilder& builder) {
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive_ms);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+    builder.SetMaxReceiveMessageSize(4 << 20);
+    builder.SetMaxSendMessageSize(256 << 20);  // a snapshot of a very large mailbox
+  };
   const std::string& sock = config.listen().unix_socket();
   if (!sock.empty()) {
     if (absl::Status s = PrepareSocketPath(sock); !s.ok()) return s;
+    grpc::ServerBuilder builder;
+    configure(builder);
     builder.AddListeningPort("unix:" + sock, grpc::InsecureServerCredentials());
+    builder.RegisterService(d->maildrop_.get());
+    builder.RegisterService(d->admin_.get());
+    d->server_ = builder.BuildAndStart();
+    if (!d->server_) return absl::UnavailableError("cannot start the gRPC server on " + sock);
   }
   if (!config.listen().tcp_address().empty()) {
+    d->tcp_maildrop_ =
+        std::make_unique<MaildropService>(d->indexer_.get(), config.max_sessions_per_stream(),
+                                          /*require_credentials=*/true);
+    grpc::ServerBuilder builder;
+    configure(builder);
     builder.AddListeningPort(config.listen().tcp_address(), grpc::InsecureServerCredentials(),
                              &d->tcp_port_);
+    builder.RegisterService(d->tcp_maildrop_.get());
+    d->tcp_server_ = builder.BuildAndStart();
+    if (!d->tcp_server_) {
+      return absl::UnavailableError("cannot start the gRPC server on " +
+                                    config.listen().tcp_address() + " (address in use?)");
+    }
   }
-  builder.RegisterService(d->maildrop_.get());
-  builder.RegisterService(d->admin_.get());
-  d->server_ = builder.BuildAndStart();
-  if (!d->server_) return absl::UnavailableError("cannot start the gRPC server (address in use?)");
   if (!sock.empty()) {
     // The socket is the access control of the admin API: owner and group only.
     if (::chmod(sock.c_str(), 0660) != 0) {
@@ -182,8 +202,9 @@ void Daemon::Shutdown(absl::Duration grace) {
   if (::write(stop_fd_.get(), &one, sizeof one) < 0) {
     // The loop also checks stopped_ at every wake-up; the reconcile timer wakes it at worst.
   }
-  if (server_)
-    server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  const auto deadline = std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace);
+  if (tcp_server_) tcp_server_->Shutdown(deadline);
+  if (server_) server_->Shutdown(deadline);
   if (events_.joinable()) events_.join();
 }
 

@@ -41,7 +41,10 @@ class Daemon {
   std::unique_ptr<Indexer> indexer_;
   std::unique_ptr<MaildropService> maildrop_;
   std::unique_ptr<AdminService> admin_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> server_;  // the unix socket: Maildrop and Admin
+  // The TCP listener: Maildrop only, credentials required (Daemon::Start says why).
+  std::unique_ptr<MaildropService> tcp_maildrop_;
+  std::unique_ptr<grpc::Server> tcp_server_;
   int tcp_port_ = 0;
   UniqueFd stop_fd_;  // eventfd that wakes the event thread for shutdown
   std::thread events_;

@@ -489,13 +489,16 @@ void Indexer::OpenSessionAsync(const v1::OpenSession& request, std::function<voi
                      });
 }
 
+bool CarriesCredentials(const v1::OpenSession& open) {
+  return open.has_scram() || open.has_challenge() || !open.password().empty();
+}
+
 absl::StatusOr<Indexer::Opened> Indexer::OpenStoreSession(const v1::OpenSession& request,
                                                           std::function<void()> on_revoke) {
   std::string mailbox;
   std::string user = request.user();
   std::string scram_signature;
-  const bool credentials =
-      request.has_scram() || request.has_challenge() || !request.password().empty();
+  const bool credentials = CarriesCredentials(request);
   if (request.has_scram()) {
     absl::StatusOr<AccountStore::LoginLookup> lookup;
     {

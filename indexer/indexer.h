@@ -34,6 +34,10 @@
 
 namespace poplar::indexer {
 
+// Does the open carry the user's credentials (a password, a SCRAM proof or a challenge digest)?
+// Without them OpenSession believes the caller authenticated the user (maildrop.proto).
+bool CarriesCredentials(const v1::OpenSession& open);
+
 class Indexer {
  public:
   // Opens the database and prepares the watcher; does not scan yet (RescanAll does).

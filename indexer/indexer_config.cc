@@ -1,5 +1,8 @@
 #include "indexer/indexer_config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <set>
 #include <string_view>
 #include <vector>
@@ -28,6 +31,20 @@ bool IsHostPort(std::string_view s) {
     return false;
   }
   return port <= 65535;
+}
+
+// A host that only this machine can reach: "localhost", 127.0.0.0/8 or [::1]. Wildcards
+// (0.0.0.0, [::]) and every other address are reachable from elsewhere.
+bool IsLoopbackHost(std::string_view host_port) {
+  std::string host(host_port.substr(0, host_port.rfind(':')));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 }  // namespace
@@ -80,6 +97,14 @@ absl::Status Validate(const config::IndexerConfig& c) {
   if (!l.tcp_address().empty() && !IsHostPort(l.tcp_address())) {
     errs.push_back(
         absl::StrCat("listen.tcp_address must be host:port (got \"", l.tcp_address(), "\")"));
+  } else if (!l.tcp_address().empty() && !IsLoopbackHost(l.tcp_address())) {
+    // Plaintext gRPC with no peer authentication: anyone who reaches the port could open any
+    // user's session by name (README, "Running poplar-indexer"). Until mutual TLS between hosts
+    // exists, TCP stays on this host.
+    errs.push_back(absl::StrCat("listen.tcp_address must be a loopback address (got \"",
+                                l.tcp_address(),
+                                "\"): the TCP listener has no peer authentication yet; remote "
+                                "front-ends need mutual TLS, which is not available"));
   }
   std::set<int> locks;
   for (int m : c.lock_methods()) {

@@ -16,6 +16,12 @@
 namespace poplar::indexer {
 namespace {
 
+absl::Status CredentialsRequired() {
+  return absl::UnauthenticatedError(
+      "this listener opens a session only with the user's credentials (password, SCRAM proof or "
+      "challenge digest)");
+}
+
 // Lets an admin's EndSession cancel a stream that may be finishing on another thread: the
 // reactor clears `ctx` in OnDone, before the context is destroyed.
 struct CancelHandle {
@@ -35,8 +41,10 @@ struct CancelHandle {
 // The lease is held from a successful open until OnDone, whatever ends the stream.
 class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionEvent> {
  public:
-  SessionReactor(Indexer* indexer, grpc::CallbackServerContext* ctx)
-      : indexer_(indexer), cancel_(std::make_shared<CancelHandle>()) {
+  SessionReactor(Indexer* indexer, grpc::CallbackServerContext* ctx, bool require_credentials)
+      : indexer_(indexer),
+        require_credentials_(require_credentials),
+        cancel_(std::make_shared<CancelHandle>()) {
     cancel_->ctx = ctx;
     StartRead(&request_);
   }
@@ -55,6 +63,9 @@ class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, 
         std::weak_ptr<CancelHandle> handle = cancel_;
         // A PAM login finishes on a PAM thread (no operation of this stream is pending
         // meanwhile, so the reactor stays alive); any other login finishes before this returns.
+        if (require_credentials_ && !CarriesCredentials(request_.open())) {
+          return End(ToGrpcStatus(CredentialsRequired()));
+        }
         indexer_->OpenSessionAsync(
             request_.open(),
             [handle] {
@@ -116,6 +127,7 @@ class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, 
   void Fail(grpc::StatusCode code, const char* why) { End(grpc::Status(code, why)); }
 
   Indexer* indexer_;
+  const bool require_credentials_;
   std::shared_ptr<CancelHandle> cancel_;
   State state_ = State::kStart;
   std::string session_id_;
@@ -190,8 +202,9 @@ class SessionsReactor final
     : public grpc::ServerBidiReactor<v1::SessionsRequest, v1::SessionsEvent> {
  public:
   SessionsReactor(Indexer* indexer, std::function<void(std::function<void()>)> run,
-                  size_t max_sessions)
+                  size_t max_sessions, bool require_credentials)
       : indexer_(indexer),
+        require_credentials_(require_credentials),
         run_(std::move(run)),
         table_(max_sessions),
         handle_(std::make_shared<RevokeHandle>()) {
@@ -309,12 +322,15 @@ class SessionsReactor final
 
   void RunOpen(uint64_t tag, const v1::OpenSession& open) {
     std::weak_ptr<RevokeHandle> weak = handle_;
-    absl::StatusOr<Indexer::Opened> opened = indexer_->OpenSession(open, [weak, tag] {
-      if (auto h = weak.lock()) {
-        std::lock_guard<std::mutex> lock(h->mu);  // held: the reactor cannot go meanwhile
-        if (h->reactor) h->reactor->Revoke(tag);
-      }
-    });
+    absl::StatusOr<Indexer::Opened> opened =
+        require_credentials_ && !CarriesCredentials(open)
+            ? absl::StatusOr<Indexer::Opened>(CredentialsRequired())
+            : indexer_->OpenSession(open, [weak, tag] {
+                if (auto h = weak.lock()) {
+                  std::lock_guard<std::mutex> lock(h->mu);  // held: the reactor cannot go meanwhile
+                  if (h->reactor) h->reactor->Revoke(tag);
+                }
+              });
     const SessionTable::Step step = Apply([&](SessionTable& t) {
       return t.OpenDone(tag, opened.status(),
                         opened.ok() ? opened->lease.session_id : std::string());
@@ -405,6 +421,7 @@ class SessionsReactor final
   }
 
   Indexer* indexer_;
+  const bool require_credentials_;
   std::function<void(std::function<void()>)> run_;
   std::mutex mu_;
   SessionTable table_;
@@ -423,9 +440,11 @@ class SessionsReactor final
 
 }  // namespace
 
-MaildropService::MaildropService(Indexer* indexer, size_t max_sessions_per_stream)
+MaildropService::MaildropService(Indexer* indexer, size_t max_sessions_per_stream,
+                                 bool require_credentials)
     : indexer_(indexer),
       max_sessions_per_stream_(max_sessions_per_stream),
+      require_credentials_(require_credentials),
       pool_(std::make_unique<WorkPool>(8)) {}
 
 MaildropService::~MaildropService() = default;
@@ -435,7 +454,7 @@ grpc::ServerBidiReactor<v1::SessionsRequest, v1::SessionsEvent>* MaildropService
   WorkPool* pool = pool_.get();
   return new SessionsReactor(
       indexer_, [pool](std::function<void()> fn) { pool->Run(std::move(fn)); },
-      max_sessions_per_stream_);
+      max_sessions_per_stream_, require_credentials_);
 }
 
 grpc::ServerUnaryReactor* MaildropService::Authenticate(grpc::CallbackServerContext* ctx,
@@ -463,7 +482,7 @@ grpc::ServerUnaryReactor* MaildropService::ScramLookup(grpc::CallbackServerConte
 
 grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionEvent>* MaildropService::Session(
     grpc::CallbackServerContext* ctx) {
-  return new SessionReactor(indexer_, ctx);
+  return new SessionReactor(indexer_, ctx, require_credentials_);
 }
 
 }  // namespace poplar::indexer

@@ -17,7 +17,11 @@ namespace poplar::indexer {
 class MaildropService final : public v1::Maildrop::CallbackService {
  public:
   // `max_sessions_per_stream`: live sessions one Sessions stream may hold.
-  MaildropService(Indexer* indexer, size_t max_sessions_per_stream);
+  // `require_credentials`: refuse an OpenSession that carries no credentials (a password, a SCRAM
+  // proof or a challenge digest) with UNAUTHENTICATED. On for every listener whose peers the
+  // file permissions of the unix socket do not vouch for (TCP): "already authenticated by the
+  // caller" is believed only from a caller the socket let in.
+  MaildropService(Indexer* indexer, size_t max_sessions_per_stream, bool require_credentials);
   // Waits for the Sessions streams' running operations (call after the server has shut down).
   ~MaildropService() override;
 
@@ -36,6 +40,7 @@ class MaildropService final : public v1::Maildrop::CallbackService {
   class WorkPool;
   Indexer* indexer_;
   size_t max_sessions_per_stream_;
+  bool require_credentials_;
   std::unique_ptr<WorkPool> pool_;
 };
 

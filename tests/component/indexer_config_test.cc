@@ -103,6 +103,19 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
        "spools { directory: \"/a\" } run_as { user: \"x\" keep_capabilities: \"CAP_SETUID\" }",
        "CAP_SETUID cannot be kept"},
       {"pam dir", "spools { directory: \"/a\" } pam { config_dir: \"pam.d\" }", "pam.config_dir"},
+      // Issue 15: no unauthenticated TCP listener that other hosts can reach.
+      {"tcp wildcard v4", "spools { directory: \"/a\" } listen { tcp_address: \"0.0.0.0:7070\" }",
+       "must be a loopback address"},
+      {"tcp wildcard v6", "spools { directory: \"/a\" } listen { tcp_address: \"[::]:7070\" }",
+       "must be a loopback address"},
+      {"tcp private net", "spools { directory: \"/a\" } listen { tcp_address: \"10.0.0.5:7070\" }",
+       "must be a loopback address"},
+      {"tcp host name",
+       "spools { directory: \"/a\" } listen { tcp_address: \"mail.example:7070\" }",
+       "must be a loopback address"},
+      {"tcp v4-mapped",
+       "spools { directory: \"/a\" } listen { tcp_address: \"[::ffff:127.0.0.1]:1\" }",
+       "must be a loopback address"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -115,6 +128,15 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("at least one spools"));
   EXPECT_THAT(std::string(s.message()), HasSubstr("database_path"));
   EXPECT_THAT(std::string(s.message()), HasSubstr("reconcile_interval_s"));
+}
+
+TEST(IndexerConfig, TcpOnLoopbackIsAccepted) {
+  for (const char* address : {"127.0.0.1:0", "127.1.2.3:7070", "localhost:7070", "[::1]:7070"}) {
+    SCOPED_TRACE(address);
+    absl::Status s = Validate(Parse(
+        absl::StrCat("spools { directory: \"/a\" } listen { tcp_address: \"", address, "\" }")));
+    EXPECT_TRUE(s.ok()) << s;
+  }
 }
 
 TEST(IndexerConfig, LoadFromFile) {

@@ -688,6 +688,72 @@ class SessionsStreamTest : public IndexerServiceTest {
   }
 };
 
+// Issue 15: the TCP listener authenticates no peer, so it serves no Admin call and opens no
+// session without the user's own credentials; the unix socket (file permissions) keeps both.
+TEST_F(SessionsStreamTest, TcpListenerServesNoAdminAndOpensOnlyWithCredentials) {
+  StopDaemon();
+  config::IndexerConfig c = Config();
+  c.mutable_listen()->set_tcp_address("127.0.0.1:0");
+  StartDaemon(c);
+  ASSERT_GT(daemon_->tcp_port(), 0);
+  auto tcp = grpc::CreateChannel(absl::StrCat("127.0.0.1:", daemon_->tcp_port()),
+                                 grpc::InsecureChannelCredentials());
+  auto tcp_admin = v1::Admin::NewStub(tcp);
+  {  // Admin: not there at all, whatever the call.
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(10));
+    v1::AccountList accounts;
+    EXPECT_EQ(tcp_admin->ListAccounts(&ctx, v1::Empty(), &accounts).error_code(),
+              grpc::StatusCode::UNIMPLEMENTED);
+    grpc::ClientContext ctx2;
+    ctx2.set_deadline(In(10));
+    v1::AddAccountRequest add;
+    add.set_user("mallory");
+    add.set_password("x");
+    v1::Account account;
+    EXPECT_EQ(tcp_admin->AddAccount(&ctx2, add, &account).error_code(),
+              grpc::StatusCode::UNIMPLEMENTED);
+  }
+  auto tcp_maildrop = v1::Maildrop::NewStub(tcp);
+  {  // Sessions stream: by name alone, refused; wrong password refused; right password opens.
+    Mux m;
+    m.ctx = std::make_unique<grpc::ClientContext>();
+    m.ctx->set_deadline(In(30));
+    m.stream = tcp_maildrop->Sessions(m.ctx.get());
+    v1::SessionsEvent ev = m.OpenAndWait(1, "alice");
+    EXPECT_FALSE(ev.has_snapshot());
+    EXPECT_EQ(Code(ev), grpc::StatusCode::UNAUTHENTICATED) << ev.error().message();
+    ev = m.OpenAndWait(2, "alice", "wrong");
+    EXPECT_EQ(Code(ev), grpc::StatusCode::UNAUTHENTICATED);
+    ev = m.OpenAndWait(3, "alice", "correct horse");
+    ASSERT_TRUE(ev.has_snapshot()) << ev.error().message();
+    EXPECT_TRUE(ev.snapshot().credentials_checked());
+    m.stream->WritesDone();
+    m.stream->Finish();
+  }
+  {  // The per-session Session stream: the same rule.
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(30));
+    std::unique_ptr<SessionStream> stream = tcp_maildrop->Session(&ctx);
+    v1::SessionRequest req;
+    req.mutable_open()->set_user("alice");
+    ASSERT_TRUE(stream->Write(req));
+    v1::SessionEvent ev;
+    EXPECT_FALSE(stream->Read(&ev));
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // The unix socket: Admin works, and its trusted callers may open by name.
+  EXPECT_EQ(LiveSessions(), 0u);
+  Mux m = NewMux();
+  v1::SessionsEvent ev = m.OpenAndWait(1, "alice");
+  ASSERT_TRUE(ev.has_snapshot()) << ev.error().message();
+  EXPECT_FALSE(ev.snapshot().credentials_checked());
+  m.stream->WritesDone();
+  m.stream->Finish();
+  // The refused opens left nothing behind.
+  EXPECT_EQ(LiveSessions(), 0u);
+}
+
 TEST_F(SessionsStreamTest, TwoSessionsOnOneStreamGetTheirOwnSnapshotsAndCommits) {
   Mux m = NewMux();
   v1::SessionsEvent a = m.OpenAndWait(1, "alice", "correct horse");

@@ -872,6 +872,49 @@ TEST_F(DeferredExpungeTest, HiddenAtOnceCompactedLaterInOneBatch) {
   EXPECT_EQ(v->problems_size(), 0);
 }
 
+// Issue 15: a delivery that completes the last line ("\n", then the empty line) of a mailbox
+// whose last message has no final newline does not change that message's identity. A session
+// that DELEted it before the delivery commits, immediately or deferred, and the new mail stays.
+TEST_F(ExpungeTest, DeleOfTheLastLineCompletedByADeliveryCommits) {
+  const std::vector<std::string> segs = Segments(3, {"lf", "\n", false, false});
+  WriteFile(Mbox(), Join(segs));
+  Start(Config());
+  Session s = Open();
+  const std::vector<std::string> uidls = UidlsOf(s.snap);
+  AppendFile(Mbox(), "\n\n" + Msg(9) + "\n");  // a padding MDA's delivery
+  absl::StatusOr<v1::CommitResult> r = Delete(s, {2});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->deleted(), 1u);
+  EXPECT_EQ(ReadFile(Mbox()), segs[0] + segs[1] + Msg(9) + "\n");
+  Session next = Open();
+  const std::vector<std::string> u = UidlsOf(next.snap);
+  ASSERT_EQ(u.size(), 3u);
+  EXPECT_EQ(u[0], uidls[0]);
+  EXPECT_EQ(u[1], uidls[1]);
+  indexer_->CloseSession(next.id);
+}
+
+TEST_F(DeferredExpungeTest, HiddenLastMessageFollowsADeliveryThatCompletesItsLine) {
+  const std::vector<std::string> segs = Segments(3, {"lf", "\n", false, false});
+  WriteFile(Mbox(), Join(segs));
+  Start(Deferred(/*bytes=*/1 << 30, /*delay_s=*/3600));
+  Session s = Open();
+  const std::vector<std::string> uidls = UidlsOf(s.snap);
+  ASSERT_TRUE(Delete(s, {2}).ok());
+  AppendFile(Mbox(), "\n\n" + Msg(9) + "\n");
+  ASSERT_TRUE(indexer_->RescanAll().ok());
+  Session next = Open();
+  std::vector<std::string> u = UidlsOf(next.snap);
+  ASSERT_EQ(u.size(), 3u) << "the hidden message stays hidden after the delivery";
+  EXPECT_EQ(u[0], uidls[0]);
+  EXPECT_EQ(u[1], uidls[1]);
+  indexer_->CloseSession(next.id);
+  auto n = indexer_->CompactDue(/*force=*/true);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(ReadFile(Mbox()), segs[0] + segs[1] + Msg(9) + "\n");
+}
+
 // Another program rewrites the mailbox (offsets move): hidden messages stay hidden, found by
 // their content hash, and the compaction still removes exactly them.
 TEST_F(DeferredExpungeTest, HiddenMessagesFollowARewriteByAnotherProgram) {

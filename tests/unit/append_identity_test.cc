@@ -59,6 +59,7 @@ constexpr Shape kShapes[] = {
     {"headers only, cut between CR and LF", "Subject: s\r\nX-Other: t\r"},
     {"header block ended by a lone CR", "Subject: s\r\n\r"},
     {"empty message", ""},
+    {"X-UIDL as the unfinished last header line", "Subject: s\nX-UIDL: 0123456789abcdef"},
 };
 
 enum class Mda {
@@ -191,6 +192,29 @@ TEST(AppendIdentityTest, EveryShapeTimesEveryDelivery) {
       }
     }
   }
+}
+
+// Content-Length (design §3): a forged header that measures the old last message plus the next
+// delivery exactly would make a later scan take the two for one. With the default (not trusted)
+// the delivery stays a message of its own and the old one keeps its identity. Sites that turn
+// trust_content_length on (Dovecot-written mboxcl2 spools) accept that risk (README).
+TEST(AppendIdentityTest, ForgedContentLengthDoesNotSwallowTheNextDelivery) {
+  const std::string body = "short\n";
+  const std::string next = std::string("\n") + std::string(kNew);  // padding + the delivery
+  const std::string last =
+      "Subject: s\nContent-Length: " + std::to_string(body.size() + next.size()) + "\n\n" + body;
+  const std::string before = Cat({kFirst, kFrom, last});
+  const std::string after = before + next;
+  const std::vector<Seen> old = Observe(before);
+  const std::vector<Seen> now = Observe(after);
+  ASSERT_EQ(old.size(), 2u);
+  ASSERT_EQ(now.size(), 3u);
+  EXPECT_EQ(now[1].uidl, old[1].uidl);
+  EXPECT_EQ(now[1].hash, old[1].hash);
+  // The same file with Content-Length trusted: the forgery works, which is why it is off.
+  const ScanResult trusted =
+      ScanMbox(after, 0, ScanOptions{.final = true, .trust_content_length = true});
+  EXPECT_EQ(trusted.messages.size(), 2u);
 }
 
 // Messages that end in "\n" keep the content hash and digest they had before the rule (an upgrade

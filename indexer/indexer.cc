@@ -209,6 +209,12 @@ Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store
   if (config_.has_pam()) pam_ = std::make_unique<PamAuthenticator>(config_.pam());
 }
 
+Indexer::~Indexer() {
+  // A login waiting for a lease continues on the LeaseManager's thread into FinishOpen, which
+  // uses the store: those end (or finish) here, while everything is still in place.
+  leases_.Shutdown();
+}
+
 absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path, const std::string& user,
                                                    bool force_full, bool quiet) {
   // Half-rewritten by an expunge that holds the MDA locks: the expunge sets the index itself.
@@ -446,13 +452,13 @@ absl::StatusOr<v1::ScramLookupReply> Indexer::ScramLookup(const std::string& use
 }
 
 absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& request,
-                                                     std::function<void()> on_revoke) {
+                                                     LeaseHooks hooks) {
   struct Result {
     absl::Notification ready;
     absl::StatusOr<Opened> opened;
   };
   auto result = std::make_shared<Result>();
-  OpenSessionAsync(request, std::move(on_revoke), [result](absl::StatusOr<Opened> o) {
+  OpenSessionAsync(request, std::move(hooks), [result](absl::StatusOr<Opened> o) {
     result->opened = std::move(o);
     result->ready.Notify();
   });
@@ -460,12 +466,13 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
   return std::move(result->opened);
 }
 
-void Indexer::OpenSessionAsync(const v1::OpenSession& request, std::function<void()> on_revoke,
-                               OpenDone done) {
+void Indexer::OpenSessionAsync(const v1::OpenSession& request, LeaseHooks hooks, OpenDone done) {
   AccountStore::LoginLookup lookup;
   if (request.has_scram() || request.has_challenge() ||
       !UsesPam(request.user(), request.password(), &lookup)) {
-    return done(OpenStoreSession(request, std::move(on_revoke)));
+    absl::StatusOr<Login> login = StoreLogin(request);
+    if (!login.ok()) return done(login.status());
+    return OpenAuthenticatedAsync(*std::move(login), request, std::move(hooks), std::move(done));
   }
   // A system account: PAM on its own threads; the rest of the open continues there.
   (void)accounts_->VerifyLogin(std::move(lookup), request.password());  // as for a store miss
@@ -474,7 +481,7 @@ void Indexer::OpenSessionAsync(const v1::OpenSession& request, std::function<voi
   open.set_client_address(request.client_address());
   open.set_front_end(request.front_end());
   pam_->Authenticate(request.user(), request.password(), request.client_address(),
-                     [this, open = std::move(open), on_revoke = std::move(on_revoke),
+                     [this, open = std::move(open), hooks = std::move(hooks),
                       done = std::move(done)](absl::Status s) mutable {
                        if (!s.ok()) return done(s);
                        {
@@ -484,8 +491,10 @@ void Indexer::OpenSessionAsync(const v1::OpenSession& request, std::function<voi
                          if (accounts_->Get(open.user()).ok())
                            return done(absl::UnauthenticatedError("authentication failed"));
                        }
-                       done(OpenAuthenticated(open.user(), DefaultMailboxFor(open.user()), open,
-                                              /*credentials=*/true, "", std::move(on_revoke)));
+                       Login login{open.user(), DefaultMailboxFor(open.user()),
+                                   /*credentials=*/true, ""};
+                       OpenAuthenticatedAsync(std::move(login), open, std::move(hooks),
+                                              std::move(done));
                      });
 }
 
@@ -493,29 +502,27 @@ bool CarriesCredentials(const v1::OpenSession& open) {
   return open.has_scram() || open.has_challenge() || !open.password().empty();
 }
 
-absl::StatusOr<Indexer::Opened> Indexer::OpenStoreSession(const v1::OpenSession& request,
-                                                          std::function<void()> on_revoke) {
-  std::string mailbox;
-  std::string user = request.user();
-  std::string scram_signature;
-  const bool credentials = CarriesCredentials(request);
+absl::StatusOr<Indexer::Login> Indexer::StoreLogin(const v1::OpenSession& request) {
+  Login login;
+  login.user = request.user();
+  login.credentials = CarriesCredentials(request);
   if (request.has_scram()) {
     absl::StatusOr<AccountStore::LoginLookup> lookup;
     {
       absl::MutexLock lock(&mu_);
-      lookup = accounts_->LookupLogin(user);
+      lookup = accounts_->LookupLogin(login.user);
     }
     if (!lookup.ok()) return lookup.status();
-    absl::StatusOr<AccountStore::ScramLogin> login = accounts_->VerifyScram(
+    absl::StatusOr<AccountStore::ScramLogin> scram = accounts_->VerifyScram(
         std::move(*lookup), request.scram().auth_message(), request.scram().client_proof());
-    if (!login.ok()) return login.status();
-    user = login->account.user;
-    scram_signature = std::move(login->server_signature);
+    if (!scram.ok()) return scram.status();
+    login.user = scram->account.user;
+    login.scram_signature = std::move(scram->server_signature);
   } else if (request.has_challenge()) {
     absl::StatusOr<AccountStore::LoginLookup> lookup;
     {
       absl::MutexLock lock(&mu_);
-      lookup = accounts_->LookupLogin(user);
+      lookup = accounts_->LookupLogin(login.user);
     }
     if (!lookup.ok()) return lookup.status();
     absl::StatusOr<AccountRecord> account = accounts_->VerifyChallengeDigest(
@@ -525,41 +532,46 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenStoreSession(const v1::OpenSession&
             : AccountStore::DigestKind::kApop,
         request.challenge().challenge(), request.challenge().digest());
     if (!account.ok()) return account.status();
-    user = account->user;
+    login.user = account->user;
   } else if (!request.password().empty()) {
     absl::StatusOr<std::string> canonical = StoreAuthenticate(request.user(), request.password());
     if (!canonical.ok()) return canonical.status();
-    user = *canonical;
+    login.user = *canonical;
   }
-  {
-    absl::MutexLock lock(&mu_);
-    absl::StatusOr<AccountRecord> account = accounts_->Get(user);
-    if (!account.ok()) {
-      if (absl::IsNotFound(account.status()) || absl::IsInvalidArgument(account.status())) {
-        return absl::UnauthenticatedError("no such account");
-      }
-      return account.status();
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<AccountRecord> account = accounts_->Get(login.user);
+  if (!account.ok()) {
+    if (absl::IsNotFound(account.status()) || absl::IsInvalidArgument(account.status())) {
+      return absl::UnauthenticatedError("no such account");
     }
-    mailbox = account->mailbox;
+    return account.status();
   }
-  return OpenAuthenticated(user, mailbox, request, credentials, scram_signature,
-                           std::move(on_revoke));
+  login.mailbox = account->mailbox;
+  return login;
 }
 
-absl::StatusOr<Indexer::Opened> Indexer::OpenAuthenticated(
-    const std::string& user, const std::string& mailbox, const v1::OpenSession& request,
-    bool credentials, const std::string& scram_signature, std::function<void()> on_revoke) {
+void Indexer::OpenAuthenticatedAsync(Login login, const v1::OpenSession& request, LeaseHooks hooks,
+                                     OpenDone done) {
   LeaseInfo info;
-  info.mailbox = mailbox;
-  info.user = user;
+  info.mailbox = login.mailbox;
+  info.user = login.user;
   info.client_address = request.client_address();
   info.front_end = request.front_end();
-  absl::StatusOr<LeaseInfo> lease = leases_.Acquire(std::move(info), std::move(on_revoke));
-  if (!lease.ok()) return lease.status();
+  // A wait (the holder may be ending) holds no thread and no lock of ours: the continuation
+  // runs on the LeaseManager's thread once the lease is granted or refused.
+  leases_.AcquireAsync(
+      std::move(info), std::move(hooks), absl::Milliseconds(config_.lease_wait_ms()),
+      [this, login = std::move(login), done = std::move(done)](absl::StatusOr<LeaseInfo> lease) {
+        if (!lease.ok()) return done(lease.status());
+        done(FinishOpen(login, *lease));
+      });
+}
 
+absl::StatusOr<Indexer::Opened> Indexer::FinishOpen(const Login& login, const LeaseInfo& lease) {
+  const std::string& mailbox = login.mailbox;
   absl::MutexLock lock(&mu_);
   auto fail = [&](absl::Status s) -> absl::Status {
-    leases_.Release(lease->session_id);
+    leases_.Release(lease.session_id);
     return s;
   };
   // The session that deleted may have been ended (`poplarctl sessions end`) while its expunge
@@ -570,24 +582,26 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenAuthenticated(
   }
   // Catch-up: the index must cover the file as it is now (design §5). A missing file is an
   // empty maildrop (RFC 1939 allows it; the MDA creates the file on first delivery).
-  absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, user, false, /*quiet=*/true);
+  absl::StatusOr<IndexOutcome> o = UpdateLocked(mailbox, login.user, false, /*quiet=*/true);
   if (!o.ok() && !absl::IsNotFound(o.status())) {
     if (absl::IsFailedPrecondition(o.status())) {
       // A symlink, FIFO, directory or foreign-owned file: popd answers -ERR [SYS/PERM].
-      std::cerr << "poplar-indexer: login " << user << ": " << o.status().message() << "\n";
+      std::cerr << "poplar-indexer: login " << login.user << ": " << o.status().message() << "\n";
     }
     return fail(o.status());
   }
   absl::StatusOr<std::shared_ptr<const v1::Snapshot>> cached = CachedSnapshotLocked(mailbox);
   if (!cached.ok()) return fail(cached.status());
   Opened out;
-  out.lease = *lease;
+  out.lease = lease;
   if (*cached) out.snapshot = **cached;
-  out.snapshot.set_session_id(lease->session_id);
-  if (!scram_signature.empty()) out.snapshot.set_scram_server_signature(scram_signature);
-  out.snapshot.set_credentials_checked(credentials);
+  out.snapshot.set_session_id(lease.session_id);
+  if (!login.scram_signature.empty()) {
+    out.snapshot.set_scram_server_signature(login.scram_signature);
+  }
+  out.snapshot.set_credentials_checked(login.credentials);
   out.snapshot.set_mailbox_path(mailbox);
-  sessions_[lease->session_id] = SessionState{mailbox, *cached};
+  sessions_[lease.session_id] = SessionState{mailbox, *cached};
   return out;
 }
 

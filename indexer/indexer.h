@@ -42,6 +42,8 @@ class Indexer {
  public:
   // Opens the database and prepares the watcher; does not scan yet (RescanAll does).
   static absl::StatusOr<std::unique_ptr<Indexer>> Create(const config::IndexerConfig& config);
+  // Ends the logins waiting for a lease (Unavailable) before anything they use goes.
+  ~Indexer();
 
   // ---- spool watching (the event thread) ----
   int watch_fd() const { return watcher_->fd(); }
@@ -68,14 +70,17 @@ class Indexer {
     v1::Snapshot snapshot;
   };
   // Leases the user's maildrop, catches the index up with the file, returns the snapshot.
-  absl::StatusOr<Opened> OpenSession(const v1::OpenSession& request,
-                                     std::function<void()> on_revoke);
-  // OpenSession for the gRPC stream: a login that PAM must check is handed to the PAM threads
-  // and `done` runs there when it is over, so no gRPC thread waits for PAM; any other login is
-  // opened inline and `done` runs before this returns.
+  // `hooks` reach the session while it holds the lease (an admin's revoke; another login's
+  // liveness check, LeaseManager). Waits, if the maildrop's holder may be ending, up to
+  // lease_wait_ms: for tests and tools, not for gRPC threads.
+  absl::StatusOr<Opened> OpenSession(const v1::OpenSession& request, LeaseHooks hooks);
+  // OpenSession for the gRPC streams, never blocking on a wait: a login that PAM must check is
+  // handed to the PAM threads and `done` runs there; a login that finds its maildrop held by a
+  // session that may be ending waits in the LeaseManager (no thread) and `done` runs on the
+  // LeaseManager's thread; any other login is opened inline and `done` runs before this
+  // returns.
   using OpenDone = std::function<void(absl::StatusOr<Opened>)>;
-  void OpenSessionAsync(const v1::OpenSession& request, std::function<void()> on_revoke,
-                        OpenDone done);
+  void OpenSessionAsync(const v1::OpenSession& request, LeaseHooks hooks, OpenDone done);
   // The expunge (design §5): under every MDA lock, re-verifies the session's snapshot against
   // the file (same inode, every message where and what it was, only appends since), compacts
   // the file in place with a redo journal (indexer/expunger.h) and updates the index in the
@@ -85,6 +90,9 @@ class Indexer {
   // file changed in any way other than an append.
   absl::StatusOr<v1::CommitResult> Commit(const std::string& session_id, const v1::Commit& commit);
   void CloseSession(const std::string& session_id);
+  // The session holding `session_id` answered a liveness probe: it is alive, so the logins
+  // waiting for its maildrop get RESOURCE_EXHAUSTED now (LeaseManager::Alive).
+  void LeaseAlive(const std::string& session_id) { leases_.Alive(session_id); }
 
   // ---- deferred compaction (config deferred_expunge) ----
   bool deferred_expunge() const { return config_.deferred_expunge(); }
@@ -130,13 +138,20 @@ class Indexer {
   // The store's own check of a plaintext password (no PAM).
   absl::StatusOr<std::string> StoreAuthenticate(const std::string& user,
                                                 const std::string& password);
-  // OpenSession after the credentials: the lease, the catch-up and the snapshot.
-  absl::StatusOr<Opened> OpenStoreSession(const v1::OpenSession& request,
-                                          std::function<void()> on_revoke);
-  absl::StatusOr<Opened> OpenAuthenticated(const std::string& user, const std::string& mailbox,
-                                           const v1::OpenSession& request, bool credentials,
-                                           const std::string& scram_signature,
-                                           std::function<void()> on_revoke);
+  // Who logs in, once the credentials were checked.
+  struct Login {
+    std::string user;
+    std::string mailbox;
+    bool credentials = false;  // OpenSession carried credentials and they were checked
+    std::string scram_signature;
+  };
+  // The store's part of OpenSession: the credentials (password, SCRAM, APOP/CRAM-MD5).
+  absl::StatusOr<Login> StoreLogin(const v1::OpenSession& request);
+  // OpenSession after the credentials: the lease (possibly after a wait), then FinishOpen.
+  void OpenAuthenticatedAsync(Login login, const v1::OpenSession& request, LeaseHooks hooks,
+                              OpenDone done);
+  // With the lease held: the catch-up and the snapshot; the lease goes again on failure.
+  absl::StatusOr<Opened> FinishOpen(const Login& login, const LeaseInfo& lease);
   // Finishes open expunge plans (of one mailbox, or all when empty) and re-indexes the
   // mailboxes they touched. UNAVAILABLE if a plan could not get its locks (it stays open).
   absl::Status RecoverLocked(const std::string& mailbox) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

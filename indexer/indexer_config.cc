@@ -127,6 +127,7 @@ absl::Status Validate(const config::IndexerConfig& c) {
     errs.push_back("deferred_expunge_delay_s must be at most 2592000 (30 days)");
   }
   if (c.lease_grace_ms() > 60000) errs.push_back("lease_grace_ms must be at most 60000");
+  if (c.lease_wait_ms() > 30000) errs.push_back("lease_wait_ms must be within 0..30000");
   if (c.max_sessions_per_stream() < 1 || c.max_sessions_per_stream() > 1000000) {
     errs.push_back("max_sessions_per_stream must be within 1..1000000");
   }

@@ -61,23 +61,28 @@ class SessionReactor final : public grpc::ServerBidiReactor<v1::SessionRequest, 
         if (!request_.has_open())
           return Fail(grpc::StatusCode::INVALID_ARGUMENT, "OpenSession first");
         std::weak_ptr<CancelHandle> handle = cancel_;
-        // A PAM login finishes on a PAM thread (no operation of this stream is pending
-        // meanwhile, so the reactor stays alive); any other login finishes before this returns.
+        // A PAM login finishes on a PAM thread, one that waited for an ending holder on the
+        // LeaseManager's thread (no operation of this stream is pending meanwhile and nothing
+        // calls Finish, so the reactor stays alive); any other login finishes before this
+        // returns.
+        //
+        // No liveness check: a Session stream cannot be asked, so a login that finds this
+        // session holding its maildrop gets [IN-USE] at once (LeaseManager).
         if (require_credentials_ && !CarriesCredentials(request_.open())) {
           return End(ToGrpcStatus(CredentialsRequired()));
         }
-        indexer_->OpenSessionAsync(
-            request_.open(),
-            [handle] {
-              if (auto h = handle.lock()) h->Cancel();
-            },
-            [this](absl::StatusOr<Indexer::Opened> opened) {
-              if (!opened.ok()) return End(ToGrpcStatus(opened.status()));
-              session_id_ = opened->lease.session_id;
-              *event_.mutable_snapshot() = std::move(opened->snapshot);
-              state_ = State::kOpen;
-              StartWrite(&event_);
-            });
+        LeaseHooks hooks;
+        hooks.on_revoke = [handle] {
+          if (auto h = handle.lock()) h->Cancel();
+        };
+        indexer_->OpenSessionAsync(request_.open(), std::move(hooks),
+                                   [this](absl::StatusOr<Indexer::Opened> opened) {
+                                     if (!opened.ok()) return End(ToGrpcStatus(opened.status()));
+                                     session_id_ = opened->lease.session_id;
+                                     *event_.mutable_snapshot() = std::move(opened->snapshot);
+                                     state_ = State::kOpen;
+                                     StartWrite(&event_);
+                                   });
         return;
       }
       case State::kOpen: {
@@ -196,8 +201,15 @@ constexpr size_t kMaxQueuedEvents = 256;
 // time). SessionTable holds the protocol; this class carries out its steps. The leases of the
 // stream's sessions end when the stream does.
 //
+// Liveness probes (maildrop.proto): a login elsewhere that finds a maildrop leased by one of
+// this stream's sessions asks it, through the lease's `check` hook, whether it is ending. The
+// table answers from what it knows (closed while busy, committing, the stream over: ending);
+// else, for a client that answers probes, a probe event goes out and the client's `alive`
+// request (or its close) settles the question.
+//
 // Lifetime: gRPC's OnDone and the last running operation, whichever comes later, delete the
-// reactor. An admin's revoke reaches it through RevokeHandle, cleared before the delete.
+// reactor. An admin's revoke and a liveness check reach it through Handle, cleared before
+// the delete.
 class SessionsReactor final
     : public grpc::ServerBidiReactor<v1::SessionsRequest, v1::SessionsEvent> {
  public:
@@ -207,7 +219,7 @@ class SessionsReactor final
         require_credentials_(require_credentials),
         run_(std::move(run)),
         table_(max_sessions),
-        handle_(std::make_shared<RevokeHandle>()) {
+        handle_(std::make_shared<Handle>()) {
     handle_->reactor = this;
     reading_ = true;
     StartRead(&request_);
@@ -228,9 +240,13 @@ class SessionsReactor final
     }
     const uint64_t tag = request_.tag();
     SessionTable::Step step;
+    std::string alive;  // a lease whose holder answered a probe
     {
       std::lock_guard<std::mutex> lock(mu_);
       switch (request_.kind_case()) {
+        case v1::SessionsRequest::kAlive:
+          alive = table_.Alive(tag);
+          break;
         case v1::SessionsRequest::kOpen:
           step = table_.Open(tag);
           break;
@@ -246,6 +262,7 @@ class SessionsReactor final
       }
       if (step.start != SessionTable::Step::Start::kNone) ++ops_;  // before any OnDone can count
     }
+    if (!alive.empty()) indexer_->LeaseAlive(alive);
     Carry(tag, step);
     if (step.start == SessionTable::Step::Start::kOpen) {
       run_([this, tag, open = std::move(*request_.mutable_open())] { RunOpen(tag, open); });
@@ -315,30 +332,64 @@ class SessionsReactor final
   }
 
  private:
-  struct RevokeHandle {
+  struct Handle {
     std::mutex mu;
     SessionsReactor* reactor = nullptr;
   };
 
+  // Finishes on this pool thread, or later on the PAM or LeaseManager thread (a wait for an
+  // ending holder): no pool thread waits. The operation count keeps the reactor alive.
   void RunOpen(uint64_t tag, const v1::OpenSession& open) {
-    std::weak_ptr<RevokeHandle> weak = handle_;
-    absl::StatusOr<Indexer::Opened> opened =
-        require_credentials_ && !CarriesCredentials(open)
-            ? absl::StatusOr<Indexer::Opened>(CredentialsRequired())
-            : indexer_->OpenSession(open, [weak, tag] {
-                if (auto h = weak.lock()) {
-                  std::lock_guard<std::mutex> lock(h->mu);  // held: the reactor cannot go meanwhile
-                  if (h->reactor) h->reactor->Revoke(tag);
-                }
-              });
-    const SessionTable::Step step = Apply([&](SessionTable& t) {
-      return t.OpenDone(tag, opened.status(),
-                        opened.ok() ? opened->lease.session_id : std::string());
-    });
-    v1::SessionsEvent outcome;
-    if (step.send_outcome) *outcome.mutable_snapshot() = std::move(opened->snapshot);
-    Carry(tag, step, std::move(outcome));
-    OpDone();
+    auto done = [this, tag](absl::StatusOr<Indexer::Opened> opened) {
+      const SessionTable::Step step = Apply([&](SessionTable& t) {
+        return t.OpenDone(tag, opened.status(),
+                          opened.ok() ? opened->lease.session_id : std::string());
+      });
+      v1::SessionsEvent outcome;
+      if (step.send_outcome) *outcome.mutable_snapshot() = std::move(opened->snapshot);
+      Carry(tag, step, std::move(outcome));
+      OpDone();
+    };
+    if (require_credentials_ && !CarriesCredentials(open)) return done(CredentialsRequired());
+    std::weak_ptr<Handle> weak = handle_;
+    LeaseHooks hooks;
+    hooks.on_revoke = [weak, tag] {
+      if (auto h = weak.lock()) {
+        std::lock_guard<std::mutex> lock(h->mu);  // held: the reactor cannot go meanwhile
+        if (h->reactor) h->reactor->Revoke(tag);
+      }
+    };
+    hooks.check = [weak, tag, answers = open.answers_probes()](const std::string& session_id) {
+      if (auto h = weak.lock()) {
+        std::lock_guard<std::mutex> lock(h->mu);
+        if (h->reactor) return h->reactor->Check(tag, session_id, answers);
+      }
+      return Liveness::kEnding;  // the stream is gone: OnDone released or releases the lease
+    };
+    indexer_->OpenSessionAsync(open, std::move(hooks), std::move(done));
+  }
+
+  // Another login wants the maildrop this tag's session leases (LeaseHooks::check).
+  Liveness Check(uint64_t tag, const std::string& session_id, bool answers_probes) {
+    SessionTable::ProbeAnswer answer;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // A stream that is over or can no longer write ends every lease on it shortly.
+      if (done_ || finished_ || broken_ || cancelled_) return Liveness::kEnding;
+      answer = table_.Probe(tag, session_id, answers_probes);
+    }
+    switch (answer) {
+      case SessionTable::ProbeAnswer::kAlive:
+        return Liveness::kAlive;
+      case SessionTable::ProbeAnswer::kEnding:
+        return Liveness::kEnding;
+      case SessionTable::ProbeAnswer::kAsk:
+        break;
+    }
+    v1::SessionsEvent probe;
+    probe.mutable_probe();
+    Send(tag, std::move(probe));
+    return Liveness::kAsked;
   }
 
   void RunCommit(uint64_t tag, const std::string& session_id, const v1::Commit& commit) {
@@ -425,7 +476,7 @@ class SessionsReactor final
   std::function<void(std::function<void()>)> run_;
   std::mutex mu_;
   SessionTable table_;
-  std::shared_ptr<RevokeHandle> handle_;
+  std::shared_ptr<Handle> handle_;
   v1::SessionsRequest request_;
   std::deque<v1::SessionsEvent> queue_;  // front: being written while writing_
   int ops_ = 0;                          // OpenSession/Commit calls queued or running on the pool

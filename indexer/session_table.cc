@@ -36,7 +36,7 @@ SessionTable::Step SessionTable::Open(uint64_t tag) {
         "too many sessions on one stream (max_sessions_per_stream ", max_sessions_, ")"));
     return step;
   }
-  tags_.emplace(tag, Entry{Phase::kOpening, "", false, std::nullopt});
+  tags_.emplace(tag, Entry{Phase::kOpening, "", false, std::nullopt, ""});
   step.start = Step::Start::kOpen;
   return step;
 }
@@ -135,6 +135,29 @@ SessionTable::Step SessionTable::Revoke(uint64_t tag) {
   // A running commit ends the session anyway, and its true outcome is worth more than "ended".
   if (it == tags_.end() || it->second.phase == Phase::kCommitting) return Step();
   return Fail(tag, absl::CancelledError("session ended by an administrator"));
+}
+
+SessionTable::ProbeAnswer SessionTable::Probe(uint64_t tag, const std::string& session_id,
+                                              bool answers_probes) {
+  auto it = tags_.find(tag);
+  if (ended_ || it == tags_.end()) return ProbeAnswer::kEnding;
+  Entry& e = it->second;
+  // A session that is committing (its QUIT is being answered), closed or failed while busy
+  // ends when its operation does, lease first: nothing to ask.
+  if (e.phase == Phase::kCommitting || e.end_silently || e.fail) return ProbeAnswer::kEnding;
+  if (!answers_probes) return ProbeAnswer::kAlive;
+  e.probed = session_id;
+  return ProbeAnswer::kAsk;
+}
+
+std::string SessionTable::Alive(uint64_t tag) {
+  auto it = tags_.find(tag);
+  if (ended_ || it == tags_.end()) return "";
+  Entry& e = it->second;
+  std::string probed = std::move(e.probed);
+  e.probed.clear();
+  if (e.phase == Phase::kCommitting || e.end_silently || e.fail) return "";
+  return probed;
 }
 
 std::vector<std::string> SessionTable::EndAll() {

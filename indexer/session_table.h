@@ -50,6 +50,18 @@ class SessionTable {
   Step CommitDone(uint64_t tag, const absl::Status& status);
   // An administrator ended the session (LeaseManager::Revoke).
   Step Revoke(uint64_t tag);
+
+  // Liveness probes (maildrop.proto, rpc Sessions): another login wants the maildrop whose
+  // lease `session_id` this tag holds (from its open on, even before the snapshot went out).
+  // kEnding when the session is over or going (closed or failed while busy, committing, not
+  // in the table, the stream ended): the release is on its way. Else kAsk when the client
+  // answers probes (`answers_probes`: the caller must then send the probe event, and the tag
+  // remembers the lease it asked about), kAlive when it does not.
+  enum class ProbeAnswer { kAlive, kEnding, kAsk };
+  ProbeAnswer Probe(uint64_t tag, const std::string& session_id, bool answers_probes);
+  // The client says the tag's session is alive: the lease asked about (to report alive to the
+  // LeaseManager), or empty when there is nothing to report (not asked, or ending since).
+  std::string Alive(uint64_t tag);
   // The stream is over (client half-close, cancel, transport failure): every idle session's
   // lease to release now. Busy ones are marked; their completions release them silently.
   std::vector<std::string> EndAll();
@@ -64,6 +76,7 @@ class SessionTable {
     std::string session_id;            // set once the open succeeded
     bool end_silently = false;         // closed by the client, or the stream ended
     std::optional<absl::Status> fail;  // end with this error event at completion
+    std::string probed;                // the lease a probe asked about, until the answer
   };
   // Ends the tag's session with an error event: at once if idle, at its completion if busy.
   Step Fail(uint64_t tag, absl::Status why);

@@ -1,6 +1,8 @@
 #include "popd/connection.h"
 
 #include <openssl/rand.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -335,6 +337,9 @@ void Connection::StartLogin(pop3::AuthRequest request) {
   handlers.on_lost = [deliver](absl::Status why) {
     deliver([why](Connection& c) { c.OnLeaseLost(why); });
   };
+  // A connection already gone when the probe reaches the loop has cancelled its session: the
+  // Close on its way releases the lease, so nothing needs answering.
+  handlers.on_probe = [deliver] { deliver([](Connection& c) { c.OnProbe(); }); };
   v1::OpenSession open;
   open.set_user(request.user);
   open.set_password(request.password);
@@ -534,6 +539,27 @@ void Connection::OnLeaseLost(const absl::Status& why) {
   // Nothing can be committed any more; the client learns at its next command that the
   // connection is gone, which is what RFC 1939 allows for an unusable maildrop.
   CloseNow(absl::StrCat("maildrop session ended by the indexer: ", why.message()));
+}
+
+void Connection::OnProbe() {
+  if (closed_ || !session_call_) return;  // ending: its Close releases the lease
+  // Another login waits for this maildrop (maildrop.proto, liveness probes): typically this
+  // very client, whose connection dropped and which reconnected before this loop handled the
+  // EOF or RST (the loop may be busy, or the wake-up still queued). Look at the socket now,
+  // exactly as an epoll wake-up would: a reset closes the connection; an EOF is read, after
+  // any lines sent before it have run, and an idle session then closes. Closing cancels the
+  // session, and its Close hands the lease to the waiting login. Anything else is a live
+  // session, including one whose client half-closed but still waits for answers: the other
+  // login gets [IN-USE] at once.
+  pollfd p{fd_.get(), POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) > 0) {
+    uint32_t events = 0;
+    if ((p.revents & (POLLIN | POLLRDHUP)) != 0) events |= EPOLLIN;
+    if ((p.revents & POLLERR) != 0) events |= EPOLLERR;
+    if ((p.revents & POLLHUP) != 0) events |= EPOLLHUP;
+    OnEvents(events);
+  }
+  if (!closed_ && session_call_) session_call_->Alive();
 }
 
 // ---- timeouts and the end ----

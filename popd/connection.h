@@ -90,6 +90,9 @@ class Connection final : public EventLoop::Handler {
   void StartCommit(const pop3::CommitRequest& request);
   void OnCommitted(absl::StatusOr<v1::CommitResult> result);
   void OnLeaseLost(const absl::Status& why);
+  // A liveness probe for this session's lease: ends the session if the client is gone, else
+  // answers that it is alive.
+  void OnProbe();
 
   // A thread-safe way back to this connection for gRPC completions.
   std::function<void(std::function<void(Connection&)>)> Deliverer() const;

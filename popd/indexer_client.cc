@@ -217,6 +217,7 @@ class SessionMux::Stream final
         : stream_(std::move(stream)), tag_(tag), handlers_(std::move(handlers)) {}
     void Commit(v1::Commit commit) override { stream_->Commit(tag_, handlers_, std::move(commit)); }
     void Cancel() override { stream_->Cancel(tag_); }
+    void Alive() override { stream_->Alive(tag_); }
 
    private:
     friend class Stream;
@@ -254,6 +255,7 @@ class SessionMux::Stream final
         v1::SessionsRequest request;
         request.set_tag(tag);
         *request.mutable_open() = std::move(open);
+        request.mutable_open()->set_answers_probes(true);  // Handlers::on_probe, or Alive at once
         EnqueueLocked(std::move(request));
       }
     }
@@ -307,6 +309,9 @@ class SessionMux::Stream final
           break;
         case v1::SessionsEvent::kError:
           outcome = demux_.OnError(tag, EventError(event_.error()));
+          break;
+        case v1::SessionsEvent::kProbe:
+          outcome = demux_.OnProbe(tag);
           break;
         case v1::SessionsEvent::KIND_NOT_SET:
           outcome = demux_.OnUnknownEvent(tag);
@@ -367,6 +372,9 @@ class SessionMux::Stream final
         return [call, why] { call->handlers_.on_commit(why); };
       case Report::kLost:
         return [call, why] { call->handlers_.on_lost(why); };
+      case Report::kProbe:
+        if (!call->handlers_.on_probe) return [call] { call->Alive(); };
+        return [call] { call->handlers_.on_probe(); };
       case Report::kNone:
         break;
     }
@@ -401,6 +409,18 @@ class SessionMux::Stream final
       v1::SessionsRequest request;
       request.set_tag(tag);
       request.mutable_close();
+      EnqueueLocked(std::move(request));
+    }
+    WriteIfIdle();
+  }
+
+  void Alive(uint64_t tag) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (done_ || !demux_.Alive(tag)) return;
+      v1::SessionsRequest request;
+      request.set_tag(tag);
+      request.mutable_alive();
       EnqueueLocked(std::move(request));
     }
     WriteIfIdle();

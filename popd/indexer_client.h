@@ -41,6 +41,10 @@ class SessionCall {
     // The session ended while it was open and no commit was pending (e.g. an admin ended the
     // session, or the indexer went away): the lease is gone.
     std::function<void(absl::Status)> on_lost;
+    // Another login waits for this session's maildrop (a liveness probe, maildrop.proto): the
+    // connection checks itself right now and either ends (Cancel, which releases the lease)
+    // or calls Alive(). Empty: the session is answered alive at once.
+    std::function<void()> on_probe;
   };
   virtual ~SessionCall() = default;
 
@@ -51,6 +55,9 @@ class SessionCall {
   // safe at any time from any thread; no handler runs after it returns... except one already
   // running on a gRPC thread, which is why handlers only post to the loop.
   virtual void Cancel() = 0;
+  // The answer to on_probe: the session is alive (the waiting login gets [IN-USE] at once).
+  // Safe at any time from any thread; a no-op where there is nothing to answer.
+  virtual void Alive() {}
 };
 
 // Where a connection gets its SessionCall: IndexerClient (a stream per session) or SessionMux
@@ -136,6 +143,9 @@ class IndexerClient final : public SessionOpener {
 // at once, so the login gets [SYS/TEMP] at once, as with a stream per session; the first login
 // after the channel reconnected gets a working stream. Every event loop has its own stream, so
 // each loop must see a login to notice that the indexer is back.
+//
+// Its sessions answer liveness probes (OpenSession.answers_probes): a probe reaches the
+// session's on_probe handler, which answers through SessionCall::Alive or ends the session.
 //
 // OpenSession from the owning loop's thread; SessionCall methods from any thread.
 class SessionMux final : public SessionOpener {

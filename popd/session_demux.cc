@@ -75,6 +75,17 @@ SessionDemux::Outcome SessionDemux::OnUnknownEvent(uint64_t tag) {
   return OutOfProtocol(tag, it->second);
 }
 
+SessionDemux::Outcome SessionDemux::OnProbe(uint64_t tag) {
+  auto it = phases_.find(tag);
+  if (it == phases_.end() || it->second == Phase::kCommitting) return {};
+  return Outcome{Report::kProbe, absl::OkStatus(), false};
+}
+
+bool SessionDemux::Alive(uint64_t tag) {
+  auto it = phases_.find(tag);
+  return it != phases_.end() && it->second != Phase::kCommitting;
+}
+
 std::vector<std::pair<uint64_t, SessionDemux::Outcome>> SessionDemux::EndAll(
     const absl::Status& why) {
   std::vector<std::pair<uint64_t, Outcome>> out;

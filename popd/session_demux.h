@@ -27,13 +27,16 @@ class SessionDemux {
     kCommitted,       // on_commit(the event's result)
     kCommitFailed,    // on_commit(status)
     kLost,            // on_lost(status)
+    kProbe,           // on_probe(): is the session still alive? (it goes on either way)
   };
   struct Outcome {
     Report report = Report::kNone;
     absl::Status status;
     bool send_close = false;  // the indexer must be told to release the tag
-    // Every report but kSnapshot ends the session: its tag is no longer live.
-    bool ends() const { return report != Report::kNone && report != Report::kSnapshot; }
+    // Every report but kSnapshot and kProbe ends the session: its tag is no longer live.
+    bool ends() const {
+      return report != Report::kNone && report != Report::kSnapshot && report != Report::kProbe;
+    }
   };
 
   // A new session: its tag (counting up from 1, never reused on the stream), opening.
@@ -48,6 +51,15 @@ class SessionDemux {
   Outcome OnCommitted(uint64_t tag);
   Outcome OnError(uint64_t tag, absl::Status why);
   Outcome OnUnknownEvent(uint64_t tag);
+  // A liveness probe (maildrop.proto): another login waits for this session's maildrop. For
+  // a session opening or open: kProbe (the connection checks itself, then answers with
+  // Alive() or ends the session). For one committing (its QUIT is being answered, the lease
+  // goes with the result) or not live (it crossed the Close): nothing, the release is on its
+  // way.
+  Outcome OnProbe(uint64_t tag);
+  // The session answers a probe: true if the `alive` request must go (the tag is still live
+  // and not committing).
+  bool Alive(uint64_t tag);
   // The stream ended: every live session fails with `why` in its phase.
   std::vector<std::pair<uint64_t, Outcome>> EndAll(const absl::Status& why);
 

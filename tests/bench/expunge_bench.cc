@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
     }
     v1::OpenSession open;
     open.set_user("bench");
-    auto o = (*idx)->OpenSession(open, [] {});
+    auto o = (*idx)->OpenSession(open, {});
     if (!o.ok()) {
       std::cerr << o.status() << "\n";
       return 1;

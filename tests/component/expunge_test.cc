@@ -110,7 +110,7 @@ class ExpungeTest : public ::testing::Test {
   Session Open() {
     v1::OpenSession req;
     req.set_user("alice");
-    absl::StatusOr<Indexer::Opened> o = indexer_->OpenSession(req, [] {});
+    absl::StatusOr<Indexer::Opened> o = indexer_->OpenSession(req, {});
     EXPECT_TRUE(o.ok()) << o.status();
     if (!o.ok()) return {};
     return {o->lease.session_id, o->snapshot};
@@ -771,7 +771,7 @@ TEST_F(ExpungeTest, OtherMailboxesAreServedWhileAnExpungeRewrites) {
   auto open_as = [this](const std::string& user) {
     v1::OpenSession req;
     req.set_user(user);
-    return indexer_->OpenSession(req, [] {});
+    return indexer_->OpenSession(req, {});
   };
   std::future<absl::StatusOr<Indexer::Opened>> bob =
       std::async(std::launch::async, [&] { return open_as("bob"); });

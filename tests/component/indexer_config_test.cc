@@ -33,6 +33,7 @@ TEST(IndexerConfig, GoodConfigAndDefaults) {
   EXPECT_TRUE(Validate(c).ok()) << Validate(c);
   EXPECT_EQ(c.reconcile_interval_s(), 60u);
   EXPECT_EQ(c.lease_grace_ms(), 2000u);
+  EXPECT_EQ(c.lease_wait_ms(), 2000u);
   EXPECT_EQ(c.uidl().scheme(), "poplar");
   EXPECT_TRUE(c.uidl().reuse_x_uidl());
   ASSERT_EQ(c.lock_methods_size(), 2);
@@ -80,6 +81,7 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
        "twice"},
       {"reconcile", "spools { directory: \"/a\" } reconcile_interval_s: 0", "reconcile_interval_s"},
       {"lease grace", "spools { directory: \"/a\" } lease_grace_ms: 600000", "lease_grace_ms"},
+      {"lease wait", "spools { directory: \"/a\" } lease_wait_ms: 30001", "lease_wait_ms"},
       {"sessions per stream", "spools { directory: \"/a\" } max_sessions_per_stream: 0",
        "max_sessions_per_stream"},
       {"scheme", "spools { directory: \"/a\" } uidl { scheme: \"uw\" }", "uidl.scheme"},

@@ -184,7 +184,7 @@ class IndexerRefusalTest : public ::testing::Test {
     v1::OpenSession req;
     req.set_user(user);
     req.set_password("pw");
-    return indexer_->OpenSession(req, [] {});
+    return indexer_->OpenSession(req, {});
   }
 
   TempDir dir_;

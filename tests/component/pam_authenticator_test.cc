@@ -132,7 +132,7 @@ class IndexerPamTest : public ::testing::Test {
     v1::OpenSession req;
     req.set_user(user);
     req.set_password(password);
-    absl::StatusOr<Indexer::Opened> o = indexer_->OpenSession(req, [] {});
+    absl::StatusOr<Indexer::Opened> o = indexer_->OpenSession(req, {});
     if (o.ok()) indexer_->CloseSession(o->lease.session_id);
     return o;
   }
@@ -177,17 +177,17 @@ TEST_F(IndexerPamTest, OnlyPlaintextMechanismsUsePam) {
   scram.mutable_scram()->set_auth_message(
       "n=sysuser,r=abc,r=abcdef,s=c2FsdA==,i=4096,c=biws,r=abcdef");
   scram.mutable_scram()->set_client_proof(std::string(32, 'x'));
-  EXPECT_TRUE(absl::IsUnauthenticated(indexer_->OpenSession(scram, [] {}).status()));
+  EXPECT_TRUE(absl::IsUnauthenticated(indexer_->OpenSession(scram, {}).status()));
   v1::OpenSession apop;
   apop.set_user("sysuser");
   apop.mutable_challenge()->set_kind(v1::ChallengeDigest::APOP);
   apop.mutable_challenge()->set_challenge("<1.2@host>");
   apop.mutable_challenge()->set_digest(std::string(32, 'a'));
-  EXPECT_TRUE(absl::IsUnauthenticated(indexer_->OpenSession(apop, [] {}).status()));
+  EXPECT_TRUE(absl::IsUnauthenticated(indexer_->OpenSession(apop, {}).status()));
   // No credentials at all: a PAM name is no account, so nothing is opened.
   v1::OpenSession bare;
   bare.set_user("sysuser");
-  EXPECT_TRUE(absl::IsUnauthenticated(indexer_->OpenSession(bare, [] {}).status()));
+  EXPECT_TRUE(absl::IsUnauthenticated(indexer_->OpenSession(bare, {}).status()));
 }
 
 TEST_F(IndexerPamTest, AStuckPamBackendDoesNotHoldUpStoreLogins) {
@@ -196,12 +196,10 @@ TEST_F(IndexerPamTest, AStuckPamBackendDoesNotHoldUpStoreLogins) {
   v1::OpenSession slow;
   slow.set_user("slow");
   slow.set_password("x");
-  indexer_->OpenSessionAsync(
-      slow, [] {},
-      [&](absl::StatusOr<Indexer::Opened> o) {
-        EXPECT_TRUE(absl::IsUnauthenticated(o.status())) << o.status();
-        slow_done.Notify();
-      });
+  indexer_->OpenSessionAsync(slow, {}, [&](absl::StatusOr<Indexer::Opened> o) {
+    EXPECT_TRUE(absl::IsUnauthenticated(o.status())) << o.status();
+    slow_done.Notify();
+  });
   EXPECT_FALSE(slow_done.HasBeenNotified()) << "a PAM login must not run on the caller's thread";
   const absl::Time t0 = absl::Now();
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Open("alice", "alice pw").ok());

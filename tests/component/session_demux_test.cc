@@ -12,14 +12,24 @@ namespace {
 using Report = SessionDemux::Report;
 
 struct In {
-  enum Kind { kOpen, kCommit, kCancel, kSnapshot, kCommitted, kError, kUnknownEvent };
+  enum Kind {
+    kOpen,
+    kCommit,
+    kCancel,
+    kSnapshot,
+    kCommitted,
+    kError,
+    kUnknownEvent,
+    kProbe,
+    kAlive
+  };
   Kind kind;
   uint64_t tag;
   // Expected:
   Report report = Report::kNone;
   absl::StatusCode code = absl::StatusCode::kOk;
   bool close = false;    // kCancel: the Close to send; events: the Close of an out-of-protocol one
-  bool accepted = true;  // kCommit: committing now
+  bool accepted = true;  // kCommit: committing now; kAlive: the `alive` request must go
 };
 
 struct Script {
@@ -86,6 +96,34 @@ const Script kScripts[] = {
     {"events for tags never opened are ignored",
      {{In::kSnapshot, 5}, {In::kCommitted, 5}, {In::kError, 5}, {In::kUnknownEvent, 5}},
      0},
+    {"a probe reaches an opening or open session, which goes on and may answer alive",
+     {{In::kOpen, 1},
+      {In::kProbe, 1, Report::kProbe},
+      {In::kAlive, 1},
+      {In::kSnapshot, 1, Report::kSnapshot},
+      {In::kProbe, 1, Report::kProbe},
+      {In::kAlive, 1},
+      {In::kAlive, 1},  // answering twice is harmless: the indexer ignores what it did not ask
+      {In::kCommit, 1},
+      {In::kCommitted, 1, Report::kCommitted}},
+     0},
+    {"a committing session is ending: its probe needs no answer and gets none",
+     {{In::kOpen, 1},
+      {In::kSnapshot, 1, Report::kSnapshot},
+      {In::kCommit, 1},
+      {In::kProbe, 1},
+      {In::kAlive, 1, Report::kNone, absl::StatusCode::kOk, false, false},
+      {In::kCommitted, 1, Report::kCommitted}},
+     0},
+    {"a probe that crossed the Close, or for a tag never opened, is ignored",
+     {{In::kOpen, 1},
+      {In::kSnapshot, 1, Report::kSnapshot},
+      {In::kCancel, 1, Report::kNone, absl::StatusCode::kOk, true},
+      {In::kProbe, 1},
+      {In::kAlive, 1, Report::kNone, absl::StatusCode::kOk, false, false},
+      {In::kProbe, 7},
+      {In::kAlive, 7, Report::kNone, absl::StatusCode::kOk, false, false}},
+     0},
 };
 
 TEST(SessionDemuxTest, Scripts) {
@@ -121,10 +159,17 @@ TEST(SessionDemuxTest, Scripts) {
         case In::kUnknownEvent:
           got = demux.OnUnknownEvent(in.tag);
           break;
+        case In::kProbe:
+          got = demux.OnProbe(in.tag);
+          EXPECT_FALSE(got.ends());  // a probe never ends the session by itself
+          break;
+        case In::kAlive:
+          EXPECT_EQ(demux.Alive(in.tag), in.accepted);
+          continue;
       }
       EXPECT_EQ(got.report, in.report);
       if (in.report != Report::kNone && in.report != Report::kSnapshot &&
-          in.report != Report::kCommitted) {
+          in.report != Report::kCommitted && in.report != Report::kProbe) {
         EXPECT_EQ(got.status.code(), in.code);
       }
       EXPECT_EQ(got.send_close, in.close);

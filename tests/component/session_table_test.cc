@@ -243,5 +243,54 @@ TEST(SessionTableTest, EndAllReleasesIdleSessionsAndSilencesBusyOnes) {
   EXPECT_EQ(t.size(), 0u);
 }
 
+// Liveness probes: what the table answers for a tag in each situation, and what its client's
+// `alive` then reports to the LeaseManager.
+TEST(SessionTableTest, ProbeAnswersFromWhatTheTableKnows) {
+  using P = SessionTable::ProbeAnswer;
+  struct Case {
+    const char* name;
+    std::vector<In> before;  // inputs before the probe (their steps are not checked here)
+    bool answers_probes;
+    P want;
+    std::vector<In> between;  // inputs between the probe and the client's `alive`
+    std::string alive;        // what Alive(1) reports
+  };
+  const In open{In::kOpen, 1}, ok{In::kOpenOk, 1}, commit{In::kCommit, 1}, close{In::kClose, 1},
+      revoke{In::kRevoke, 1};
+  const Case cases[] = {
+      {"open: asked", {open, ok}, true, P::kAsk, {}, "lease"},
+      {"opening (lease granted, snapshot not out yet): asked", {open}, true, P::kAsk, {}, "lease"},
+      {"open, client does not answer probes: alive", {open, ok}, false, P::kAlive, {}, ""},
+      {"committing (QUIT): ending", {open, ok, commit}, true, P::kEnding, {}, ""},
+      {"closed while opening: ending", {open, close}, true, P::kEnding, {}, ""},
+      {"revoked while opening: ending", {open, revoke}, true, P::kEnding, {}, ""},
+      {"closed (gone from the table): ending", {open, ok, close}, true, P::kEnding, {}, ""},
+      {"never opened: ending", {}, true, P::kEnding, {}, ""},
+      {"asked, then closed: the alive that crossed the close is ignored",
+       {open, ok},
+       true,
+       P::kAsk,
+       {close},
+       ""},
+      {"asked, then committing: ignored", {open, ok}, true, P::kAsk, {commit}, ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    SessionTable t(10);
+    for (const In& in : c.before) Apply(t, in);
+    EXPECT_EQ(t.Probe(1, "lease", c.answers_probes), c.want);
+    for (const In& in : c.between) Apply(t, in);
+    EXPECT_EQ(t.Alive(1), c.alive);
+    EXPECT_EQ(t.Alive(1), "");  // one answer per probe
+  }
+  // An alive nobody asked for reports nothing; the stream's end makes every holder ending.
+  SessionTable t(10);
+  t.Open(1);
+  t.OpenDone(1, absl::OkStatus(), "s1");
+  EXPECT_EQ(t.Alive(1), "");
+  t.EndAll();
+  EXPECT_EQ(t.Probe(1, "s1", true), P::kEnding);
+}
+
 }  // namespace
 }  // namespace poplar::indexer

@@ -623,11 +623,13 @@ class SessionsStreamTest : public IndexerServiceTest {
   struct Mux {
     std::unique_ptr<grpc::ClientContext> ctx;
     std::unique_ptr<MuxStream> stream;
-    bool Open(uint64_t tag, const std::string& user, const std::string& password = "") {
+    bool Open(uint64_t tag, const std::string& user, const std::string& password = "",
+              bool answers_probes = false) {
       v1::SessionsRequest req;
       req.set_tag(tag);
       req.mutable_open()->set_user(user);
       req.mutable_open()->set_password(password);
+      req.mutable_open()->set_answers_probes(answers_probes);
       req.mutable_open()->set_client_address("192.0.2.9");
       req.mutable_open()->set_front_end("mux-test");
       return stream->Write(req);
@@ -644,6 +646,12 @@ class SessionsStreamTest : public IndexerServiceTest {
       req.mutable_close();
       return stream->Write(req);
     }
+    bool Alive(uint64_t tag) {
+      v1::SessionsRequest req;
+      req.set_tag(tag);
+      req.mutable_alive();
+      return stream->Write(req);
+    }
     // The next event (the stream's deadline bounds the wait); an event with tag 0 if none.
     v1::SessionsEvent Next() {
       v1::SessionsEvent ev;
@@ -657,10 +665,10 @@ class SessionsStreamTest : public IndexerServiceTest {
       return Next();
     }
   };
-  Mux NewMux() {
+  Mux NewMux(int deadline_s = 30) {
     Mux m;
     m.ctx = std::make_unique<grpc::ClientContext>();
-    m.ctx->set_deadline(In(30));
+    m.ctx->set_deadline(In(deadline_s));
     m.stream = maildrop_->Sessions(m.ctx.get());
     return m;
   }
@@ -977,6 +985,104 @@ TEST_F(SessionsStreamTest, SessionsPerStreamAreBounded) {
   ASSERT_TRUE(m.Close(1));
   // Room again: a third open is judged on its merits (no such account), not refused.
   EXPECT_EQ(Code(m.OpenAndWait(3, "dave")), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// ---- issue 15: a dropped connection must not lock the user out (liveness probes) ----
+
+class LeaseWaitTest : public SessionsStreamTest {
+ protected:
+  // A wait bound far above any answer time, so "at once" and "waited" cannot be confused.
+  void RestartWithWait(uint32_t wait_ms) {
+    StopDaemon();
+    config::IndexerConfig c = Config();
+    c.set_lease_wait_ms(wait_ms);
+    StartDaemon(c);
+  }
+  // The holder: alice on tag 1 of a stream that answers probes. Its deadline is short so a
+  // probe that never comes (the behaviour before issue 15) fails the test in seconds.
+  Mux Holder() {
+    Mux m = NewMux(/*deadline_s=*/8);
+    EXPECT_TRUE(m.Open(1, "alice", "", /*answers_probes=*/true));
+    v1::SessionsEvent ev = m.Next();
+    EXPECT_TRUE(ev.has_snapshot()) << ev.error().message();
+    return m;
+  }
+};
+
+// The reconnect's open reaches the indexer before the old connection's Close (popd had not
+// yet seen the EOF): the indexer asks the holder's stream, the Close follows, and the open
+// gets the lease instead of RESOURCE_EXHAUSTED.
+TEST_F(LeaseWaitTest, AnOpenThatRacesACloseGetsTheLease) {
+  RestartWithWait(10000);
+  Mux holder = Holder();
+  Mux again = NewMux();
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(again.Open(1, "alice", "correct horse", /*answers_probes=*/true));
+  v1::SessionsEvent probe = holder.Next();
+  ASSERT_TRUE(probe.has_probe()) << "expected a probe, got: " << probe.DebugString();
+  EXPECT_EQ(probe.tag(), 1u);
+  ASSERT_TRUE(holder.Close(1));  // the connection was gone: popd ends the session
+  v1::SessionsEvent ev = again.Next();
+  ASSERT_TRUE(ev.has_snapshot()) << ev.error().message();
+  EXPECT_TRUE(ev.snapshot().credentials_checked());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));  // the release, not the bound, ended it
+  EXPECT_EQ(LiveSessions(), 1u);
+  // The new session is alive: a third login is refused as soon as it says so.
+  Mux third = NewMux();
+  ASSERT_TRUE(third.Open(1, "alice"));
+  v1::SessionsEvent probe2 = again.Next();
+  ASSERT_TRUE(probe2.has_probe()) << probe2.DebugString();
+  ASSERT_TRUE(again.Alive(1));
+  EXPECT_EQ(Code(third.Next()), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ASSERT_TRUE(again.Commit(1));
+  EXPECT_TRUE(again.Next().has_committed());
+}
+
+// A live holder: the second session gets RESOURCE_EXHAUSTED as soon as the holder's stream
+// says "alive", far sooner than the 10 s bound, and the holder goes on undisturbed.
+TEST_F(LeaseWaitTest, ALiveHolderGivesResourceExhaustedAtOnce) {
+  RestartWithWait(10000);
+  Mux holder = Holder();
+  Mux second = NewMux();
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(second.Open(1, "alice", "correct horse", /*answers_probes=*/true));
+  v1::SessionsEvent probe = holder.Next();
+  ASSERT_TRUE(probe.has_probe()) << probe.DebugString();
+  ASSERT_TRUE(holder.Alive(1));
+  v1::SessionsEvent refused = second.Next();
+  EXPECT_EQ(Code(refused), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.DebugString();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  ASSERT_TRUE(holder.Commit(1));
+  EXPECT_TRUE(holder.Next().has_committed());
+}
+
+// A holder whose front-end never answers (hung, or a client that claims to answer but does
+// not): the wait ends at its bound with RESOURCE_EXHAUSTED, and other users log in meanwhile.
+TEST_F(LeaseWaitTest, AnUnansweredProbeEndsAtTheBound) {
+  RestartWithWait(400);
+  Mux holder = Holder();
+  Mux second = NewMux();
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(second.Open(1, "alice"));
+  ASSERT_TRUE(holder.Next().has_probe());
+  v1::SessionsEvent bob = NewMux().OpenAndWait(1, "bob");  // not held up by the wait
+  EXPECT_TRUE(bob.has_snapshot()) << bob.error().message();
+  v1::SessionsEvent refused = second.Next();
+  const absl::Duration waited = absl::Now() - start;
+  EXPECT_EQ(Code(refused), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.DebugString();
+  EXPECT_GE(waited, absl::Milliseconds(400));
+  EXPECT_LT(waited, absl::Seconds(5));
+}
+
+// lease_wait_ms 0: the old behaviour, RESOURCE_EXHAUSTED at once and no probe.
+TEST_F(LeaseWaitTest, NoWaitConfiguredIsInUseAtOnce) {
+  RestartWithWait(0);
+  Mux holder = Holder();
+  Mux second = NewMux();
+  EXPECT_EQ(Code(second.OpenAndWait(1, "alice")), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ASSERT_TRUE(holder.Commit(1));
+  v1::SessionsEvent ev = holder.Next();
+  EXPECT_TRUE(ev.has_committed()) << "a probe or error came instead: " << ev.DebugString();
 }
 
 TEST(IndexerPollingTest, PolledSpoolFindsNewMailAndMailboxesWithoutInotify) {

@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""A crash must not stall mail delivery (issue 15): poplar-indexer SIGKILLed at each expunge
+fault point while it holds the mailbox's dotlock; MDAs that wait on that lock must deliver within
+a few seconds of the restart, and nothing may be lost or duplicated.
+
+Each round:
+  1. starts poplar-indexer with POPLAR_FAULT=<point>:1 and commits the deletion of 1-2 messages
+     through maildrop_client; the indexer SIGKILLs itself at that step of the expunge;
+  2. starts two deliveries of a new message each: procmail (dotlock + fcntl, LOCKSLEEP=1) and
+     `dotlockfile -l -r -1 -i 1` + lockf + append + `dotlockfile -u` (Postfix local's order);
+     where the kill left the dotlock (every point up to expunge.after_truncate), both must still
+     be waiting 1.5 s later: procmail breaks a lock only after 1024 s, dotlockfile after 5 min;
+  3. restarts poplar-indexer without a fault and asserts that both deliveries complete within
+     --max-wait-s (5) of the restart, then that the mailbox holds every message delivered or
+     originally there exactly once, minus those the expunge deleted (all of them for every point
+     after the plan is recorded, none for expunge.after_journal).
+At the end the mbox must be byte for byte the survivors in file order and parse strictly.
+
+--pid-namespace (root): each indexer runs in a new PID namespace (`unshare --pid --fork
+--mount-proc`) as PID 2, so the restarted indexer has exactly its dead predecessor's PID, as in
+a restarted container: kill(pid, 0) says "alive" for the dead writer's PID, so only the
+incarnation (start time, boot id) in the lock tells them apart. The dotlockfile delivery then uses
+-p (liblockfile's own dead-PID check, fooled by the reused PID, so it waits too).
+
+usage: dotlock_crash_test.py --indexer P --client P --poplarctl P --poplar-mbox P
+                             [--pid-namespace] [--max-wait-s S] [--keep]
+Exit code 77 (skipped) for --pid-namespace when not root or unshare cannot make a namespace.
+"""
+import argparse
+import fcntl
+import os
+import pwd
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import expunge_fault_test as eft  # noqa: E402  (its Indexer, message(), parse_client)
+
+POINTS = eft.POINTS
+DELETES = eft.DELETES
+# The expunge holds the MDA locks from the journal to the truncate; Finish runs after release.
+LOCK_LEFT = {"expunge.after_journal", "expunge.after_plan", "expunge.mid_rewrite",
+             "expunge.before_truncate", "expunge.after_truncate"}
+
+
+class NamespacedIndexer(eft.Indexer):
+    """poplar-indexer as PID 2 of a new PID namespace (PID 1 is a shell: a namespace's init
+    ignores its own SIGKILL, which the fault points send). Signals go to the indexer itself."""
+
+    def start(self, fault=None, timeout=20.0):
+        env = dict(os.environ)
+        env.pop("POPLAR_FAULT", None)
+        if fault:
+            env["POPLAR_FAULT"] = fault
+        with open(self.log, "ab") as log:
+            log.write(f"--- start in a new PID namespace (fault {fault})\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", '"$@"; exit $?', "sh",
+                 self.binary, "--config", self.config], stdout=log, stderr=subprocess.STDOUT, env=env)
+        wait_for_socket(self, timeout)
+
+    def indexer_pid(self):
+        """The indexer's PID as seen from here: unshare -> sh -> poplar-indexer."""
+        pid = self.proc.pid
+        for _ in range(2):
+            try:
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    kids = f.read().split()
+            except OSError:
+                return None
+            if not kids:
+                return None
+            pid = int(kids[0])
+        return pid
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pid = self.indexer_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_for_socket(ix, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ix.proc.poll() is not None:
+            raise RuntimeError(f"poplar-indexer exited with {ix.proc.returncode}:\n" + ix.log_text())
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(ix.socket)
+            return
+        except OSError:
+            time.sleep(0.02)
+        finally:
+            s.close()
+    raise RuntimeError("poplar-indexer did not start:\n" + ix.log_text())
+
+
+class Delivery(threading.Thread):
+    """One message delivered by a real MDA; `done` is the monotonic time it returned."""
+
+    def __init__(self, kind, mbox, tag, dotlock_pid_check):
+        super().__init__(daemon=True)
+        self.kind, self.mbox, self.tag = kind, mbox, tag
+        self.pid_check = dotlock_pid_check
+        self.body = eft.message(tag, body_from=(kind != "procmail"))
+        self.done = None
+        self.error = None
+
+    def run(self):
+        try:
+            if self.kind == "procmail":
+                # LOCKSLEEP: seconds between procmail's dotlock attempts (8 by default).
+                subprocess.run(["procmail", "LOCKSLEEP=1", "SLEEP=1", f"DEFAULT={self.mbox}",
+                                "/dev/null"], input=self.body, check=True, timeout=120)
+            else:
+                argv = ["dotlockfile", "-l", "-r", "-1", "-i", "1"]
+                if self.pid_check:
+                    argv.append("-p")
+                subprocess.run(argv + [self.mbox + ".lock"], check=True, timeout=120)
+                try:
+                    with open(self.mbox, "ab") as f:
+                        fcntl.lockf(f, fcntl.LOCK_EX)
+                        f.write(self.body)
+                        f.flush()
+                        os.fsync(f.fileno())
+                        fcntl.lockf(f, fcntl.LOCK_UN)
+                finally:
+                    subprocess.run(["dotlockfile", "-u", self.mbox + ".lock"], check=False)
+            self.done = time.monotonic()
+        except Exception as e:  # reported by the main thread
+            self.error = e
+            self.done = time.monotonic()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--indexer", required=True)
+    ap.add_argument("--poplarctl", required=True)
+    ap.add_argument("--client", required=True)
+    ap.add_argument("--poplar-mbox", required=True)
+    ap.add_argument("--pid-namespace", action="store_true")
+    ap.add_argument("--max-wait-s", type=float, default=5.0)
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    random.seed(args.seed)
+    if args.pid_namespace:
+        if os.geteuid() != 0:
+            print("SKIPPED: --pid-namespace needs root")
+            return 77
+        r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
+                           capture_output=True)
+        if r.returncode != 0:
+            print(f"SKIPPED: unshare cannot make a PID namespace: {r.stderr!r}")
+            return 77
+    print(f"seed {args.seed}, {'PID namespace' if args.pid_namespace else 'plain'}")
+
+    root = tempfile.mkdtemp(prefix="poplar-dotlock-crash-")
+    ix = (NamespacedIndexer if args.pid_namespace else eft.Indexer)(args.indexer, root)
+    os.makedirs(ix.spool)
+    os.chmod(ix.spool, 0o2775)
+    mbox = os.path.join(ix.spool, "alice")
+    lock = mbox + ".lock"
+    bodies = {}  # tag -> bytes of every message ever in the mailbox
+    with open(mbox, "wb") as f:
+        for i in range(1, 21):
+            bodies[f"init{i}"] = eft.message(f"init{i}")
+            f.write(bodies[f"init{i}"])
+    os.chmod(mbox, 0o660)
+    if os.geteuid() == 0:
+        os.chown(mbox, pwd.getpwnam(eft.MBOX_OWNER).pw_uid, 8)
+    failures = []
+    expected = set(bodies)  # tags that must be in the mailbox, once each
+    seq = 0
+
+    def fail(msg):
+        failures.append(msg)
+        print("FAIL  " + msg)
+        sys.stdout.flush()
+
+    def client(*extra):
+        return subprocess.run([args.client, "--socket", ix.socket, "--user", "alice", "--password",
+                               "pw", "--show-message-id", *extra], capture_output=True, text=True,
+                              timeout=60)
+
+    def tags_of(msgs):
+        return [m[2].strip("<>").split("@")[0] for m in msgs]
+
+    try:
+        ix.start()
+        r = subprocess.run([args.poplarctl, "--socket", ix.socket, "accounts", "add", "alice",
+                            "--password-stdin"], input="pw\n", capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"poplarctl accounts add: {r.stderr}")
+        for point in POINTS:
+            ix.stop()
+            ix.start(fault=f"{point}:1")
+            msgs, _ = eft.parse_client(client().stdout)
+            if not msgs:
+                fail(f"{point}: no snapshot")
+                break
+            chosen = sorted(random.sample(range(1, len(msgs) + 1), min(len(msgs), 2)))
+            r = client("--delete", ",".join(map(str, chosen)))
+            msgs_d, _ = eft.parse_client(r.stdout)
+            doomed = {tags_of(msgs_d)[n - 1] for n in chosen if n <= len(msgs_d)}
+            try:
+                ix.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            if ix.proc.returncode not in (-signal.SIGKILL, 128 + signal.SIGKILL):
+                fail(f"{point}: the indexer was not killed at the fault point "
+                     f"(exit {ix.proc.returncode})")
+                break
+            if point in LOCK_LEFT:
+                try:
+                    with open(lock) as f:
+                        left = f.read()
+                except OSError:
+                    left = None
+                if left is None:
+                    fail(f"{point}: the killed indexer left no dotlock: the scenario did not happen")
+                elif args.pid_namespace and not left.startswith("2 "):
+                    # The restarted indexer is PID 2 of its namespace again.
+                    fail(f"{point}: the dead indexer's lock names no PID 2 ({left!r}): "
+                         "the PID-reuse scenario did not happen")
+            deliveries = []
+            for kind in ("procmail", "dotlockfile"):
+                seq += 1
+                d = Delivery(kind, mbox, f"{kind}{seq}", dotlock_pid_check=args.pid_namespace)
+                bodies[d.tag] = d.body
+                deliveries.append(d)
+                d.start()
+            time.sleep(1.5)
+            if point in LOCK_LEFT:
+                for d in deliveries:
+                    if d.done is not None:
+                        fail(f"{point}: {d.kind} did not wait for the dead indexer's dotlock "
+                             f"({d.error or 'delivered'}): the scenario did not happen")
+            restart = time.monotonic()
+            ix.start()  # start-up: the dead incarnation's dotlock goes, then recovery
+            for d in deliveries:
+                d.join(timeout=args.max_wait_s + 60)
+                if d.error:
+                    fail(f"{point}: {d.kind} failed: {d.error}")
+                elif d.done is None:
+                    fail(f"{point}: {d.kind} still waiting "
+                         f"{time.monotonic() - restart:.1f} s after the restart")
+                else:
+                    waited = max(0.0, d.done - restart)
+                    if waited > args.max_wait_s:
+                        fail(f"{point}: {d.kind} delivered {waited:.1f} s after the restart "
+                             f"(limit {args.max_wait_s} s)")
+                expected.add(d.tag)
+            if DELETES[point]:
+                expected -= doomed
+            after, _ = eft.parse_client(client().stdout)
+            present = tags_of(after)
+            dups = sorted({t for t in present if present.count(t) > 1})
+            if dups:
+                fail(f"{point}: duplicated {dups}")
+            if set(present) != expected:
+                fail(f"{point}: lost {sorted(expected - set(present))}, "
+                     f"unexpected {sorted(set(present) - expected)}")
+            print(f"ok    {point}: deleted {sorted(doomed) if DELETES[point] else 'nothing'}; "
+                  + ", ".join(f"{d.kind} "
+                              + (f"{d.done - restart:+.2f} s" if d.done else "never")
+                              for d in deliveries)
+                  + f" from the restart; {len(present)} messages")
+            sys.stdout.flush()
+        ix.stop()
+        ix.start()
+        final, _ = eft.parse_client(client().stdout)
+        ix.stop()
+        with open(mbox, "rb") as f:
+            data = f.read()
+        order = tags_of(final)
+        if data != b"".join(bodies[t] for t in order if t in bodies):
+            fail("the final mbox is not byte for byte the survivors in file order")
+        if set(order) != expected or len(order) != len(expected):
+            fail("the final snapshot differs from the expected messages")
+        r = subprocess.run([args.poplar_mbox, "--check", mbox], capture_output=True, text=True)
+        if r.returncode != 0:
+            fail(f"poplar-mbox --check: {r.stdout[-500:]} {r.stderr[-500:]}")
+        if os.path.exists(lock):
+            fail("a dotlock is left at the end")
+    except Exception as e:
+        fail(f"harness: {type(e).__name__}: {e}")
+    finally:
+        ix.stop()
+        if failures:
+            print("--- poplar-indexer log (tail) ---\n" + ix.log_text())
+        if args.keep or failures:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"{'FAILED' if failures else 'PASSED'}: {len(failures)} failures (seed {args.seed})")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,10 +5,13 @@ a few seconds of the restart, and nothing may be lost or duplicated.
 
 Each round:
   1. starts poplar-indexer with POPLAR_FAULT=<point>:1 and commits the deletion of 1-2 messages
-     through maildrop_client; the indexer SIGKILLs itself at that step of the expunge;
+     through maildrop_client; the indexer SIGKILLs itself at that step of the expunge. For the
+     recovery.* points the first kill is at expunge.after_plan, and the next start is killed at
+     that step of the start-up recovery's replay (which holds the MDA locks too);
   2. starts two deliveries of a new message each: procmail (dotlock + fcntl, LOCKSLEEP=1) and
      `dotlockfile -l -r -1 -i 1` + lockf + append + `dotlockfile -u` (Postfix local's order);
-     where the kill left the dotlock (every point up to expunge.after_truncate), both must still
+     where the kill left the dotlock (every point up to expunge.after_truncate, and every
+     recovery point), both must still
      be waiting 1.5 s later: procmail breaks a lock only after 1024 s, dotlockfile after 5 min;
   3. restarts poplar-indexer without a fault and asserts that both deliveries complete within
      --max-wait-s (5) of the restart, then that the mailbox holds every message delivered or
@@ -43,11 +46,15 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import expunge_fault_test as eft  # noqa: E402  (its Indexer, message(), parse_client)
 
-POINTS = eft.POINTS
-DELETES = eft.DELETES
+# The start-up recovery's replay holds the MDA locks too: each of its points is reached by a
+# first kill at FIRST_KILL (a plan recorded, nothing rewritten), then a kill in the recovery.
+FIRST_KILL = "expunge.after_plan"
+POINTS = eft.POINTS + eft.RECOVERY_POINTS
+DELETES = {p: eft.DELETES.get(p, eft.DELETES[FIRST_KILL]) for p in POINTS}
+KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)  # unshare passes the shell's 137 on
 # The expunge holds the MDA locks from the journal to the truncate; Finish runs after release.
 LOCK_LEFT = {"expunge.after_journal", "expunge.after_plan", "expunge.mid_rewrite",
-             "expunge.before_truncate", "expunge.after_truncate"}
+             "expunge.before_truncate", "expunge.after_truncate"} | set(eft.RECOVERY_POINTS)
 
 
 class NamespacedIndexer(eft.Indexer):
@@ -229,8 +236,9 @@ def main():
         if r.returncode != 0:
             raise RuntimeError(f"poplarctl accounts add: {r.stderr}")
         for point in points:
+            first = point if point in eft.POINTS else FIRST_KILL
             ix.stop()
-            ix.start(fault=f"{point}:1")
+            ix.start(fault=f"{first}:1")
             msgs, _ = eft.parse_client(client().stdout)
             if not msgs:
                 fail(f"{point}: no snapshot")
@@ -243,10 +251,18 @@ def main():
                 ix.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 pass
-            if ix.proc.returncode not in (-signal.SIGKILL, 128 + signal.SIGKILL):
-                fail(f"{point}: the indexer was not killed at the fault point "
+            if ix.proc.returncode not in KILLED:
+                fail(f"{first}: the indexer was not killed at the fault point "
                      f"(exit {ix.proc.returncode})")
                 break
+            if point != first:
+                try:  # start-up: the first kill's lock goes, the recovery locks and is killed
+                    ix.start(fault=f"{point}:1", timeout=60.0)
+                except RuntimeError:
+                    pass
+                if ix.proc.poll() not in KILLED:
+                    fail(f"{point}: the recovery was not killed there (exit {ix.proc.poll()})")
+                    break
             if point in LOCK_LEFT:
                 try:
                     with open(lock) as f:

@@ -11,8 +11,8 @@ Each round:
   2. starts two deliveries of a new message each: procmail (dotlock + fcntl, LOCKSLEEP=1) and
      `dotlockfile -l -r -1 -i 1` + lockf + append + `dotlockfile -u` (Postfix local's order);
      where the kill left the dotlock (every point up to expunge.after_truncate, and every
-     recovery point), both must still
-     be waiting 1.5 s later: procmail breaks a lock only after 1024 s, dotlockfile after 5 min;
+     recovery point), both must still be waiting 1.5 s later: procmail breaks a lock only
+     after 1024 s, dotlockfile after 5 min;
   3. restarts poplar-indexer without a fault and asserts that both deliveries complete within
      --max-wait-s (5) of the restart, then that the mailbox holds every message delivered or
      originally there exactly once, minus those the expunge deleted (all of them for every point
@@ -214,7 +214,7 @@ def main():
     failures = []
     expected = set(bodies)  # tags that must be in the mailbox, once each
     seq = 0
-    stalled_at = None
+    stopped_at = None
 
     def fail(msg):
         failures.append(msg)
@@ -242,6 +242,7 @@ def main():
             msgs, _ = eft.parse_client(client().stdout)
             if not msgs:
                 fail(f"{point}: no snapshot")
+                stopped_at = point
                 break
             chosen = sorted(random.sample(range(1, len(msgs) + 1), min(len(msgs), 2)))
             r = client("--delete", ",".join(map(str, chosen)))
@@ -254,6 +255,7 @@ def main():
             if ix.proc.returncode not in KILLED:
                 fail(f"{first}: the indexer was not killed at the fault point "
                      f"(exit {ix.proc.returncode})")
+                stopped_at = point
                 break
             if point != first:
                 try:  # start-up: the first kill's lock goes, the recovery locks and is killed
@@ -262,6 +264,7 @@ def main():
                     pass
                 if ix.proc.poll() not in KILLED:
                     fail(f"{point}: the recovery was not killed there (exit {ix.proc.poll()})")
+                    stopped_at = point
                     break
             if point in LOCK_LEFT:
                 try:
@@ -313,7 +316,7 @@ def main():
                 for d in stalled:
                     d.kill()
                     d.join(timeout=10)
-                stalled_at = point
+                stopped_at = point
                 break  # what follows would only measure the stall again
             if DELETES[point]:
                 expected -= doomed
@@ -331,7 +334,7 @@ def main():
                               for d in deliveries)
                   + f" from the restart; {len(present)} messages")
             sys.stdout.flush()
-        if stalled_at is None:  # else the rounds stopped at the stall; nothing more to learn
+        if stopped_at is None:  # else the rounds stopped at a failure
             ix.stop()
             ix.start()
             final, _ = eft.parse_client(client().stdout)

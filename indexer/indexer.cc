@@ -173,6 +173,9 @@ absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerCo
   absl::MutexLock lock(&idx->mu_);
   if (absl::Status s = idx->accounts_->Init(); !s.ok()) return s;
   if (absl::Status s = idx->expunger_->Init(); !s.ok()) return s;
+  // A killed indexer's dotlocks go first: MDAs waiting on them deliver at once, and the
+  // recovery below finds the mailboxes free.
+  idx->RemoveDeadDotlocksLocked();
   // An expunge interrupted by a crash is finished before anything is served (design §5). A
   // plan whose mailbox is locked right now stays open and is retried at the next commit.
   if (absl::Status s = idx->RecoverLocked(""); !s.ok()) {
@@ -704,6 +707,36 @@ absl::Status Indexer::RecoverLocked(const std::string& mailbox) {
       std::cerr << "poplar-indexer: re-index of " << p.mailbox_path << ": " << o.status() << "\n";
   }
   return result;
+}
+
+int Indexer::RemoveDeadDotlocksLocked() {
+  std::set<std::string> candidates;
+  if (absl::StatusOr<std::vector<MailboxRecord>> known = store_->ListMailboxes(); known.ok()) {
+    for (const MailboxRecord& m : *known) candidates.insert(m.path + ".lock");
+  } else {
+    std::cerr << "poplar-indexer: dotlock sweep: listing the index: " << known.status() << "\n";
+  }
+  if (absl::StatusOr<std::vector<ExpungePlanRecord>> plans = store_->OpenExpungePlans("");
+      plans.ok()) {
+    for (const ExpungePlanRecord& p : *plans) candidates.insert(p.mailbox_path + ".lock");
+  }
+  for (std::string& path : watcher_->ListDotlocks()) candidates.insert(std::move(path));
+  int removed = 0;
+  for (const std::string& path : candidates) {
+    absl::StatusOr<std::optional<lock::DotlockOwner>> r = lock::RemoveDeadPoplarDotlock(path);
+    if (!r.ok()) {
+      std::cerr << "poplar-indexer: dotlock sweep: " << r.status() << "\n";
+      continue;
+    }
+    if (!r->has_value()) continue;
+    ++removed;
+    const lock::DotlockOwner& o = **r;
+    std::cerr << "poplar-indexer: removed dotlock " << path
+              << " left by a dead poplar-indexer (pid " << o.pid << " on " << o.host << ", boot "
+              << o.incarnation.boot_id << ", started at " << o.incarnation.start_ticks
+              << " ticks)\n";
+  }
+  return removed;
 }
 
 absl::StatusOr<v1::CommitResult> Indexer::HideLocked(const std::string& mailbox,

@@ -155,6 +155,11 @@ class Indexer {
   // Finishes open expunge plans (of one mailbox, or all when empty) and re-indexes the
   // mailboxes they touched. UNAVAILABLE if a plan could not get its locks (it stays open).
   absl::Status RecoverLocked(const std::string& mailbox) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Start-up: removes the dotlocks a killed poplar-indexer left (lock::RemoveDeadPoplarDotlock)
+  // beside every mailbox of the index and of an open plan, and every *.lock in the spools; one
+  // log line per lock removed. Other programs' locks and live writers' are left alone.
+  // Returns how many were removed.
+  int RemoveDeadDotlocksLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deferred mode's Commit: verifies the deletions against the file and hides them.
   absl::StatusOr<v1::CommitResult> HideLocked(const std::string& mailbox, const v1::Snapshot& snap,
                                               const std::vector<size_t>& deleted)

@@ -151,6 +151,43 @@ absl::StatusOr<std::vector<MailboxFile>> SpoolWatcher::ListAll() {
   return out;
 }
 
+std::vector<std::string> SpoolWatcher::ListDotlocks() const {
+  std::vector<std::string> out;
+  auto add_locks_in = [&out](const std::string& dir) {
+    for (const std::string& name : ListNames(dir)) {
+      if (!absl::EndsWith(name, ".lock")) continue;
+      const std::string target = name.substr(0, name.size() - 5);
+      const std::string path = absl::StrCat(dir, "/", name);
+      if (IsMailboxName(target) && IsRegular(path)) out.push_back(path);
+    }
+  };
+  for (const config::Spool& spool : spools_) {
+    const std::string& root = spool.directory();
+    if (spool.layout() == config::SPOOL_HOME) {
+      for (const std::string& user : ListNames(root)) {
+        if (!IsMailboxName(user) || !IsDir(absl::StrCat(root, "/", user))) continue;
+        const std::string lock = MailboxPathFor(spool, user) + ".lock";
+        if (IsRegular(lock)) out.push_back(lock);
+      }
+      continue;
+    }
+    // Flat: the spool itself; hashed: its one- or two-level subdirectories.
+    std::vector<std::string> dirs = {root};
+    for (int depth = 0; depth < LeafDepth(spool); ++depth) {
+      std::vector<std::string> next;
+      for (const std::string& dir : dirs) {
+        for (const std::string& name : ListNames(dir)) {
+          const std::string sub = absl::StrCat(dir, "/", name);
+          if (name[0] != '.' && IsDir(sub)) next.push_back(sub);
+        }
+      }
+      dirs = std::move(next);
+    }
+    for (const std::string& dir : dirs) add_locks_in(dir);
+  }
+  return out;
+}
+
 absl::StatusOr<SpoolWatcher::Events> SpoolWatcher::Drain() {
   Events ev;
   alignas(struct inotify_event) char buf[64 * 1024];

@@ -50,6 +50,11 @@ class SpoolWatcher {
   // it at start and whenever rescan_all is reported.
   absl::StatusOr<std::vector<MailboxFile>> ListAll();
 
+  // Every dotlock file (`MAILBOX.lock`, a regular file beside where a mailbox of the spool's
+  // layout is or could be) currently in the spools, whether or not its mailbox exists. Adds no
+  // watches. For the start-up sweep of locks left by a killed indexer.
+  std::vector<std::string> ListDotlocks() const;
+
   struct Events {
     std::vector<MailboxFile> changed;  // may contain duplicates; each is a hint to stat
     bool rescan_all = false;

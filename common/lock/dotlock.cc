@@ -11,6 +11,7 @@
 #include <ctime>
 #include <random>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -35,14 +36,45 @@ std::string DirOf(const std::string& path) {
 
 int64_t NowS() { return static_cast<int64_t>(::time(nullptr)); }
 
-// Reads a small lock file; an unreadable one has an unknown owner.
-DotlockOwner ReadOwner(const std::string& path) {
+// The first bytes of a small file (a lock, a /proc entry); empty if unreadable.
+std::string ReadSmallFile(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) return {};
-  char buf[256];
+  char buf[512];
   ssize_t n = ::read(fd.get(), buf, sizeof buf);
   if (n <= 0) return {};
-  return ParseDotlockContent(std::string_view(buf, static_cast<size_t>(n)));
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// Reads a lock file; an unreadable one has an unknown owner.
+DotlockOwner ReadOwner(const std::string& path) { return ParseDotlockContent(ReadSmallFile(path)); }
+
+// The facts about the holder of a lock with content `owner`, for the stale rules. The caller
+// adds the ages and the kernel lock.
+StaleFacts HolderFacts(DotlockOwner owner) {
+  StaleFacts f;
+  f.owner = std::move(owner);
+  f.this_host = LocalHostName();
+  f.pid_alive =
+      !(f.owner.pid > 0 && ::kill(static_cast<pid_t>(f.owner.pid), 0) != 0 && errno == ESRCH);
+  if (f.owner.poplar) {
+    f.this_boot_id = ThisIncarnation().boot_id;
+    if (f.pid_alive) f.pid_start_ticks = ProcessStartTicks(f.owner.pid);
+  }
+  return f;
+}
+
+// Unlinks `lock_path` if it is still the file `judged` describes (same inode and mtime).
+absl::Status UnlinkIfSame(const std::string& lock_path, const struct stat& judged) {
+  struct stat again {};
+  if (::lstat(lock_path.c_str(), &again) == 0 && again.st_dev == judged.st_dev &&
+      again.st_ino == judged.st_ino && again.st_mtim.tv_sec == judged.st_mtim.tv_sec &&
+      again.st_mtim.tv_nsec == judged.st_mtim.tv_nsec) {
+    if (::unlink(lock_path.c_str()) != 0 && errno != ENOENT) {
+      return Errno(errno, "remove stale dotlock", lock_path);
+    }
+  }
+  return absl::OkStatus();
 }
 
 bool KernelWriteLockHeld(int fd) {
@@ -66,20 +98,56 @@ DotlockOwner ParseDotlockContent(std::string_view content) {
     int64_t pid = 0;
     if (absl::SimpleAtoi(Absl(content.substr(i, j - i)), &pid)) o.pid = pid;
   }
-  if (j < content.size() && content[j] == ' ') {
-    size_t k = j + 1;
-    size_t e = k;
-    while (e < content.size() && content[e] != '\n' && content[e] != ' ' && content[e] != '\0') ++e;
-    o.host = std::string(content.substr(k, e - k));
+  if (j >= content.size() || content[j] != ' ') return o;
+  // The rest of the first line: HOST [MARKER [key=value ...]], single spaces.
+  std::string_view rest = content.substr(j + 1);
+  rest = rest.substr(0, std::min(rest.find('\n'), rest.find('\0')));
+  std::vector<std::string_view> words;
+  for (size_t k = 0; k <= rest.size();) {
+    size_t e = std::min(rest.find(' ', k), rest.size());
+    words.push_back(rest.substr(k, e - k));
+    k = e + 1;
+  }
+  o.host = std::string(words[0]);
+  if (words.size() < 2 || words[1] != kDotlockMarker) return o;
+  o.poplar = true;
+  for (size_t w = 2; w < words.size(); ++w) {
+    std::string_view word = words[w];
+    if (word.substr(0, 5) == "boot=") {
+      o.incarnation.boot_id = std::string(word.substr(5));
+    } else if (word.substr(0, 6) == "start=") {
+      uint64_t t = 0;
+      if (absl::SimpleAtoi(Absl(word.substr(6)), &t)) o.incarnation.start_ticks = t;
+    }
   }
   return o;
 }
 
-std::string FormatDotlockContent(int64_t pid, std::string_view host) {
-  return absl::StrCat(pid, " ", Absl(host), "\n");
+std::string FormatDotlockContent(int64_t pid, std::string_view host,
+                                 const Incarnation& incarnation) {
+  std::string out = absl::StrCat(pid, " ", Absl(host), " ", Absl(kDotlockMarker));
+  if (!incarnation.boot_id.empty()) absl::StrAppend(&out, " boot=", incarnation.boot_id);
+  if (incarnation.start_ticks != 0) absl::StrAppend(&out, " start=", incarnation.start_ticks);
+  out.push_back('\n');
+  return out;
+}
+
+bool DotlockWriterGone(const StaleFacts& f) {
+  const DotlockOwner& o = f.owner;
+  // Only Poplar's own locks, from this host, naming a whole incarnation: anything less is
+  // judged by the other rules.
+  if (!o.poplar || o.pid <= 0 || o.host.empty() || o.host != f.this_host) return false;
+  if (!o.incarnation.known() || f.this_boot_id.empty()) return false;
+  if (o.incarnation.boot_id != f.this_boot_id) return true;  // written before a reboot
+  if (!f.pid_alive) return true;                             // no process has that PID
+  // Someone has the PID: the writer only if it started at the same tick.
+  return f.pid_start_ticks != 0 && f.pid_start_ticks != o.incarnation.start_ticks;
 }
 
 bool DotlockIsStale(const StaleFacts& f, int64_t stale_after_s) {
+  // Our own writer is dead: whoever holds the kernel lock now, it is not the holder of this
+  // dotlock (a dead process holds no kernel lock), so the dotlock protects nothing.
+  if (DotlockWriterGone(f)) return true;
   // A live kernel lock means a live holder, whatever the dotlock looks like.
   if (f.kernel_lock_held) return false;
   // A dead process on this host cannot be holding it (liblockfile's rule). A PID from another
@@ -92,6 +160,42 @@ bool DotlockIsStale(const StaleFacts& f, int64_t stale_after_s) {
   return f.lock_age_s >= stale_after_s && f.mailbox_age_s >= stale_after_s;
 }
 
+uint64_t ParseProcStatStartTicks(std::string_view stat) {
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string_view::npos) return 0;
+  // After ") " comes field 3 (state); field 22 is the 20th from there.
+  size_t pos = paren + 1;
+  for (int field = 3; field <= 22; ++field) {
+    while (pos < stat.size() && stat[pos] == ' ') ++pos;
+    size_t end = pos;
+    while (end < stat.size() && stat[end] != ' ' && stat[end] != '\n') ++end;
+    if (end == pos) return 0;
+    if (field == 22) {
+      uint64_t t = 0;
+      return absl::SimpleAtoi(Absl(stat.substr(pos, end - pos)), &t) ? t : 0;
+    }
+    pos = end;
+  }
+  return 0;
+}
+
+Incarnation ThisIncarnation() {
+  Incarnation i;
+  std::string boot = ReadSmallFile("/proc/sys/kernel/random/boot_id");
+  while (!boot.empty() && (boot.back() == '\n' || boot.back() == ' ')) boot.pop_back();
+  // A boot id is a UUID; anything else (a space would break the lock's word list) is unknown.
+  if (boot.find_first_of(" \n") == std::string::npos) i.boot_id = std::move(boot);
+  i.start_ticks = ParseProcStatStartTicks(ReadSmallFile("/proc/self/stat"));
+  // /proc/self must be this process (a /proc of another PID namespace would describe another).
+  if (ProcessStartTicks(::getpid()) != i.start_ticks) i.start_ticks = 0;
+  return i;
+}
+
+uint64_t ProcessStartTicks(int64_t pid) {
+  if (pid <= 0) return 0;
+  return ParseProcStatStartTicks(ReadSmallFile(absl::StrCat("/proc/", pid, "/stat")));
+}
+
 std::string LocalHostName() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
@@ -102,6 +206,7 @@ absl::StatusOr<Dotlock> Dotlock::TryAcquire(const std::string& mailbox_path, int
                                             int64_t stale_after_s) {
   const std::string lock_path = mailbox_path + ".lock";
   const std::string host = LocalHostName();
+  const Incarnation self = ThisIncarnation();
   static thread_local std::mt19937_64 rng(std::random_device{}());
   for (int attempt = 0; attempt < 2; ++attempt) {
     // The temp name is unique per host, process and attempt (liblockfile: .lk<pid><time><host>).
@@ -110,7 +215,7 @@ absl::StatusOr<Dotlock> Dotlock::TryAcquire(const std::string& mailbox_path, int
     {
       UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
       if (!fd.valid()) return Errno(errno, "create dotlock temp file", tmp);
-      const std::string content = FormatDotlockContent(::getpid(), host);
+      const std::string content = FormatDotlockContent(::getpid(), host, self);
       if (::write(fd.get(), content.data(), content.size()) !=
           static_cast<ssize_t>(content.size())) {
         int err = errno;
@@ -137,11 +242,7 @@ absl::StatusOr<Dotlock> Dotlock::TryAcquire(const std::string& mailbox_path, int
     // Held by someone. Stale?
     struct stat lst {};
     if (::lstat(lock_path.c_str(), &lst) != 0) continue;  // just released: try again now
-    StaleFacts f;
-    f.owner = ReadOwner(lock_path);
-    f.this_host = host;
-    f.pid_alive =
-        !(f.owner.pid > 0 && ::kill(static_cast<pid_t>(f.owner.pid), 0) != 0 && errno == ESRCH);
+    StaleFacts f = HolderFacts(ReadOwner(lock_path));
     const int64_t now = NowS();
     f.lock_age_s = now - static_cast<int64_t>(lst.st_mtim.tv_sec);
     f.mailbox_age_s = 0;
@@ -160,14 +261,7 @@ absl::StatusOr<Dotlock> Dotlock::TryAcquire(const std::string& mailbox_path, int
                                                  ", ", f.lock_age_s, " s old)"));
     }
     // Remove it only if it is still the file we judged.
-    struct stat again {};
-    if (::lstat(lock_path.c_str(), &again) == 0 && again.st_ino == lst.st_ino &&
-        again.st_mtim.tv_sec == lst.st_mtim.tv_sec &&
-        again.st_mtim.tv_nsec == lst.st_mtim.tv_nsec) {
-      if (::unlink(lock_path.c_str()) != 0 && errno != ENOENT) {
-        return Errno(errno, "remove stale dotlock", lock_path);
-      }
-    }
+    if (absl::Status s = UnlinkIfSame(lock_path, lst); !s.ok()) return s;
   }
   return absl::UnavailableError(absl::StrCat(lock_path, " is held"));
 }
@@ -203,7 +297,25 @@ bool Dotlock::StillOurs() const {
   struct stat st {};
   if (::lstat(path_.c_str(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) return false;
   DotlockOwner o = ReadOwner(path_);
-  return o.pid == ::getpid() && o.host == LocalHostName();
+  if (o.pid != ::getpid() || o.host != LocalHostName()) return false;
+  // A PID reused by a later incarnation (containers) is not us.
+  const Incarnation self = ThisIncarnation();
+  return !o.incarnation.known() || !self.known() || o.incarnation.start_ticks == self.start_ticks;
+}
+
+absl::StatusOr<std::optional<DotlockOwner>> RemoveDeadPoplarDotlock(const std::string& lock_path) {
+  struct stat lst {};
+  if (::lstat(lock_path.c_str(), &lst) != 0) {
+    if (errno == ENOENT) return std::nullopt;
+    return Errno(errno, "stat dotlock", lock_path);
+  }
+  if (!S_ISREG(lst.st_mode)) return std::nullopt;  // never follow or remove anything else
+  StaleFacts f = HolderFacts(ReadOwner(lock_path));
+  if (!DotlockWriterGone(f)) return std::nullopt;
+  if (absl::Status s = UnlinkIfSame(lock_path, lst); !s.ok()) return s;
+  struct stat again {};
+  if (::lstat(lock_path.c_str(), &again) == 0 && again.st_ino == lst.st_ino) return std::nullopt;
+  return f.owner;
 }
 
 void Dotlock::Release() {

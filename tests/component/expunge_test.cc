@@ -478,6 +478,93 @@ TEST_F(ExpungeLockTest, StaleDotlocksAreBrokenOnlyUnderTheRules) {
   EXPECT_EQ(ReadFile(Mbox()), segs_[1]);
 }
 
+// "Whenever it meets one": a lock that names a dead incarnation of poplar-indexer (here: this
+// very PID, reused by a later process, as a restarted indexer in a container is PID 1 again)
+// is broken at once by the expunge's acquire, even with its mailbox's kernel lock held by
+// someone else; the same lock naming this process's live incarnation is not.
+TEST_F(ExpungeLockTest, OwnDeadIncarnationIsBrokenAtOnce) {
+  Start();
+  const std::string lock = Mbox() + ".lock";
+  const lock::Incarnation self = lock::ThisIncarnation();
+  ASSERT_TRUE(self.known());
+  WriteFile(lock, lock::FormatDotlockContent(::getpid(), lock::LocalHostName(), self));
+  ExpectBusy();  // a live incarnation's lock (another thread of this indexer, say)
+  WriteFile(lock, lock::FormatDotlockContent(::getpid(), lock::LocalHostName(),
+                                             {self.boot_id, self.start_ticks + 1}));
+  ExpectDeletes();  // within lock_timeout_ms (300 ms): broken, not waited out
+  struct stat st {};
+  EXPECT_NE(::stat(lock.c_str(), &st), 0);
+}
+
+// Start-up: the locks a killed indexer left are removed before anything else; every other
+// lock stays, whatever it says.
+TEST(DotlockSweepTest, StartUpRemovesOnlyLocksOfDeadPoplarIncarnations) {
+  TempDir dir;
+  ASSERT_EQ(::mkdir(dir.File("spool").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(dir.File("hashed").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(dir.File("hashed/h").c_str(), 0755), 0);
+  config::IndexerConfig c = poplar::testing::TestIndexerConfig(dir);
+  config::Spool* hashed = c.add_spools();
+  hashed->set_directory(dir.File("hashed"));
+  hashed->set_layout(config::SPOOL_HASHED_1);
+  const std::string host = lock::LocalHostName();
+  const lock::Incarnation self = lock::ThisIncarnation();
+  ASSERT_TRUE(self.known());
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  const lock::Incarnation dead_inc{self.boot_id, self.start_ticks + 7};
+  auto poplar = [&](int64_t pid, const std::string& h, const lock::Incarnation& inc) {
+    return lock::FormatDotlockContent(pid, h, inc);
+  };
+  struct Lock {
+    std::string path;  // under dir
+    std::string content;
+    bool removed;
+  } locks[] = {
+      {"spool/dead", poplar(dead, host, dead_inc), true},
+      {"spool/reused", poplar(::getpid(), host, dead_inc), true},  // PID reused (containers)
+      {"spool/rebooted", poplar(::getpid(), host, {"another-boot", self.start_ticks}), true},
+      {"spool/ghost", poplar(dead, host, dead_inc), true},  // its mailbox is gone
+      {"hashed/h/hank", poplar(dead, host, dead_inc), true},
+      {"spool/live", poplar(::getpid(), host, self), false},  // a live incarnation
+      {"spool/nfs", poplar(dead, "other-host", dead_inc), false},
+      {"spool/old-format", absl::StrCat(dead, " ", host, "\n"), false},  // acquire's rules only
+      {"spool/no-incarnation", poplar(dead, host, {}), false},
+      {"spool/other-marker",
+       absl::StrCat(dead, " ", host, " procmail boot=", self.boot_id,
+                    " start=", dead_inc.start_ticks, "\n"),
+       false},
+      {"spool/liblockfile", absl::StrCat(dead, "\n"), false},
+      {"spool/procmail", "", false},
+  };
+  for (const Lock& l : locks) {
+    if (l.path != "spool/ghost") WriteFile(dir.File(l.path), "");
+    WriteFile(dir.File(l.path + ".lock"), l.content);
+  }
+  // A real dotlockfile lock (without -p: "0"), and a symlink to a dead incarnation's lock.
+  WriteFile(dir.File("spool/mda"), "");
+  ASSERT_EQ(Shell(absl::StrCat("dotlockfile -l -r 0 ", dir.File("spool/mda.lock"))), 0);
+  WriteFile(dir.File("outside.lock"), poplar(dead, host, dead_inc));
+  WriteFile(dir.File("spool/sym"), "");
+  ASSERT_EQ(::symlink(dir.File("outside.lock").c_str(), dir.File("spool/sym.lock").c_str()), 0);
+
+  absl::StatusOr<std::unique_ptr<Indexer>> idx = Indexer::Create(c);
+  ASSERT_TRUE(idx.ok()) << idx.status();
+  for (const Lock& l : locks) {
+    struct stat st {};
+    EXPECT_EQ(::lstat(dir.File(l.path + ".lock").c_str(), &st) != 0, l.removed) << l.path;
+    if (!l.removed) {
+      EXPECT_EQ(ReadFile(dir.File(l.path + ".lock")), l.content) << l.path;
+    }
+  }
+  struct stat st {};
+  EXPECT_EQ(::lstat(dir.File("spool/mda.lock").c_str(), &st), 0) << "dotlockfile's lock stays";
+  EXPECT_EQ(::lstat(dir.File("spool/sym.lock").c_str(), &st), 0) << "a symlink is never followed";
+  EXPECT_EQ(::lstat(dir.File("outside.lock").c_str(), &st), 0);
+  EXPECT_EQ(ReadFile(dir.File("spool/dead")), "") << "mailboxes untouched";
+}
+
 TEST(MailboxLockTest, TouchRefreshesTheDotlockAndReleaseRemovesOnlyOurs) {
   TempDir dir;
   const std::string mbox = dir.File("bob");

@@ -146,6 +146,32 @@ TEST(SpoolWatcher, HomeDirectoryMail) {
     EXPECT_EQ(m, (MailboxFile{dir.File("alice/Mail/inbox"), "alice"}));
 }
 
+// The start-up sweep's candidates: every MAILBOX.lock where the layout puts mailboxes, with or
+// without its mailbox; no other file, no directory, no symlink, nothing off the layout.
+TEST(SpoolWatcher, ListDotlocksInEveryLayout) {
+  TempDir dir;
+  for (const char* d : {"flat", "hashed", "hashed/a", "hashed/a/l", "hashed/a/l/x.lock", "home",
+                        "home/bob", "home/bob/Mail", "home/.skel", "home/.skel/Mail"}) {
+    ASSERT_EQ(::mkdir(dir.File(d).c_str(), 0755), 0) << d;
+  }
+  for (const char* f :
+       {"flat/alice", "flat/alice.lock", "flat/ghost.lock", "flat/.hidden.lock", "flat/x.tmp",
+        "flat/alice.lock.tmp", "hashed/top.lock", "hashed/a/l/al.lock", "hashed/a/l/al",
+        "home/bob/Mail/inbox.lock", "home/bob/Mail/other.lock", "home/bob/inbox.lock",
+        "home/.skel/Mail/inbox.lock", "elsewhere.lock"}) {
+    WriteFile(dir.File(f), "");
+  }
+  ASSERT_EQ(::symlink(dir.File("elsewhere.lock").c_str(), dir.File("flat/sym.lock").c_str()), 0);
+  auto w = SpoolWatcher::Create({MakeSpool(dir.File("flat"), config::SPOOL_FLAT),
+                                 MakeSpool(dir.File("hashed"), config::SPOOL_HASHED_2),
+                                 MakeSpool(dir.File("home"), config::SPOOL_HOME)});
+  ASSERT_TRUE(w.ok());
+  EXPECT_THAT(
+      (*w)->ListDotlocks(),
+      UnorderedElementsAre(dir.File("flat/alice.lock"), dir.File("flat/ghost.lock"),
+                           dir.File("hashed/a/l/al.lock"), dir.File("home/bob/Mail/inbox.lock")));
+}
+
 TEST(SpoolWatcher, QueueOverflowAsksForFullRescan) {
   TempDir dir;
   auto w = SpoolWatcher::Create({MakeSpool(dir.path(), config::SPOOL_FLAT)});

@@ -43,6 +43,21 @@ Fn Real(const char* mangled) {
 // absl::debian3), taken from the compiler so they always match the headers.
 #define POPLAR_REAL(type, name) static const auto real = Real<type>(name)
 
+// absl evaluates a Condition inside Lock/Await's slow path, with the mutex held, outside our
+// Acquire/Release around the calls (and then may release the mutex internally to wait): the
+// evaluation is a critical section of its own. (It may run on the unlocking thread.)
+struct Guarded {
+  const absl::Condition* cond;
+  const absl::Mutex* mu;
+};
+bool EvalGuarded(void* arg) {
+  const auto* g = static_cast<const Guarded*>(arg);
+  Acquire(g->mu);
+  const bool r = g->cond->Eval();
+  Release(g->mu);
+  return r;
+}
+
 }  // namespace
 
 namespace absl {
@@ -83,20 +98,26 @@ void Mutex::ReaderUnlock() {
 void Mutex::LockWhen(const Condition& cond) {
   POPLAR_REAL(void (*)(Mutex*, const Condition&),
               "_ZN4absl" ABSL_TSAN_SHIM_NS "5Mutex8LockWhenERKNS0_9ConditionE");
-  real(this, cond);
+  const Guarded g{&cond, this};
+  const Condition guarded(&EvalGuarded, const_cast<Guarded*>(&g));
+  real(this, guarded);
   Acquire(this);
 }
 void Mutex::ReaderLockWhen(const Condition& cond) {
   POPLAR_REAL(void (*)(Mutex*, const Condition&),
               "_ZN4absl" ABSL_TSAN_SHIM_NS "5Mutex14ReaderLockWhenERKNS0_9ConditionE");
-  real(this, cond);
+  const Guarded g{&cond, this};
+  const Condition guarded(&EvalGuarded, const_cast<Guarded*>(&g));
+  real(this, guarded);
   Acquire(this);
 }
 bool Mutex::LockWhenWithTimeout(const Condition& cond, absl::Duration timeout) {
   POPLAR_REAL(bool (*)(Mutex*, const Condition&, absl::Duration),
               "_ZN4absl" ABSL_TSAN_SHIM_NS
               "5Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  const bool r = real(this, cond, timeout);
+  const Guarded g{&cond, this};
+  const Condition guarded(&EvalGuarded, const_cast<Guarded*>(&g));
+  const bool r = real(this, guarded, timeout);
   Acquire(this);  // held either way
   return r;
 }
@@ -104,7 +125,9 @@ bool Mutex::LockWhenWithDeadline(const Condition& cond, absl::Time deadline) {
   POPLAR_REAL(bool (*)(Mutex*, const Condition&, absl::Time),
               "_ZN4absl" ABSL_TSAN_SHIM_NS
               "5Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
-  const bool r = real(this, cond, deadline);
+  const Guarded g{&cond, this};
+  const Condition guarded(&EvalGuarded, const_cast<Guarded*>(&g));
+  const bool r = real(this, guarded, deadline);
   Acquire(this);
   return r;
 }
@@ -112,16 +135,20 @@ bool Mutex::LockWhenWithDeadline(const Condition& cond, absl::Time deadline) {
 void Mutex::Await(const Condition& cond) {
   POPLAR_REAL(void (*)(Mutex*, const Condition&),
               "_ZN4absl" ABSL_TSAN_SHIM_NS "5Mutex5AwaitERKNS0_9ConditionE");
+  const Guarded g{&cond, this};
+  const Condition guarded(&EvalGuarded, const_cast<Guarded*>(&g));
   Release(this);
-  real(this, cond);
+  real(this, guarded);
   Acquire(this);
 }
 bool Mutex::AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
   POPLAR_REAL(bool (*)(Mutex*, const Condition&, absl::Duration),
               "_ZN4absl" ABSL_TSAN_SHIM_NS
               "5Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE");
+  const Guarded g{&cond, this};
+  const Condition guarded(&EvalGuarded, const_cast<Guarded*>(&g));
   Release(this);
-  const bool r = real(this, cond, timeout);
+  const bool r = real(this, guarded, timeout);
   Acquire(this);
   return r;
 }
@@ -129,8 +156,10 @@ bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
   POPLAR_REAL(bool (*)(Mutex*, const Condition&, absl::Time),
               "_ZN4absl" ABSL_TSAN_SHIM_NS
               "5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
+  const Guarded g{&cond, this};
+  const Condition guarded(&EvalGuarded, const_cast<Guarded*>(&g));
   Release(this);
-  const bool r = real(this, cond, deadline);
+  const bool r = real(this, guarded, deadline);
   Acquire(this);
   return r;
 }

@@ -154,8 +154,7 @@ bool Mutex::AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
 }
 bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
   POPLAR_REAL(bool (*)(Mutex*, const Condition&, absl::Time),
-              "_ZN4absl" ABSL_TSAN_SHIM_NS
-              "5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
+              "_ZN4absl" ABSL_TSAN_SHIM_NS "5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
   const Guarded g{&cond, this};
   const Condition guarded(&EvalGuarded, const_cast<Guarded*>(&g));
   Release(this);

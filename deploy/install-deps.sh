@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   # toolchain and build
   build-essential cmake ninja-build pkg-config git ca-certificates
-  clang libclang-rt-14-dev llvm
+  clang libclang-rt-14-dev llvm clang-format
   # libraries (Debian 12: gRPC 1.51, Protobuf 3.21, abseil 20220623, SQLite 3.40, OpenSSL 3.0)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto libabsl-dev
   libsqlite3-dev sqlite3 libssl-dev openssl libxxhash-dev libpam0g-dev libcrypt-dev

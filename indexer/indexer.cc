@@ -203,6 +203,7 @@ Indexer::Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store
              HasLock(config_, config::LOCK_FLOCK)),
       owner_(std::move(owner)) {
   accounts_ = std::make_unique<AccountStore>(store_->db(), config_.scram_iterations());
+  account_checks_ = accounts_.get();
   mailbox_indexer_ =
       std::make_unique<MailboxIndexer>(store_.get(), UidlFromConfig(config_), &probe_);
   mailbox_indexer_->set_trust_content_length(config_.trust_content_length());
@@ -399,7 +400,7 @@ void Indexer::AuthenticateAsync(const std::string& user, const std::string& pass
   if (UsesPam(user, password, &lookup)) {
     // The store's check of an unknown name (a dummy verifier) is made all the same, so a PAM
     // login never costs less than a wrong store password.
-    (void)accounts_->VerifyLogin(std::move(lookup), password);
+    (void)account_checks_->VerifyLogin(std::move(lookup), password);
     pam_->Authenticate(user, password, client_address,
                        [user, done = std::move(done)](absl::Status s) {
                          if (s.ok()) return done(user);
@@ -420,7 +421,7 @@ absl::StatusOr<std::string> Indexer::StoreAuthenticate(const std::string& user,
   if (!lookup.ok()) return lookup.status();
   // The slow part (PBKDF2 or crypt, by design) runs outside the lock: logins on other threads
   // and the index's own work never wait behind it.
-  absl::StatusOr<AccountRecord> r = accounts_->VerifyLogin(std::move(*lookup), password);
+  absl::StatusOr<AccountRecord> r = account_checks_->VerifyLogin(std::move(*lookup), password);
   if (!r.ok()) return r.status();
   return r->user;
 }
@@ -447,7 +448,7 @@ absl::StatusOr<v1::ScramLookupReply> Indexer::ScramLookup(const std::string& use
     lookup = accounts_->LookupLogin(user);
   }
   if (!lookup.ok()) return lookup.status();
-  const AccountStore::ScramChallenge c = accounts_->ScramChallengeFor(*lookup, user);
+  const AccountStore::ScramChallenge c = account_checks_->ScramChallengeFor(*lookup, user);
   v1::ScramLookupReply reply;
   reply.set_salt(c.salt);
   reply.set_iterations(c.iterations);
@@ -478,7 +479,7 @@ void Indexer::OpenSessionAsync(const v1::OpenSession& request, LeaseHooks hooks,
     return OpenAuthenticatedAsync(*std::move(login), request, std::move(hooks), std::move(done));
   }
   // A system account: PAM on its own threads; the rest of the open continues there.
-  (void)accounts_->VerifyLogin(std::move(lookup), request.password());  // as for a store miss
+  (void)account_checks_->VerifyLogin(std::move(lookup), request.password());  // as for a store miss
   v1::OpenSession open;  // what the continuation needs, without the password
   open.set_user(request.user());
   open.set_client_address(request.client_address());
@@ -516,7 +517,7 @@ absl::StatusOr<Indexer::Login> Indexer::StoreLogin(const v1::OpenSession& reques
       lookup = accounts_->LookupLogin(login.user);
     }
     if (!lookup.ok()) return lookup.status();
-    absl::StatusOr<AccountStore::ScramLogin> scram = accounts_->VerifyScram(
+    absl::StatusOr<AccountStore::ScramLogin> scram = account_checks_->VerifyScram(
         std::move(*lookup), request.scram().auth_message(), request.scram().client_proof());
     if (!scram.ok()) return scram.status();
     login.user = scram->account.user;
@@ -528,7 +529,7 @@ absl::StatusOr<Indexer::Login> Indexer::StoreLogin(const v1::OpenSession& reques
       lookup = accounts_->LookupLogin(login.user);
     }
     if (!lookup.ok()) return lookup.status();
-    absl::StatusOr<AccountRecord> account = accounts_->VerifyChallengeDigest(
+    absl::StatusOr<AccountRecord> account = account_checks_->VerifyChallengeDigest(
         std::move(*lookup),
         request.challenge().kind() == v1::ChallengeDigest::CRAM_MD5
             ? AccountStore::DigestKind::kCramMd5

@@ -176,6 +176,11 @@ class Indexer {
   mutable absl::Mutex mu_;
   std::unique_ptr<IndexStore> store_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<AccountStore> accounts_ ABSL_GUARDED_BY(mu_);
+  // The same store for its const checks (PBKDF2, crypt, SCRAM proofs, digests), which read only
+  // their argument and immutable state and run outside mu_ by design, so logins do not queue
+  // behind one another. Set in the constructor, never changed: needs no lock, and being const
+  // it cannot reach the database.
+  const AccountStore* account_checks_ = nullptr;
   std::unique_ptr<SpoolWatcher> watcher_;  // fd() is immutable; Drain/ListAll under mu_
   LockFileProbe probe_;                    // the site's lock methods
   const MailboxOwner owner_;               // config check_owner

@@ -373,6 +373,13 @@ def uidls_of(env):
     return lines
 
 
+# Under ASan or TSan (tests/run.sh sets POPLAR_SANITIZED) popd's RSS is not its memory: freed
+# blocks wait in the allocator's quarantine and shadow memory comes with them, so the 16 MB
+# bounds below are not checked there; the backpressure itself still is (what the client could
+# send, every answer complete).
+RSS_CHECKED = not os.environ.get("POPLAR_SANITIZED")
+
+
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -398,7 +405,7 @@ def slow_reader(c, env):
     time.sleep(1.0)  # the client not reading: this is the behaviour under test
     grown = rss_kb(env.popd.proc.pid) - before
     c.check(f"10 pipelined RETRs of {len(want) / 1e6:.1f} MB, client not reading: popd grew by "
-            f"{grown} KB (< 16 MB, not the 66 MB of output)", grown < 16 * 1024)
+            f"{grown} KB (< 16 MB, not the 66 MB of output)", grown < 16 * 1024 or not RSS_CHECKED)
     ok = True
     for _ in range(10):
         ok = ok and r.line() == b"+OK %d octets" % len(want) and r.multi() == h.stuffed(want)
@@ -423,7 +430,7 @@ def slow_reader(c, env):
     grown = rss_kb(env.popd.proc.pid) - before
     c.check(f"32 MB of pipelined UIDL, answers unread: the client could send only "
             f"{sent // 1024} KB before popd stopped reading, popd grew by {grown} KB (< 16 MB)",
-            sent < len(flood) and grown < 16 * 1024)
+            sent < len(flood) and (grown < 16 * 1024 or not RSS_CHECKED))
     want_answers = sent // 6
     r.sock.setblocking(True)
     r.sock.settimeout(10)

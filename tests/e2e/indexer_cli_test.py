@@ -376,6 +376,11 @@ def run(args, indexer, c):
     # --- an indexer that does not answer, then one that is gone ---
     os.kill(indexer.proc.pid, signal.SIGSTOP)
     try:
+        # SIGSTOP stops every thread only once each has been interrupted: until /proc says the
+        # whole process is stopped, a gRPC thread may still answer (seen once: exit 0 in 0.1 s).
+        wait_until = time.monotonic() + 5
+        while time.monotonic() < wait_until and not all_threads_stopped(indexer.proc.pid):
+            time.sleep(0.01)
         t0 = time.monotonic()
         r = ctl("--timeout", "0.5", "status")
         elapsed = time.monotonic() - t0
@@ -393,6 +398,18 @@ def run(args, indexer, c):
     r = ctl("accounts", "list", "--json")
     c.check("a stopped indexer: --json prints nothing on stdout, exit 3",
             r.returncode == 3 and r.stdout == "", describe(r))
+
+
+def all_threads_stopped(pid):
+    """True when every thread of `pid` is in state T (stopped) per /proc."""
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "T":
+                    return False
+    except OSError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

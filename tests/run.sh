@@ -144,13 +144,15 @@ if [[ $stages == *" san "* ]]; then
   CC=clang CXX=clang++ cmake -S "$root" -B "$san" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
     "-DCMAKE_C_FLAGS_DEBUG=-g -O1" "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1" \
     -DPOPLAR_SANITIZE=ON -DPOPLAR_FUZZ=ON -DPOPLAR_WERROR=ON -DPOPLAR_BENCH=OFF >/dev/null
-  # Not yet under ASan: the end-to-end tests that start poplar-popd. In about half of the full
-  # runs ASan reports a double free inside libgrpc on one of popd's gRPC callback threads
-  # (grpc_cq_internal_unref), then hangs in its own report; not reproduced alone, not explained
-  # yet (README, "open"). Until it is, a CI run must not fail by chance: the indexer's
-  # end-to-end tests (real daemon), the gRPC, component and unit tests and the fuzzers run here;
-  # popd's own code runs under ASan in its component and unit tests.
-  san_excluded='^(popd_[a-z0-9_]+_test|popload_smoke_test)$'
+  # Not yet in CI under ASan: the end-to-end tests (daemons started as processes). In about
+  # half of the full runs ASan reported a double free inside libgrpc (grpc_cq_internal_unref,
+  # on a thread running gRPC callbacks) in one of the daemons, then hung inside its own report;
+  # it shows only under load and near a daemon's end, is not reproduced alone and not explained
+  # (README, "Open"). Until it is, a CI run must not fail by chance: the unit, component and
+  # in-process gRPC tests (the real Daemon with gRPC clients) and the fuzzers run here, the
+  # end-to-end tests run in the gcc stage, and POPLAR_SAN_E2E=1 runs them here too (to hunt it).
+  san_args=(-LE e2e)
+  if [ "${POPLAR_SAN_E2E:-0}" = 1 ]; then san_args=(); fi
   if build_or_fail "asan+ubsan" "$san"; then
     fresh_logdir "$san/sanitizer-logs"
     # One log_path for both runtimes (the later-parsed UBSAN_OPTIONS wins); LSan must not write
@@ -158,7 +160,7 @@ if [[ $stages == *" san "* ]]; then
     POPLAR_SANITIZED=1 LSAN_OPTIONS=print_suppressions=0 \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:symbolize=0:log_path=$san/sanitizer-logs/asan \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:symbolize=0:log_path=$san/sanitizer-logs/san \
-      run_ctest "asan+ubsan" "$san" -E "$san_excluded"
+      run_ctest "asan+ubsan" "$san" "${san_args[@]}"
     check_sanitizer_logs "asan+ubsan" "$san/sanitizer-logs"
   fi
 fi

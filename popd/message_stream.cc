@@ -50,11 +50,11 @@ MessageStream::MessageStream(const MailboxFile& file, const MessageLocation& whe
       expected_octets_(expected_octets),
       transform_(pop3::WireTransform::Options{.dot_stuff = true, .top_lines = top_lines}),
       from_offset_(where.from_offset),
-      body_offset_(where.data_offset + where.header_length),
       expected_hash_(where.content_hash.data(), where.content_hash.size()) {
   if (retr_) {
     hasher_ = std::make_unique<mbox::ContentHasher>();
-    hasher_->Start(body_offset_ - from_offset_);
+    // The head is the From_ line and the header block.
+    hasher_->Start(where.data_offset + where.header_length - where.from_offset);
   }
 }
 

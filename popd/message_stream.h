@@ -88,7 +88,6 @@ class MessageStream {
   // header block, then the body's own digest: common/mbox/content_hash.h), so a message
   // rewritten in place to the same size is caught too, not only a size change.
   uint64_t from_offset_;
-  uint64_t body_offset_;
   std::string expected_hash_;
   bool prefix_read_ = false;
   std::unique_ptr<mbox::ContentHasher> hasher_;

@@ -172,12 +172,12 @@ TEST(AppendIdentityTest, EveryShapeTimesEveryDelivery) {
         // No line of these shapes starts with '.': the wire form is the size plus ".\r\n".
         EXPECT_EQ(now[1].served.size(), now[1].octets + 3);
         // The indexer rescans only from the old resume offset: the same answer.
-        const uint64_t resume = ScanMbox(before, 0, kFinal).resume_offset;
+        const ScanResult first = ScanMbox(before, 0, kFinal);
+        const uint64_t resume = first.resume_offset;
         const ScanResult tail = ScanMbox(std::string_view(after).substr(resume), resume, kFinal);
         ASSERT_EQ(tail.messages.size(), 2u);
         EXPECT_EQ(tail.messages[0].content_hash.Hex(), old[1].hash);
-        EXPECT_EQ(tail.messages[0].uidl_digest,
-                  ScanMbox(before, 0, kFinal).messages[1].uidl_digest);
+        EXPECT_EQ(tail.messages[0].uidl_digest, first.messages[1].uidl_digest);
       } else {
         // Text glued onto the last message (the delivery became part of it), or a second empty
         // line before the new separator: the message's stored text changed, and so did its

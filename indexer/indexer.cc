@@ -488,13 +488,15 @@ void Indexer::OpenSessionAsync(const v1::OpenSession& request, LeaseHooks hooks,
                      [this, open = std::move(open), hooks = std::move(hooks),
                       done = std::move(done)](absl::Status s) mutable {
                        if (!s.ok()) return done(s);
+                       bool in_store = false;
                        {
                          absl::MutexLock lock(&mu_);
-                         // Added to the store while PAM was asked: its own credential was not
-                         // checked.
-                         if (accounts_->Get(open.user()).ok())
-                           return done(absl::UnauthenticatedError("authentication failed"));
+                         in_store = accounts_->Get(open.user()).ok();
                        }
+                       // Added to the store while PAM was asked: its own credential was not
+                       // checked. (`done` runs without mu_: it reaches the gRPC reactor.)
+                       if (in_store)
+                         return done(absl::UnauthenticatedError("authentication failed"));
                        Login login{open.user(), DefaultMailboxFor(open.user()),
                                    /*credentials=*/true, ""};
                        OpenAuthenticatedAsync(std::move(login), open, std::move(hooks),

@@ -13,7 +13,10 @@ std::string* g_program = nullptr;
 std::atomic<int> g_min_level{static_cast<int>(Level::kInfo)};
 std::atomic<bool> g_journal{false};
 
-std::string_view Program() { return g_program != nullptr ? *g_program : "poplar"; }
+std::string_view Program() {
+  if (g_program == nullptr) return "poplar";
+  return *g_program;
+}
 
 // syslog(3) priorities: LOG_DEBUG 7, LOG_INFO 6, LOG_WARNING 4, LOG_ERR 3.
 char Priority(Level level) {

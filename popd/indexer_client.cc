@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "common/util/log.h"
 #include "popd/session_demux.h"
 
 namespace poplar::popd {
@@ -13,6 +14,30 @@ namespace poplar::popd {
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+CallTracker::Token CallTracker::Enter() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++in_flight_;
+  return Token(this, [](void* p) {
+    auto* self = static_cast<CallTracker*>(p);
+    std::lock_guard<std::mutex> lock(self->mu_);
+    if (--self->in_flight_ == 0) self->idle_.notify_all();
+  });
+}
+
+bool CallTracker::WaitIdle(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return idle_.wait_for(lock, timeout, [this] { return in_flight_ == 0; });
+}
+
+IndexerClient::~IndexerClient() {
+  // The longest a call can still run: a ScramLookup's deadline (the login timeout) or a
+  // cancelled stream's last callback.
+  if (calls_.WaitIdle(std::chrono::seconds(15))) return;
+  log::Warning("indexer client: calls still in flight at shutdown; their channel is left open");
+  new std::shared_ptr<grpc::Channel>(std::move(channel_));  // deliberately never freed
+  stub_.release();                                          // uses the channel
 }
 
 IndexerClient::IndexerClient(const Options& options)
@@ -35,11 +60,13 @@ IndexerClient::IndexerClient(const Options& options)
 void IndexerClient::ScramLookup(const std::string& user, const std::string& client_address,
                                 std::chrono::system_clock::time_point deadline, ScramDone done) {
   struct Call {
+    CallTracker::Token in_flight;  // first: released after ctx
     grpc::ClientContext ctx;
     v1::ScramLookupRequest request;
     v1::ScramLookupReply reply;
   };
   auto call = std::make_shared<Call>();
+  call->in_flight = calls_.Enter();
   call->request.set_user(user);
   call->request.set_client_address(client_address);
   call->ctx.set_deadline(deadline);
@@ -58,6 +85,7 @@ void IndexerClient::ScramLookup(const std::string& user, const std::string& clie
 std::shared_ptr<SessionCall> IndexerClient::OpenSession(v1::OpenSession open,
                                                         SessionCall::Handlers handlers) {
   auto call = std::make_shared<StreamSessionCall>();
+  call->in_flight_ = calls_.Enter();
   call->self_ = call;
   call->handlers_ = std::move(handlers);
   *call->open_.mutable_open() = std::move(open);
@@ -226,10 +254,11 @@ class SessionMux::Stream final
     Handlers handlers_;
   };
 
-  static std::shared_ptr<Stream> Start(v1::Maildrop::Stub& stub) {
+  static std::shared_ptr<Stream> Start(IndexerClient& client) {
     auto stream = std::make_shared<Stream>();
+    stream->in_flight_ = client.calls().Enter();
     stream->self_ = stream;
-    stub.async()->Sessions(&stream->ctx_, stream.get());
+    client.stub().async()->Sessions(&stream->ctx_, stream.get());
     // Writes start from outside the reactions (the loops' Open/Commit/Cancel): the hold keeps
     // gRPC from finishing the call under such a StartWrite. Released when the read fails.
     stream->AddHold();
@@ -452,6 +481,7 @@ class SessionMux::Stream final
     if (release) RemoveHold();
   }
 
+  CallTracker::Token in_flight_;  // first: released after ctx_ is gone
   grpc::ClientContext ctx_;
   std::mutex mu_;
   v1::SessionsEvent event_;
@@ -478,7 +508,7 @@ std::shared_ptr<SessionCall> SessionMux::OpenSession(v1::OpenSession open,
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stream_ && stream_->Dead()) stream_.reset();
-    if (!stream_) stream_ = Stream::Start(client_->stub());
+    if (!stream_) stream_ = Stream::Start(*client_);
     stream = stream_;
   }
   return stream->Open(std::move(open), std::move(handlers));

@@ -12,6 +12,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -72,6 +74,24 @@ class SessionOpener {
                                                    SessionCall::Handlers handlers) = 0;
 };
 
+// Counts the gRPC calls in flight, so that their channel outlives every one of them. A channel
+// (or the last gRPC object of the process) released inside a gRPC callback is destroyed on
+// gRPC's own thread, concurrently with whatever the process does next; at exit that raced with
+// gRPC's global shutdown (ASan: a double free in grpc_cq_internal_unref, issue 15). Each call
+// object holds a token as its FIRST member, so the token goes after the call's ClientContext.
+class CallTracker {
+ public:
+  using Token = std::shared_ptr<void>;
+  Token Enter();
+  // True when no call is in flight within `timeout`.
+  bool WaitIdle(std::chrono::milliseconds timeout);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int64_t in_flight_ = 0;
+};
+
 // A session on its own Session stream; the stream's end is the lease's end.
 class StreamSessionCall final
     : public SessionCall,
@@ -89,7 +109,8 @@ class StreamSessionCall final
   enum class Phase { kOpening, kOpen, kCommitting, kClosing, kDone };
   void StartNextWriteLocked();
 
-  std::recursive_mutex mu_;  // recursive: gRPC may run a reaction inline from a Start* call
+  CallTracker::Token in_flight_;  // first: released after ctx_ is gone
+  std::recursive_mutex mu_;       // recursive: gRPC may run a reaction inline from a Start* call
   Phase phase_ = Phase::kOpening;
   bool cancelled_ = false;
   bool write_in_flight_ = false;
@@ -113,9 +134,14 @@ class IndexerClient final : public SessionOpener {
     bool multiplex_sessions = true;
   };
   explicit IndexerClient(const Options& options);
+  // Waits (bounded) until every call it started has ended; the owner cancels them first (the
+  // event loops' connections and SessionMux streams). Calls that outlive the wait keep the
+  // channel: it is then left to the process's exit rather than freed under them.
+  ~IndexerClient() override;
 
   bool multiplex_sessions() const { return multiplex_sessions_; }
   v1::Maildrop::Stub& stub() { return *stub_; }
+  CallTracker& calls() { return calls_; }
 
   // A session on its own Session stream.
   std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open,
@@ -128,6 +154,7 @@ class IndexerClient final : public SessionOpener {
 
  private:
   bool multiplex_sessions_;
+  CallTracker calls_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Maildrop::Stub> stub_;
 };

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/privileges/privileges.h"
+#include "common/daemon/grpc_library_scope.h"
 #include "common/util/malloc_tuning.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "popd/log.h"
@@ -38,6 +39,7 @@ bool NeedsRestart(const poplar::config::PopdConfig& a, const poplar::config::Pop
 
 int main(int argc, char** argv) {
   poplar::TuneMallocForLargeSnapshots();
+  poplar::GrpcLibraryScope grpc_library;  // first gRPC object in, last out
   std::string config_path = "/etc/poplar/popd.conf";
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "common/daemon/grpc_library_scope.h"
 #include "common/util/unique_fd.h"
 #include "indexer/admin_service.h"
 #include "indexer/indexer.h"
@@ -37,6 +38,11 @@ class Daemon {
   explicit Daemon(config::IndexerConfig config) : config_(std::move(config)) {}
   void EventLoop();
 
+  // First member, so released last (after the servers and the services), on the thread that
+  // destroys the Daemon: see grpc_library_scope.h. A member rather than in main(): gRPC starts
+  // threads when it is initialised, and they must be born after the privilege drop (run_as),
+  // which Start() does before it constructs the Daemon.
+  GrpcLibraryScope grpc_library_;
   config::IndexerConfig config_;
   std::unique_ptr<Indexer> indexer_;
   std::unique_ptr<MaildropService> maildrop_;

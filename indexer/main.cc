@@ -5,14 +5,12 @@
 #include <iostream>
 #include <string>
 
-#include "common/daemon/grpc_library_scope.h"
 #include "common/util/malloc_tuning.h"
 #include "indexer/daemon.h"
 #include "indexer/indexer_config.h"
 
 int main(int argc, char** argv) {
   poplar::TuneMallocForLargeSnapshots();
-  poplar::GrpcLibraryScope grpc_library;  // first gRPC object in, last out
   std::string config_path = "/etc/poplar/indexer.conf";
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -89,47 +90,77 @@ int Usage() {
   return 2;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::string socket, user, password, del;
+struct Args {
+  std::string socket, user, password;
+  std::vector<uint32_t> numbers;  // --delete
   int timeout_s = 60;
   bool show_id = false;
+};
+
+// nullopt: a usage error.
+std::optional<Args> ParseArgs(int argc, char** argv) {
+  Args args;
+  std::string del;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a != "--show-message-id" && i + 1 >= argc) return Usage();
+    if (a != "--show-message-id" && i + 1 >= argc) return std::nullopt;
     if (a == "--socket")
-      socket = argv[++i];
+      args.socket = argv[++i];
     else if (a == "--user")
-      user = argv[++i];
+      args.user = argv[++i];
     else if (a == "--password")
-      password = argv[++i];
+      args.password = argv[++i];
     else if (a == "--delete")
       del = argv[++i];
     else if (a == "--timeout-s")
-      timeout_s = std::stoi(argv[++i]);
+      args.timeout_s = std::stoi(argv[++i]);
     else if (a == "--show-message-id") {
-      show_id = true;
+      args.show_id = true;
     } else
-      return Usage();
+      return std::nullopt;
   }
-  if (socket.empty() || user.empty()) return Usage();
-  std::vector<uint32_t> numbers;
+  if (args.socket.empty() || args.user.empty()) return std::nullopt;
   for (size_t pos = 0; pos < del.size();) {
     size_t comma = del.find(',', pos);
     std::string n = del.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     try {
-      numbers.push_back(static_cast<uint32_t>(std::stoul(n)));
+      args.numbers.push_back(static_cast<uint32_t>(std::stoul(n)));
     } catch (...) {
-      return Usage();
+      return std::nullopt;
     }
     if (comma == std::string::npos) break;
     pos = comma + 1;
   }
+  return args;
+}
+
+// "count N", then "msg NUMBER OFFSET LENGTH UIDL [MESSAGE-ID]" per message.
+void PrintSnapshot(const poplar::v1::Snapshot& snap, bool show_id) {
+  std::cout << "count " << snap.count() << "\n";
+  size_t u = 0;
+  for (int i = 0; i < snap.data_offsets_size(); ++i) {
+    size_t nl = snap.uidls().find('\n', u);
+    std::string uidl = snap.uidls().substr(u, nl == std::string::npos ? std::string::npos : nl - u);
+    u = nl == std::string::npos ? snap.uidls().size() : nl + 1;
+    std::cout << "msg " << i + 1 << " " << snap.data_offsets(i) << " " << snap.lengths(i) << " "
+              << uidl;
+    if (show_id)
+      std::cout << " "
+                << MessageId(snap.mailbox_path(), snap.data_offsets(i), snap.header_lengths(i));
+    std::cout << "\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::optional<Args> parsed = ParseArgs(argc, argv);
+  if (!parsed) return Usage();
+  const Args& args = *parsed;
   auto deadline = [&] {
-    return std::chrono::system_clock::now() + std::chrono::seconds(timeout_s);
+    return std::chrono::system_clock::now() + std::chrono::seconds(args.timeout_s);
   };
-  auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel("unix:" + args.socket, grpc::InsecureChannelCredentials());
   auto stub = poplar::v1::Maildrop::NewStub(channel);
 
   constexpr uint64_t kTag = 1;
@@ -138,8 +169,8 @@ int main(int argc, char** argv) {
   auto stream = stub->Sessions(&ctx);
   poplar::v1::SessionsRequest open;
   open.set_tag(kTag);
-  open.mutable_open()->set_user(user);
-  open.mutable_open()->set_password(password);
+  open.mutable_open()->set_user(args.user);
+  open.mutable_open()->set_password(args.password);
   open.mutable_open()->set_client_address("127.0.0.1");
   open.mutable_open()->set_front_end("maildrop_client");
   poplar::v1::SessionsEvent ev;
@@ -163,24 +194,12 @@ int main(int argc, char** argv) {
     return 3;
   }
   const poplar::v1::Snapshot snap = ev.snapshot();
-  std::cout << "count " << snap.count() << "\n";
-  size_t u = 0;
-  for (int i = 0; i < snap.data_offsets_size(); ++i) {
-    size_t nl = snap.uidls().find('\n', u);
-    std::string uidl = snap.uidls().substr(u, nl == std::string::npos ? std::string::npos : nl - u);
-    u = nl == std::string::npos ? snap.uidls().size() : nl + 1;
-    std::cout << "msg " << i + 1 << " " << snap.data_offsets(i) << " " << snap.lengths(i) << " "
-              << uidl;
-    if (show_id)
-      std::cout << " "
-                << MessageId(snap.mailbox_path(), snap.data_offsets(i), snap.header_lengths(i));
-    std::cout << "\n";
-  }
+  PrintSnapshot(snap, args.show_id);
   int rc = 0;
-  if (!numbers.empty()) {
+  if (!args.numbers.empty()) {
     poplar::v1::SessionsRequest commit;
     commit.set_tag(kTag);
-    for (uint32_t n : numbers) {
+    for (uint32_t n : args.numbers) {
       if (n < 1 || n > snap.count()) {
         std::cerr << "maildrop_client: no message " << n << "\n";
         return 2;

@@ -1,8 +1,8 @@
 // gRPC adapter for the Maildrop service (proto/poplar/maildrop.proto) over Indexer.
-// Callback API: a POP3 session's stream costs no thread while it waits for QUIT, so thousands
-// of open sessions are thousands of small objects, not thousands of threads. The Sessions
-// stream carries many sessions (popd: one stream per event loop), so an idle session costs a
-// table entry rather than a gRPC call; its OpenSession and Commit run on a small pool of the
+// Callback API: a Sessions stream costs no thread while its sessions wait for QUIT, so
+// thousands of open sessions are thousands of table entries, not thousands of threads. A
+// stream carries many sessions (popd: one stream per event loop, or one per session with
+// multiplex_sessions: false); their OpenSession and Commit run on a small pool of the
 // service's own threads, so that the stream keeps reading while one session's work blocks.
 #ifndef POPLAR_INDEXER_MAILDROP_SERVICE_H_
 #define POPLAR_INDEXER_MAILDROP_SERVICE_H_
@@ -25,11 +25,6 @@ class MaildropService final : public v1::Maildrop::CallbackService {
   // Waits for the Sessions streams' running operations (call after the server has shut down).
   ~MaildropService() override;
 
-  grpc::ServerUnaryReactor* Authenticate(grpc::CallbackServerContext* ctx,
-                                         const v1::AuthenticateRequest* request,
-                                         v1::AuthenticateReply* reply) override;
-  grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionEvent>* Session(
-      grpc::CallbackServerContext* ctx) override;
   grpc::ServerBidiReactor<v1::SessionsRequest, v1::SessionsEvent>* Sessions(
       grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* ScramLookup(grpc::CallbackServerContext* ctx,

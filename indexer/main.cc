@@ -1,54 +1,37 @@
-// poplar-indexer --config FILE [--check-config]
-#include <signal.h>
-
+// poplar-indexer [--config FILE] [--check-config]
+//
+// Signals: SIGTERM/SIGINT shut down (the server stops, leases end), SIGHUP re-scans the spools
+// (picks up directories created meanwhile); the configuration is not reloaded.
 #include <cstring>
 #include <iostream>
 #include <string>
 
+#include "common/daemon/daemon_main.h"
+#include "common/util/log.h"
 #include "common/util/malloc_tuning.h"
 #include "indexer/daemon.h"
 #include "indexer/indexer_config.h"
 
 int main(int argc, char** argv) {
   poplar::TuneMallocForLargeSnapshots();
-  std::string config_path = "/etc/poplar/indexer.conf";
-  bool check_only = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
-      config_path = arg.substr(9);
-    } else if (arg == "--check-config") {
-      check_only = true;
-    } else {
-      std::cerr << "usage: poplar-indexer [--config FILE] [--check-config]\n";
-      return 2;
-    }
-  }
+  const poplar::daemon::CommandLine line =
+      poplar::daemon::Start({"poplar-indexer", "/etc/poplar/indexer.conf"}, argc, argv);
   absl::StatusOr<poplar::config::IndexerConfig> config =
-      poplar::indexer::LoadIndexerConfig(config_path);
+      poplar::indexer::LoadIndexerConfig(line.config_path);
   if (!config.ok()) {
-    std::cerr << "poplar-indexer: " << config.status().message() << "\n";
+    poplar::log::Error(config.status().message());
     return 2;
   }
-  if (check_only) {
-    std::cout << "poplar-indexer: " << config_path << " is valid\n";
+  if (line.check_config) {
+    std::cout << "poplar-indexer: " << line.config_path << " is valid\n";
     return 0;
   }
-  // Signals are taken synchronously by this thread; every other thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  poplar::daemon::BlockSignals();  // before the daemon's threads start
 
   absl::StatusOr<std::unique_ptr<poplar::indexer::Daemon>> daemon =
       poplar::indexer::Daemon::Start(*config);
   if (!daemon.ok()) {
-    std::cerr << "poplar-indexer: " << daemon.status() << "\n";
+    poplar::log::Error(daemon.status());
     return 1;
   }
   if (!config->listen().unix_socket().empty()) {
@@ -58,19 +41,12 @@ int main(int argc, char** argv) {
     std::cout << "poplar-indexer: listening on tcp port " << (*daemon)->tcp_port() << "\n";
   }
   std::cout.flush();
-  while (true) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
-    if (sig == SIGHUP) {
-      // Re-scan the spools (picks up directories created meanwhile); config reload comes later.
-      if (absl::Status s = (*daemon)->indexer()->RescanAll(); !s.ok()) {
-        std::cerr << "poplar-indexer: rescan: " << s << "\n";
-      }
-      continue;
+  const int sig = poplar::daemon::WaitForStop([&] {
+    if (absl::Status s = (*daemon)->indexer()->RescanAll(); !s.ok()) {
+      poplar::log::Warning("rescan: ", s);
     }
-    std::cout << "poplar-indexer: " << strsignal(sig) << ", shutting down\n";
-    break;
-  }
+  });
+  std::cout << "poplar-indexer: " << strsignal(sig) << ", shutting down" << std::endl;
   (*daemon)->Shutdown();
   return 0;
 }

@@ -82,131 +82,6 @@ void IndexerClient::ScramLookup(const std::string& user, const std::string& clie
                               });
 }
 
-std::shared_ptr<SessionCall> IndexerClient::OpenSession(v1::OpenSession open,
-                                                        SessionCall::Handlers handlers) {
-  auto call = std::make_shared<StreamSessionCall>();
-  call->in_flight_ = calls_.Enter();
-  call->self_ = call;
-  call->handlers_ = std::move(handlers);
-  *call->open_.mutable_open() = std::move(open);
-  stub_->async()->Session(&call->ctx_, call.get());
-  std::lock_guard<std::recursive_mutex> lock(call->mu_);
-  call->write_in_flight_ = true;
-  call->open_write_pending_ = true;
-  call->StartWrite(&call->open_);
-  call->StartRead(&call->event_);
-  call->StartCall();
-  return call;
-}
-
-void StreamSessionCall::StartNextWriteLocked() {
-  if (write_in_flight_) return;
-  if (commit_queued_) {
-    commit_queued_ = false;
-    write_in_flight_ = true;
-    StartWrite(&commit_);
-  } else if (writes_done_queued_) {
-    writes_done_queued_ = false;
-    write_in_flight_ = true;
-    StartWritesDone();
-  }
-}
-
-void StreamSessionCall::Commit(v1::Commit commit) {
-  std::function<void(absl::StatusOr<v1::CommitResult>)> fail;
-  {
-    std::lock_guard<std::recursive_mutex> lock(mu_);
-    if (phase_ != Phase::kOpen || cancelled_) {
-      fail = handlers_.on_commit;
-    } else {
-      phase_ = Phase::kCommitting;
-      *commit_.mutable_commit() = std::move(commit);
-      commit_queued_ = true;
-      StartNextWriteLocked();
-    }
-  }
-  if (fail) fail(absl::FailedPreconditionError("no open maildrop session to commit"));
-}
-
-void StreamSessionCall::Cancel() {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  if (cancelled_ || phase_ == Phase::kDone) return;
-  cancelled_ = true;
-  ctx_.TryCancel();
-}
-
-void StreamSessionCall::OnWriteDone(bool ok) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  write_in_flight_ = false;
-  if (open_write_pending_) {
-    open_write_pending_ = false;
-    open_.mutable_open()->clear_password();  // sent: no need to keep the secret around
-  }
-  // A failed write means the stream is broken; OnDone reports why.
-  if (ok) StartNextWriteLocked();
-}
-
-void StreamSessionCall::OnReadDone(bool ok) {
-  if (!ok) return;  // end of stream: OnDone follows with the status
-  std::function<void()> deliver;
-  {
-    std::lock_guard<std::recursive_mutex> lock(mu_);
-    if (phase_ == Phase::kOpening && event_.has_snapshot()) {
-      phase_ = Phase::kOpen;
-      if (!cancelled_) {
-        auto snapshot = std::make_shared<v1::Snapshot>(std::move(*event_.mutable_snapshot()));
-        deliver = [this, snapshot] { handlers_.on_snapshot(std::move(*snapshot)); };
-      }
-    } else if (phase_ == Phase::kCommitting && event_.has_committed()) {
-      phase_ = Phase::kClosing;
-      writes_done_queued_ = true;
-      StartNextWriteLocked();
-      if (!cancelled_) {
-        v1::CommitResult result = event_.committed();
-        deliver = [this, result] { handlers_.on_commit(result); };
-      }
-    } else {
-      // An event out of protocol: give up on the stream; OnDone reports it.
-      ctx_.TryCancel();
-      return;
-    }
-    event_.Clear();
-    StartRead(&event_);
-  }
-  if (deliver) deliver();
-}
-
-void StreamSessionCall::OnDone(const grpc::Status& status) {
-  Phase phase;
-  bool cancelled;
-  {
-    std::lock_guard<std::recursive_mutex> lock(mu_);
-    phase = phase_;
-    cancelled = cancelled_;
-    phase_ = Phase::kDone;
-  }
-  absl::Status why = FromGrpc(status);
-  if (why.ok()) why = absl::UnavailableError("the indexer ended the session stream");
-  if (!cancelled) {
-    switch (phase) {
-      case Phase::kOpening:
-        handlers_.on_snapshot(why);
-        break;
-      case Phase::kCommitting:
-        handlers_.on_commit(why);
-        break;
-      case Phase::kOpen:
-        handlers_.on_lost(why);
-        break;
-      case Phase::kClosing:
-      case Phase::kDone:
-        break;
-    }
-  }
-  // Last touch of this object by gRPC: drop the self-reference (the owner may still hold one).
-  std::shared_ptr<StreamSessionCall> self = std::move(self_);
-}
-
 // ---------------------------------------------------------------- SessionMux
 
 namespace {
@@ -512,6 +387,41 @@ std::shared_ptr<SessionCall> SessionMux::OpenSession(v1::OpenSession open,
     stream = stream_;
   }
   return stream->Open(std::move(open), std::move(handlers));
+}
+
+// ---------------------------------------------------------------- a stream per session
+
+namespace {
+
+// A session alone on its Sessions stream (multiplex_sessions: false). The stream ends with the
+// session: a Cancel, or the owner letting the call go (the stream would otherwise stay open,
+// idle, until the indexer restarts).
+class SoloCall final : public SessionCall {
+ public:
+  SoloCall(std::shared_ptr<SessionMux::Stream> stream, std::shared_ptr<SessionCall> call)
+      : stream_(std::move(stream)), call_(std::move(call)) {}
+  ~SoloCall() override { Cancel(); }
+  void Commit(v1::Commit commit) override { call_->Commit(std::move(commit)); }
+  // The close first (no handler runs after it), then the stream, which ends the lease even if
+  // the close is never written.
+  void Cancel() override {
+    call_->Cancel();
+    stream_->Shutdown();
+  }
+  void Alive() override { call_->Alive(); }
+
+ private:
+  std::shared_ptr<SessionMux::Stream> stream_;
+  std::shared_ptr<SessionCall> call_;
+};
+
+}  // namespace
+
+std::shared_ptr<SessionCall> IndexerClient::OpenSession(v1::OpenSession open,
+                                                        SessionCall::Handlers handlers) {
+  std::shared_ptr<SessionMux::Stream> stream = SessionMux::Stream::Start(*this);
+  std::shared_ptr<SessionCall> call = stream->Open(std::move(open), std::move(handlers));
+  return std::make_shared<SoloCall>(std::move(stream), std::move(call));
 }
 
 }  // namespace poplar::popd

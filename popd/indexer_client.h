@@ -30,8 +30,8 @@ namespace poplar::popd {
 absl::Status FromGrpc(const grpc::Status& s);
 
 // One POP3 session's maildrop session at the indexer: OpenSession -> Snapshot, [Commit ->
-// CommitResult]. Carried either by its own Session stream (StreamSessionCall) or as one tag of
-// the event loop's shared Sessions stream (SessionMux); the connection sees no difference.
+// CommitResult]. One tag of a Sessions stream: the event loop's shared one (SessionMux) or one
+// of its own (IndexerClient::OpenSession); the connection sees no difference.
 class SessionCall {
  public:
   struct Handlers {
@@ -92,45 +92,12 @@ class CallTracker {
   int64_t in_flight_ = 0;
 };
 
-// A session on its own Session stream; the stream's end is the lease's end.
-class StreamSessionCall final
-    : public SessionCall,
-      public grpc::ClientBidiReactor<v1::SessionRequest, v1::SessionEvent> {
- public:
-  void Commit(v1::Commit commit) override;
-  void Cancel() override;
-
-  void OnWriteDone(bool ok) override;
-  void OnReadDone(bool ok) override;
-  void OnDone(const grpc::Status& status) override;
-
- private:
-  friend class IndexerClient;
-  enum class Phase { kOpening, kOpen, kCommitting, kClosing, kDone };
-  void StartNextWriteLocked();
-
-  CallTracker::Token in_flight_;  // first: released after ctx_ is gone
-  std::recursive_mutex mu_;       // recursive: gRPC may run a reaction inline from a Start* call
-  Phase phase_ = Phase::kOpening;
-  bool cancelled_ = false;
-  bool write_in_flight_ = false;
-  bool open_write_pending_ = false;  // the OpenSession (with the password) not yet written
-  bool commit_queued_ = false;
-  bool writes_done_queued_ = false;
-  Handlers handlers_;
-  grpc::ClientContext ctx_;
-  v1::SessionRequest open_;
-  v1::SessionRequest commit_;
-  v1::SessionEvent event_;
-  std::shared_ptr<StreamSessionCall> self_;  // keeps the reactor alive until OnDone
-};
-
 class IndexerClient final : public SessionOpener {
  public:
   struct Options {
     std::string target;  // "unix:/path" or "host:port"
     uint32_t max_snapshot_bytes = 256u << 20;
-    // Event loops use a SessionMux each (true) or this client's stream per session (false).
+    // Event loops use a SessionMux each (true) or a Sessions stream per session (false).
     bool multiplex_sessions = true;
   };
   explicit IndexerClient(const Options& options);
@@ -143,7 +110,8 @@ class IndexerClient final : public SessionOpener {
   v1::Maildrop::Stub& stub() { return *stub_; }
   CallTracker& calls() { return calls_; }
 
-  // A session on its own Session stream.
+  // A session on a Sessions stream of its own (one tag), which ends with the session: when
+  // the call is cancelled or its last owner lets it go.
   std::shared_ptr<SessionCall> OpenSession(v1::OpenSession open,
                                            SessionCall::Handlers handlers) override;
 

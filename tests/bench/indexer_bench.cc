@@ -54,13 +54,15 @@ long PeakRssKb() {
 absl::Duration OpenAndClose(v1::Maildrop::Stub* stub, uint32_t* count) {
   absl::Time t0 = absl::Now();
   grpc::ClientContext ctx;
-  auto stream = stub->Session(&ctx);
-  v1::SessionRequest req;
+  auto stream = stub->Sessions(&ctx);  // one session (tag 1) on a stream of its own
+  v1::SessionsRequest req;
+  req.set_tag(1);
   req.mutable_open()->set_user("bench");
   stream->Write(req);
-  v1::SessionEvent ev;
+  v1::SessionsEvent ev;
   if (!stream->Read(&ev) || !ev.has_snapshot()) {
-    std::cerr << "no snapshot: " << stream->Finish().error_message() << "\n";
+    std::cerr << "no snapshot: "
+              << (ev.has_error() ? ev.error().message() : stream->Finish().error_message()) << "\n";
     std::exit(1);
   }
   absl::Duration d = absl::Now() - t0;

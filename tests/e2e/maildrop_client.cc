@@ -4,12 +4,14 @@
 //   maildrop_client --socket PATH --user U --password P [--delete 1,3,5] [--timeout-s N]
 //                   [--show-message-id]
 //
-// Authenticates, opens the Session stream, prints the snapshot ("count N", then one
+// Opens one session (tag 1) on a Sessions stream with the password, as popd does at PASS, prints
+// the snapshot ("count N", then one
 // "msg NUMBER OFFSET LENGTH UIDL [MESSAGE-ID]" line per message; the Message-ID is read from
 // the mbox with pread at the snapshot's offsets, as popd serves RETR), and, with --delete, commits
 // the listed message numbers converted to (data_offset, content hash), never sent as numbers.
-// Prints "commit OK deleted=N bytes_removed=B" or "commit ERROR CODE message". Exit: 0 success, 1
-// the commit failed, 2 usage, 3 authentication or session failure.
+// Prints "commit OK deleted=N bytes_removed=B" or "commit ERROR CODE message"; a refused open
+// prints "auth ERROR CODE message" (wrong credentials) or "session ERROR CODE message". Exit: 0
+// success, 1 the commit failed, 2 usage, 3 authentication or session failure.
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -87,77 +90,52 @@ int Usage() {
   return 2;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::string socket, user, password, del;
+struct Args {
+  std::string socket, user, password;
+  std::vector<uint32_t> numbers;  // --delete
   int timeout_s = 60;
   bool show_id = false;
+};
+
+// nullopt: a usage error.
+std::optional<Args> ParseArgs(int argc, char** argv) {
+  Args args;
+  std::string del;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a != "--show-message-id" && i + 1 >= argc) return Usage();
+    if (a != "--show-message-id" && i + 1 >= argc) return std::nullopt;
     if (a == "--socket")
-      socket = argv[++i];
+      args.socket = argv[++i];
     else if (a == "--user")
-      user = argv[++i];
+      args.user = argv[++i];
     else if (a == "--password")
-      password = argv[++i];
+      args.password = argv[++i];
     else if (a == "--delete")
       del = argv[++i];
     else if (a == "--timeout-s")
-      timeout_s = std::stoi(argv[++i]);
+      args.timeout_s = std::stoi(argv[++i]);
     else if (a == "--show-message-id") {
-      show_id = true;
+      args.show_id = true;
     } else
-      return Usage();
+      return std::nullopt;
   }
-  if (socket.empty() || user.empty()) return Usage();
-  std::vector<uint32_t> numbers;
+  if (args.socket.empty() || args.user.empty()) return std::nullopt;
   for (size_t pos = 0; pos < del.size();) {
     size_t comma = del.find(',', pos);
     std::string n = del.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     try {
-      numbers.push_back(static_cast<uint32_t>(std::stoul(n)));
+      args.numbers.push_back(static_cast<uint32_t>(std::stoul(n)));
     } catch (...) {
-      return Usage();
+      return std::nullopt;
     }
     if (comma == std::string::npos) break;
     pos = comma + 1;
   }
-  auto deadline = [&] {
-    return std::chrono::system_clock::now() + std::chrono::seconds(timeout_s);
-  };
-  auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
-  auto stub = poplar::v1::Maildrop::NewStub(channel);
+  return args;
+}
 
-  poplar::v1::AuthenticateRequest auth;
-  auth.set_user(user);
-  auth.set_password(password);
-  auth.set_client_address("127.0.0.1");
-  poplar::v1::AuthenticateReply who;
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(deadline());
-    grpc::Status s = stub->Authenticate(&ctx, auth, &who);
-    if (!s.ok()) {
-      std::cout << "auth ERROR " << CodeName(s.error_code()) << " " << s.error_message() << "\n";
-      return 3;
-    }
-  }
-  grpc::ClientContext ctx;
-  ctx.set_deadline(deadline());
-  auto stream = stub->Session(&ctx);
-  poplar::v1::SessionRequest open;
-  open.mutable_open()->set_user(who.user());
-  open.mutable_open()->set_client_address("127.0.0.1");
-  open.mutable_open()->set_front_end("maildrop_client");
-  poplar::v1::SessionEvent ev;
-  if (!stream->Write(open) || !stream->Read(&ev) || !ev.has_snapshot()) {
-    grpc::Status s = stream->Finish();
-    std::cout << "session ERROR " << CodeName(s.error_code()) << " " << s.error_message() << "\n";
-    return 3;
-  }
-  const poplar::v1::Snapshot snap = ev.snapshot();
+// "count N", then "msg NUMBER OFFSET LENGTH UIDL [MESSAGE-ID]" per message.
+void PrintSnapshot(const poplar::v1::Snapshot& snap, bool show_id) {
   std::cout << "count " << snap.count() << "\n";
   size_t u = 0;
   for (int i = 0; i < snap.data_offsets_size(); ++i) {
@@ -171,10 +149,57 @@ int main(int argc, char** argv) {
                 << MessageId(snap.mailbox_path(), snap.data_offsets(i), snap.header_lengths(i));
     std::cout << "\n";
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::optional<Args> parsed = ParseArgs(argc, argv);
+  if (!parsed) return Usage();
+  const Args& args = *parsed;
+  auto deadline = [&] {
+    return std::chrono::system_clock::now() + std::chrono::seconds(args.timeout_s);
+  };
+  auto channel = grpc::CreateChannel("unix:" + args.socket, grpc::InsecureChannelCredentials());
+  auto stub = poplar::v1::Maildrop::NewStub(channel);
+
+  constexpr uint64_t kTag = 1;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(deadline());
+  auto stream = stub->Sessions(&ctx);
+  poplar::v1::SessionsRequest open;
+  open.set_tag(kTag);
+  open.mutable_open()->set_user(args.user);
+  open.mutable_open()->set_password(args.password);
+  open.mutable_open()->set_client_address("127.0.0.1");
+  open.mutable_open()->set_front_end("maildrop_client");
+  poplar::v1::SessionsEvent ev;
+  // A session's failure is an error event; a broken stream is the stream's status.
+  auto print_error = [&](const char* what) {
+    grpc::StatusCode code;
+    std::string message;
+    if (ev.has_error()) {
+      code = static_cast<grpc::StatusCode>(ev.error().code());
+      message = ev.error().message();
+    } else {
+      grpc::Status s = stream->Finish();
+      code = s.error_code();
+      message = s.error_message();
+    }
+    if (std::string(what) == "session" && code == grpc::StatusCode::UNAUTHENTICATED) what = "auth";
+    std::cout << what << " ERROR " << CodeName(code) << " " << message << "\n";
+  };
+  if (!stream->Write(open) || !stream->Read(&ev) || !ev.has_snapshot()) {
+    print_error("session");
+    return 3;
+  }
+  const poplar::v1::Snapshot snap = ev.snapshot();
+  PrintSnapshot(snap, args.show_id);
   int rc = 0;
-  if (!numbers.empty()) {
-    poplar::v1::SessionRequest commit;
-    for (uint32_t n : numbers) {
+  if (!args.numbers.empty()) {
+    poplar::v1::SessionsRequest commit;
+    commit.set_tag(kTag);
+    for (uint32_t n : args.numbers) {
       if (n < 1 || n > snap.count()) {
         std::cerr << "maildrop_client: no message " << n << "\n";
         return 2;
@@ -184,14 +209,19 @@ int main(int argc, char** argv) {
       ref->set_content_hash(snap.content_hashes().substr(16 * (n - 1), 16));
     }
     std::cout.flush();
+    ev.Clear();
     if (stream->Write(commit) && stream->Read(&ev) && ev.has_committed()) {
       std::cout << "commit OK deleted=" << ev.committed().deleted()
                 << " bytes_removed=" << ev.committed().bytes_removed() << "\n";
     } else {
-      grpc::Status s = stream->Finish();
-      std::cout << "commit ERROR " << CodeName(s.error_code()) << " " << s.error_message() << "\n";
+      print_error("commit");
       return 1;
     }
+  } else {
+    poplar::v1::SessionsRequest close;  // nothing deleted; the lease ends
+    close.set_tag(kTag);
+    close.mutable_close();
+    stream->Write(close);
   }
   stream->WritesDone();
   while (stream->Read(&ev)) {

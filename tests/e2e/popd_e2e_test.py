@@ -463,8 +463,8 @@ def deliveries_racing_sessions(env, c, port):
 def two_front_ends(env, c, port):
     """The lease is across front-ends: a second popd on the same indexer gets [IN-USE] while
     the first holds the maildrop; a front-end killed with SIGKILL loses its leases within
-    seconds (design §5). The second one uses a Session stream per POP3 session
-    (multiplex_sessions: false), so the lease holds across both kinds of stream."""
+    seconds (design §5). The second one opens a Sessions stream per POP3 session
+    (multiplex_sessions: false), so the lease holds across shared and one-session streams."""
     other = h.Popd(env.args.popd, env.root, env.indexer.socket, name="popd2",
                    indexer_extra="multiplex_sessions: false ")
     other.start()

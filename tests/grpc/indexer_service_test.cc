@@ -29,7 +29,7 @@ using ::poplar::testing::AppendFile;
 using ::poplar::testing::ReadFile;
 using ::poplar::testing::TempDir;
 using ::poplar::testing::WriteFile;
-using SessionStream = grpc::ClientReaderWriter<v1::SessionRequest, v1::SessionEvent>;
+using MuxStream = grpc::ClientReaderWriter<v1::SessionsRequest, v1::SessionsEvent>;
 
 std::string Msg(int i) {
   return absl::StrCat("From s", i, "@example.org  Thu Nov 26 10:00:", 10 + i % 50,
@@ -39,6 +39,58 @@ std::string Msg(int i) {
 
 std::chrono::system_clock::time_point In(int seconds) {
   return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+}
+
+// A Sessions stream driven by hand (maildrop.proto, rpc Sessions).
+struct Mux {
+  std::unique_ptr<grpc::ClientContext> ctx;
+  std::unique_ptr<MuxStream> stream;
+  bool Open(uint64_t tag, const std::string& user, const std::string& password = "",
+            bool answers_probes = false, const std::string& client_address = "192.0.2.9",
+            const std::string& front_end = "mux-test") {
+    v1::SessionsRequest req;
+    req.set_tag(tag);
+    req.mutable_open()->set_user(user);
+    req.mutable_open()->set_password(password);
+    req.mutable_open()->set_answers_probes(answers_probes);
+    req.mutable_open()->set_client_address(client_address);
+    req.mutable_open()->set_front_end(front_end);
+    return stream->Write(req);
+  }
+  bool Commit(uint64_t tag, v1::Commit commit = {}) {
+    v1::SessionsRequest req;
+    req.set_tag(tag);
+    *req.mutable_commit() = std::move(commit);
+    return stream->Write(req);
+  }
+  bool Close(uint64_t tag) {
+    v1::SessionsRequest req;
+    req.set_tag(tag);
+    req.mutable_close();
+    return stream->Write(req);
+  }
+  bool Alive(uint64_t tag) {
+    v1::SessionsRequest req;
+    req.set_tag(tag);
+    req.mutable_alive();
+    return stream->Write(req);
+  }
+  // The next event (the stream's deadline bounds the wait); an event with tag 0 if none.
+  v1::SessionsEvent Next() {
+    v1::SessionsEvent ev;
+    if (!stream->Read(&ev)) ev.Clear();
+    return ev;
+  }
+  // Opens `user` on `tag` and returns its first event.
+  v1::SessionsEvent OpenAndWait(uint64_t tag, const std::string& user,
+                                const std::string& password = "") {
+    EXPECT_TRUE(Open(tag, user, password));
+    return Next();
+  }
+};
+
+grpc::StatusCode Code(const v1::SessionsEvent& ev) {
+  return static_cast<grpc::StatusCode>(ev.error().code());
 }
 
 class IndexerServiceTest : public ::testing::Test {
@@ -89,32 +141,47 @@ class IndexerServiceTest : public ::testing::Test {
     if (daemon_) daemon_->Shutdown(absl::Seconds(1));
   }
 
+  // One POP3 session alone on its Sessions stream, tag 1 (what popd does with
+  // multiplex_sessions: false). `first` is the open's answer: a snapshot or an error event.
   struct Open {
-    std::unique_ptr<grpc::ClientContext> ctx;
-    std::unique_ptr<SessionStream> stream;
-    v1::SessionEvent first;
+    Mux mux;
+    v1::SessionsEvent first;
     bool got_snapshot = false;
+    // The answer to a Commit: CommitResult or an error event.
+    v1::SessionsEvent Commit(v1::Commit commit = {}) {
+      EXPECT_TRUE(mux.Commit(1, std::move(commit)));
+      return mux.Next();
+    }
   };
+  Mux NewMux(int deadline_s = 30) {
+    Mux m;
+    m.ctx = std::make_unique<grpc::ClientContext>();
+    m.ctx->set_deadline(In(deadline_s));
+    m.stream = maildrop_->Sessions(m.ctx.get());
+    return m;
+  }
   Open OpenSession(const std::string& user, const std::string& password = "") {
     Open o;
-    o.ctx = std::make_unique<grpc::ClientContext>();
-    o.ctx->set_deadline(In(30));
-    o.stream = maildrop_->Session(o.ctx.get());
-    v1::SessionRequest req;
-    req.mutable_open()->set_user(user);
-    req.mutable_open()->set_client_address("192.0.2.7");
-    req.mutable_open()->set_front_end("test");
-    req.mutable_open()->set_password(password);
-    EXPECT_TRUE(o.stream->Write(req));
-    o.got_snapshot = o.stream->Read(&o.first) && o.first.has_snapshot();
+    o.mux = NewMux();
+    EXPECT_TRUE(o.mux.Open(1, user, password, /*answers_probes=*/false, "192.0.2.7", "test"));
+    o.first = o.mux.Next();
+    o.got_snapshot = o.first.has_snapshot();
     return o;
   }
+  // Ends the session (if still open) and the stream; the stream's status.
   grpc::Status Close(Open& o) {
-    o.stream->WritesDone();
-    v1::SessionEvent ev;
-    while (o.stream->Read(&ev)) {
+    o.mux.Close(1);
+    o.mux.stream->WritesDone();
+    v1::SessionsEvent ev;
+    while (o.mux.stream->Read(&ev)) {
     }
-    return o.stream->Finish();
+    return o.mux.stream->Finish();
+  }
+  // Why the session could not open (the error event's code); ends the stream.
+  grpc::StatusCode Refused(Open& o) {
+    EXPECT_TRUE(o.first.has_error()) << o.first.DebugString();
+    EXPECT_TRUE(Close(o).ok());
+    return Code(o.first);
   }
 
   TempDir dir_;
@@ -123,7 +190,9 @@ class IndexerServiceTest : public ::testing::Test {
   std::unique_ptr<v1::Admin::Stub> admin_;
 };
 
-TEST_F(IndexerServiceTest, AuthenticateRightWrongAndUnknown) {
+// Credentials travel in OpenSession (the unary Authenticate RPC is retired): right, wrong and
+// unknown, and the session is opened for the canonical account.
+TEST_F(IndexerServiceTest, OpenSessionAuthenticatesRightWrongAndUnknown) {
   struct Case {
     const char* user;
     const char* password;
@@ -135,17 +204,18 @@ TEST_F(IndexerServiceTest, AuthenticateRightWrongAndUnknown) {
                         Case{"../etc/passwd", "x", grpc::StatusCode::UNAUTHENTICATED},
                         Case{"", "", grpc::StatusCode::UNAUTHENTICATED}}) {
     SCOPED_TRACE(c.user);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(In(10));
-    v1::AuthenticateRequest req;
-    req.set_user(c.user);
-    req.set_password(c.password);
-    v1::AuthenticateReply reply;
-    grpc::Status s = maildrop_->Authenticate(&ctx, req, &reply);
-    EXPECT_EQ(s.error_code(), c.want) << s.error_message();
-    if (s.ok()) {
-      EXPECT_EQ(reply.user(), "alice");
+    Open o = OpenSession(c.user, c.password);
+    if (c.want != grpc::StatusCode::OK) {
+      EXPECT_EQ(Refused(o), c.want) << o.first.error().message();
+      continue;
     }
+    ASSERT_TRUE(o.got_snapshot) << o.first.error().message();
+    grpc::ClientContext ctx;
+    v1::SessionList sessions;
+    ASSERT_TRUE(admin_->ListSessions(&ctx, v1::Empty(), &sessions).ok());
+    ASSERT_EQ(sessions.sessions_size(), 1);
+    EXPECT_EQ(sessions.sessions(0).user(), "alice");
+    EXPECT_TRUE(Close(o).ok());
   }
 }
 
@@ -214,8 +284,7 @@ TEST_F(IndexerServiceTest, SecondSessionIsInUseAtOnceAndFreeAfterClose) {
   absl::Time start = absl::Now();
   Open b = OpenSession("alice");
   EXPECT_FALSE(b.got_snapshot);
-  grpc::Status s = b.stream->Finish();
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_EQ(Refused(b), grpc::StatusCode::RESOURCE_EXHAUSTED) << b.first.error().message();
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));  // "at once", not after a lock timeout
   EXPECT_TRUE(Close(a).ok());
   Open c = OpenSession("alice");
@@ -241,7 +310,7 @@ TEST_F(IndexerServiceTest, OpenSessionWithAPasswordAuthenticatesFirst) {
            {"alice", "wrong"}, {"nobody", "correct horse"}, {"../alice", "correct horse"}}) {
     Open o = OpenSession(user, password);
     EXPECT_FALSE(o.got_snapshot) << user;
-    EXPECT_EQ(o.stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED) << user;
+    EXPECT_EQ(Refused(o), grpc::StatusCode::UNAUTHENTICATED) << user;
   }
   // A failed login holds no lease.
   Open again = OpenSession("alice", "correct horse");
@@ -274,16 +343,16 @@ TEST_F(IndexerServiceTest, ScramLookupThenProofInOpenSession) {
     const std::string salted = sasl::SaltedPassword(password, alice.salt(), alice.iterations());
     const std::string client_key = sasl::HmacSha256(salted, "Client Key");
     Open o;
-    o.ctx = std::make_unique<grpc::ClientContext>();
-    o.ctx->set_deadline(In(30));
-    o.stream = maildrop_->Session(o.ctx.get());
-    v1::SessionRequest req;
+    o.mux = NewMux();
+    v1::SessionsRequest req;
+    req.set_tag(1);
     req.mutable_open()->set_user(user);
     req.mutable_open()->mutable_scram()->set_auth_message(auth_message);
     req.mutable_open()->mutable_scram()->set_client_proof(
         sasl::ClientProof(client_key, sasl::Sha256Bytes(client_key), auth_message));
-    EXPECT_TRUE(o.stream->Write(req));
-    o.got_snapshot = o.stream->Read(&o.first) && o.first.has_snapshot();
+    EXPECT_TRUE(o.mux.stream->Write(req));
+    o.first = o.mux.Next();
+    o.got_snapshot = o.first.has_snapshot();
     return std::make_pair(std::move(o), salted);
   };
   {
@@ -298,7 +367,7 @@ TEST_F(IndexerServiceTest, ScramLookupThenProofInOpenSession) {
            {"alice", "wrong"}, {"ghost", "correct horse"}}) {
     auto [o, salted] = open_with(user, password);
     EXPECT_FALSE(o.got_snapshot) << user;
-    EXPECT_EQ(o.stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED) << user;
+    EXPECT_EQ(Refused(o), grpc::StatusCode::UNAUTHENTICATED) << user;
   }
   // A USER/PASS login's snapshot carries no signature.
   Open plain = OpenSession("alice", "correct horse");
@@ -312,12 +381,7 @@ TEST_F(IndexerServiceTest, LeaseEndsWithTheCommitResult) {
   // before popd has half-closed the stream: that login must not be [IN-USE].
   Open a = OpenSession("alice");
   ASSERT_TRUE(a.got_snapshot);
-  v1::SessionRequest commit;
-  commit.mutable_commit();
-  ASSERT_TRUE(a.stream->Write(commit));
-  v1::SessionEvent ev;
-  ASSERT_TRUE(a.stream->Read(&ev));
-  ASSERT_TRUE(ev.has_committed());
+  ASSERT_TRUE(a.Commit().has_committed());
   Open b = OpenSession("alice");
   EXPECT_TRUE(b.got_snapshot);
   EXPECT_TRUE(Close(b).ok());
@@ -327,18 +391,14 @@ TEST_F(IndexerServiceTest, LeaseEndsWithTheCommitResult) {
 TEST_F(IndexerServiceTest, CancelledStreamReleasesTheLease) {
   Open a = OpenSession("alice");
   ASSERT_TRUE(a.got_snapshot);
-  a.ctx->TryCancel();  // the front-end died mid-session
-  a.stream->Finish();
+  a.mux.ctx->TryCancel();  // the front-end died mid-session
+  a.mux.stream->Finish();
   bool reopened = false;
   for (int i = 0; i < 50 && !reopened; ++i) {
     Open b = OpenSession("alice");
     reopened = b.got_snapshot;
-    if (reopened) {
-      Close(b);
-    } else {
-      b.stream->Finish();
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    Close(b);
+    if (!reopened) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(reopened);
 }
@@ -356,41 +416,34 @@ TEST_F(IndexerServiceTest, MailDeliveredDuringASessionIsInTheNextSnapshot) {
 
 TEST_F(IndexerServiceTest, MalformedStreamsAndCommits) {
   {  // Commit before OpenSession
-    grpc::ClientContext ctx;
-    ctx.set_deadline(In(10));
-    auto stream = maildrop_->Session(&ctx);
-    v1::SessionRequest req;
-    req.mutable_commit();
-    stream->Write(req);
-    stream->WritesDone();
-    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    Mux m = NewMux(10);
+    ASSERT_TRUE(m.Commit(1));
+    v1::SessionsEvent ev = m.Next();
+    EXPECT_EQ(Code(ev), grpc::StatusCode::INVALID_ARGUMENT) << ev.DebugString();
+    m.stream->WritesDone();
+    EXPECT_TRUE(m.stream->Finish().ok());
   }
   {  // Unknown account
     Open o = OpenSession("nobody");
     EXPECT_FALSE(o.got_snapshot);
-    EXPECT_EQ(o.stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Refused(o), grpc::StatusCode::UNAUTHENTICATED);
   }
   Open o = OpenSession("alice");
   ASSERT_TRUE(o.got_snapshot);
-  v1::SessionRequest req;
-  v1::MessageRef* ref = req.mutable_commit()->add_deleted();
+  v1::Commit commit;
+  v1::MessageRef* ref = commit.add_deleted();
   ref->set_data_offset(o.first.snapshot().data_offsets(0) + 1);  // not a message
   ref->set_content_hash(o.first.snapshot().content_hashes().substr(0, 16));
-  ASSERT_TRUE(o.stream->Write(req));
-  v1::SessionEvent ev;
-  EXPECT_FALSE(o.stream->Read(&ev));
-  EXPECT_EQ(o.stream->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::SessionsEvent ev = o.Commit(commit);
+  EXPECT_EQ(Code(ev), grpc::StatusCode::INVALID_ARGUMENT) << ev.DebugString();
+  EXPECT_TRUE(Close(o).ok());
 }
 
 TEST_F(IndexerServiceTest, EmptyCommitWritesNothing) {
   std::string before = ReadFile(dir_.File("spool/alice"));
   Open o = OpenSession("alice");
   ASSERT_TRUE(o.got_snapshot);
-  v1::SessionRequest req;
-  req.mutable_commit();
-  ASSERT_TRUE(o.stream->Write(req));
-  v1::SessionEvent ev;
-  ASSERT_TRUE(o.stream->Read(&ev));
+  v1::SessionsEvent ev = o.Commit();
   EXPECT_TRUE(ev.has_committed());
   EXPECT_EQ(ev.committed().deleted(), 0u);
   EXPECT_TRUE(Close(o).ok());
@@ -403,14 +456,12 @@ TEST_F(IndexerServiceTest, CommitDeletesAndTheNextSessionSeesTheNewNumbering) {
   const v1::Snapshot& snap = o.first.snapshot();
   ASSERT_EQ(snap.count(), 3u);
   std::vector<std::string> old_uidls = absl::StrSplit(snap.uidls(), '\n');
-  v1::SessionRequest req;
-  v1::MessageRef* ref = req.mutable_commit()->add_deleted();
+  v1::Commit commit;
+  v1::MessageRef* ref = commit.add_deleted();
   ref->set_data_offset(snap.data_offsets(1));
   ref->set_content_hash(snap.content_hashes().substr(16, 16));
-  ASSERT_TRUE(o.stream->Write(req));
-  v1::SessionEvent ev;
-  ASSERT_TRUE(o.stream->Read(&ev));
-  ASSERT_TRUE(ev.has_committed());
+  v1::SessionsEvent ev = o.Commit(commit);
+  ASSERT_TRUE(ev.has_committed()) << ev.DebugString();
   EXPECT_EQ(ev.committed().deleted(), 1u);
   EXPECT_EQ(ev.committed().bytes_removed(), Msg(2).size());
   EXPECT_TRUE(Close(o).ok());
@@ -433,14 +484,13 @@ TEST_F(IndexerServiceTest, CommitWhileAnMdaHoldsTheDotlockIsUnavailable) {
   Open o = OpenSession("alice");
   ASSERT_TRUE(o.got_snapshot);
   WriteFile(dir_.File("spool/alice.lock"), "0\n");
-  v1::SessionRequest req;
-  v1::MessageRef* ref = req.mutable_commit()->add_deleted();
+  v1::Commit commit;
+  v1::MessageRef* ref = commit.add_deleted();
   ref->set_data_offset(o.first.snapshot().data_offsets(0));
   ref->set_content_hash(o.first.snapshot().content_hashes().substr(0, 16));
-  ASSERT_TRUE(o.stream->Write(req));
-  v1::SessionEvent ev;
-  EXPECT_FALSE(o.stream->Read(&ev));
-  EXPECT_EQ(o.stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  v1::SessionsEvent ev = o.Commit(commit);
+  EXPECT_EQ(Code(ev), grpc::StatusCode::UNAVAILABLE) << ev.DebugString();
+  EXPECT_TRUE(Close(o).ok());
   EXPECT_EQ(ReadFile(dir_.File("spool/alice")), before);
   ::unlink(dir_.File("spool/alice.lock").c_str());
 }
@@ -559,9 +609,9 @@ TEST_F(IndexerServiceTest, AdminListsAndEndsSessions) {
   end.set_session_id(sessions.sessions(0).session_id());
   v1::Empty e;
   ASSERT_TRUE(admin_->EndSession(&c2, end, &e).ok());
-  v1::SessionEvent ev;
-  EXPECT_FALSE(o.stream->Read(&ev));
-  EXPECT_EQ(o.stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  v1::SessionsEvent ev = o.mux.Next();
+  EXPECT_EQ(ev.tag(), 1u);
+  EXPECT_EQ(Code(ev), grpc::StatusCode::CANCELLED) << ev.DebugString();
   grpc::ClientContext c3;
   end.set_session_id("no-such-session");
   EXPECT_EQ(admin_->EndSession(&c3, end, &e).error_code(), grpc::StatusCode::NOT_FOUND);
@@ -605,8 +655,6 @@ TEST_F(IndexerServiceTest, HealthServiceIsServing) {
 
 // ---- Sessions: many sessions over one stream (maildrop.proto, rpc Sessions) ----
 
-using MuxStream = grpc::ClientReaderWriter<v1::SessionsRequest, v1::SessionsEvent>;
-
 class SessionsStreamTest : public IndexerServiceTest {
  protected:
   void SetUp() override {
@@ -620,61 +668,6 @@ class SessionsStreamTest : public IndexerServiceTest {
     ASSERT_TRUE(admin_->AddAccount(&ctx, add, &account).ok());
   }
 
-  struct Mux {
-    std::unique_ptr<grpc::ClientContext> ctx;
-    std::unique_ptr<MuxStream> stream;
-    bool Open(uint64_t tag, const std::string& user, const std::string& password = "",
-              bool answers_probes = false) {
-      v1::SessionsRequest req;
-      req.set_tag(tag);
-      req.mutable_open()->set_user(user);
-      req.mutable_open()->set_password(password);
-      req.mutable_open()->set_answers_probes(answers_probes);
-      req.mutable_open()->set_client_address("192.0.2.9");
-      req.mutable_open()->set_front_end("mux-test");
-      return stream->Write(req);
-    }
-    bool Commit(uint64_t tag, v1::Commit commit = {}) {
-      v1::SessionsRequest req;
-      req.set_tag(tag);
-      *req.mutable_commit() = std::move(commit);
-      return stream->Write(req);
-    }
-    bool Close(uint64_t tag) {
-      v1::SessionsRequest req;
-      req.set_tag(tag);
-      req.mutable_close();
-      return stream->Write(req);
-    }
-    bool Alive(uint64_t tag) {
-      v1::SessionsRequest req;
-      req.set_tag(tag);
-      req.mutable_alive();
-      return stream->Write(req);
-    }
-    // The next event (the stream's deadline bounds the wait); an event with tag 0 if none.
-    v1::SessionsEvent Next() {
-      v1::SessionsEvent ev;
-      if (!stream->Read(&ev)) ev.Clear();
-      return ev;
-    }
-    // Opens `user` on `tag` and returns its first event.
-    v1::SessionsEvent OpenAndWait(uint64_t tag, const std::string& user,
-                                  const std::string& password = "") {
-      EXPECT_TRUE(Open(tag, user, password));
-      return Next();
-    }
-  };
-  Mux NewMux(int deadline_s = 30) {
-    Mux m;
-    m.ctx = std::make_unique<grpc::ClientContext>();
-    m.ctx->set_deadline(In(deadline_s));
-    m.stream = maildrop_->Sessions(m.ctx.get());
-    return m;
-  }
-  static grpc::StatusCode Code(const v1::SessionsEvent& ev) {
-    return static_cast<grpc::StatusCode>(ev.error().code());
-  }
   // Opens `user` on a new stream, retrying for up to 5 s while it is [IN-USE].
   bool OpensWithin5s(const std::string& user) {
     for (int i = 0; i < 100; ++i) {
@@ -738,17 +731,6 @@ TEST_F(SessionsStreamTest, TcpListenerServesNoAdminAndOpensOnlyWithCredentials) 
     EXPECT_TRUE(ev.snapshot().credentials_checked());
     m.stream->WritesDone();
     m.stream->Finish();
-  }
-  {  // The per-session Session stream: the same rule.
-    grpc::ClientContext ctx;
-    ctx.set_deadline(In(30));
-    std::unique_ptr<SessionStream> stream = tcp_maildrop->Session(&ctx);
-    v1::SessionRequest req;
-    req.mutable_open()->set_user("alice");
-    ASSERT_TRUE(stream->Write(req));
-    v1::SessionEvent ev;
-    EXPECT_FALSE(stream->Read(&ev));
-    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
   }
   // The unix socket: Admin works, and its trusted callers may open by name.
   EXPECT_EQ(LiveSessions(), 0u);
@@ -816,9 +798,10 @@ TEST_F(SessionsStreamTest, SecondOpenOfAMailboxIsInUseAtOnceOnAnyStream) {
   EXPECT_EQ(Code(there), grpc::StatusCode::RESOURCE_EXHAUSTED) << there.error().message();
   Open single = OpenSession("alice");  // a stream per session
   EXPECT_FALSE(single.got_snapshot);
-  EXPECT_EQ(single.stream->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Refused(single), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
-  // And the other way round: a Session stream holds bob, Sessions gets [IN-USE].
+  // And the other way round: a session alone on its stream holds bob, a shared one gets
+  // [IN-USE].
   Open held = OpenSession("bob");
   ASSERT_TRUE(held.got_snapshot);
   EXPECT_EQ(Code(other.OpenAndWait(2, "bob")), grpc::StatusCode::RESOURCE_EXHAUSTED);

@@ -54,7 +54,8 @@ const char* TlsName(TlsMode tls) {
 
 std::string Usage() {
   return "usage: popload session|download|login|idle|stream [options]\n"
-         "  --host H (127.0.0.1)  --port P  --user PATTERN (u%04d; %d = connection % --users)\n"
+         "  --host H (127.0.0.1; a name, IPv4 or IPv6)  --port P  --user PATTERN (u%04d; %d = "
+         "connection % --users)\n"
          "  --users N (1)  --password W (benchpw)  --conns C (1)  --tls off|implicit|stls\n"
          "  --auth user|plain  --server-pid PID[,PID...] (CPU and memory of these process trees)\n"
          "  --timeout S (600)  --label TEXT\n"

@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/mbox/expunge_plan.h"
+#include "common/mbox/snapshot_codec.h"
 #include "common/sasl/user_name.h"
 #include "common/util/strings.h"
 
@@ -44,9 +45,9 @@ void AddToSnapshot(v1::Snapshot* snap, uint64_t from_offset, uint64_t data_offse
   snap->add_header_lengths(header_length);
   snap->add_octets(octets);
   snap->add_lines(lines);
-  if (snap->data_offsets_size() > 1) snap->mutable_uidls()->push_back('\n');
-  snap->mutable_uidls()->append(uidl);
-  snap->mutable_content_hashes()->append(content_hash);
+  mbox::AppendUidls(snap->mutable_uidls(), static_cast<size_t>(snap->data_offsets_size() - 1),
+                    uidl);
+  mbox::AppendHash(snap->mutable_content_hashes(), content_hash);
   snap->set_count(static_cast<uint32_t>(snap->data_offsets_size()));
   snap->set_total_octets(snap->total_octets() + octets);
   snap->mutable_file()->set_size(std::max(snap->file().size(), data_offset + length));
@@ -65,20 +66,12 @@ void CopyToSnapshot(v1::Snapshot* snap, const v1::Snapshot& old, int begin, int 
   copy(old.header_lengths(), snap->mutable_header_lengths());
   copy(old.octets(), snap->mutable_octets());
   copy(old.lines(), snap->mutable_lines());
-  // UIDL i starts after the i-th '\n' of the joined text.
-  const std::string_view uidls = old.uidls();
-  size_t first = 0;
-  for (int i = 0; i < begin; ++i) first = uidls.find('\n', first) + 1;
-  size_t last = first;
-  for (int i = begin; i < end; ++i) {
-    const size_t nl = uidls.find('\n', last);
-    last = nl == std::string_view::npos ? uidls.size() + 1 : nl + 1;
-  }
-  if (!snap->uidls().empty()) snap->mutable_uidls()->push_back('\n');
-  snap->mutable_uidls()->append(uidls.substr(first, last - 1 - first));
+  const size_t before = static_cast<size_t>(snap->data_offsets_size() - (end - begin));
+  mbox::AppendUidls(
+      snap->mutable_uidls(), before,
+      mbox::UidlSlice(old.uidls(), static_cast<size_t>(begin), static_cast<size_t>(end)));
   snap->mutable_content_hashes()->append(
-      std::string_view(old.content_hashes())
-          .substr(16 * static_cast<size_t>(begin), 16 * static_cast<size_t>(end - begin)));
+      mbox::HashSlice(old.content_hashes(), static_cast<size_t>(begin), static_cast<size_t>(end)));
   uint64_t octets = 0;
   for (int i = begin; i < end; ++i) octets += old.octets(i);
   snap->set_count(static_cast<uint32_t>(snap->data_offsets_size()));

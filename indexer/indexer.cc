@@ -356,11 +356,12 @@ absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
   CommitTarget target;
   {
     absl::MutexLock lock(&mu_);
-    if (!sessions_.contains(session_id)) return absl::FailedPreconditionError("no such session");
-    absl::StatusOr<CommitTarget> checked = sessions_.CheckCommit(session_id, commit);
-    if (checked.ok() && expunge_->Compacting(checked->mailbox)) {
+    const std::string* mailbox = sessions_.MailboxOf(session_id);
+    if (mailbox == nullptr) return absl::FailedPreconditionError("no such session");
+    if (expunge_->Compacting(*mailbox)) {
       return absl::FailedPreconditionError("an expunge of this maildrop is already running");
     }
+    absl::StatusOr<CommitTarget> checked = sessions_.CheckCommit(session_id, commit);
     if (!checked.ok()) return checked.status();
     if (checked->deleted.empty()) return v1::CommitResult();  // a read-only session never writes
     if (config_.deferred_expunge()) {

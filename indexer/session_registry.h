@@ -35,6 +35,11 @@ class SessionRegistry {
            std::shared_ptr<const v1::Snapshot> snapshot);
   void Remove(const std::string& id) { sessions_.erase(id); }
   bool contains(const std::string& id) const { return sessions_.contains(id); }
+  // The mailbox session `id` has open, or null.
+  const std::string* MailboxOf(const std::string& id) const {
+    auto it = sessions_.find(id);
+    return it == sessions_.end() ? nullptr : &it->second.mailbox;
+  }
   // FailedPrecondition for an unknown session; else CheckDeletions.
   absl::StatusOr<CommitTarget> CheckCommit(const std::string& id, const v1::Commit& commit) const;
 

@@ -74,6 +74,9 @@ TEST(SessionRegistry, CommitsOfKnownSessionsOnly) {
   EXPECT_TRUE(absl::IsFailedPrecondition(r.CheckCommit("s1", v1::Commit()).status()));
   r.Add("s1", "/var/mail/ann", ThreeMessages());
   EXPECT_TRUE(r.contains("s1"));
+  ASSERT_NE(r.MailboxOf("s1"), nullptr);
+  EXPECT_EQ(*r.MailboxOf("s1"), "/var/mail/ann");
+  EXPECT_EQ(r.MailboxOf("s2"), nullptr);
   absl::StatusOr<CommitTarget> t = r.CheckCommit("s1", CommitOf({{240, Hash('c')}}));
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->mailbox, "/var/mail/ann");

@@ -83,6 +83,7 @@ absl::StatusOr<std::unique_ptr<Indexer>> Indexer::Create(const config::IndexerCo
   std::unique_ptr<Indexer> idx(
       new Indexer(config, std::move(*store), std::move(*watcher), std::move(*owner)));
   absl::MutexLock lock(&idx->mu_);
+  idx->expunge_->AssertHeld();
   if (absl::Status s = idx->accounts_->Init(); !s.ok()) return s;
   if (absl::Status s = idx->expunger_->Init(); !s.ok()) return s;
   // A killed indexer's dotlocks go first: MDAs waiting on them deliver at once, and the
@@ -143,6 +144,7 @@ Indexer::~Indexer() {
 
 absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path, const std::string& user,
                                                    bool force_full, bool quiet) {
+  expunge_->AssertHeld();
   // Half-rewritten by an expunge that holds the MDA locks: the expunge sets the index itself.
   if (expunge_->Compacting(path)) return IndexOutcome{};
   absl::StatusOr<IndexOutcome> o = mailbox_indexer_->Update(path, user, force_full);
@@ -316,6 +318,7 @@ void Indexer::OpenAuthenticatedAsync(Login login, const std::string& client_addr
 absl::StatusOr<Indexer::Opened> Indexer::FinishOpen(const Login& login, const LeaseInfo& lease) {
   const std::string& mailbox = login.mailbox;
   absl::MutexLock lock(&mu_);
+  expunge_->AssertHeld();
   auto fail = [&](absl::Status s) -> absl::Status {
     leases_.Release(lease.session_id);
     return s;
@@ -356,6 +359,7 @@ absl::StatusOr<v1::CommitResult> Indexer::Commit(const std::string& session_id,
   CommitTarget target;
   {
     absl::MutexLock lock(&mu_);
+    expunge_->AssertHeld();
     const std::string* mailbox = sessions_.MailboxOf(session_id);
     if (mailbox == nullptr) return absl::FailedPreconditionError("no such session");
     if (expunge_->Compacting(*mailbox)) {
@@ -389,6 +393,7 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeNow(const CommitTarget& target)
   // the lease keeps every other session off this mailbox.
   absl::StatusOr<lock::MailboxLock> held = lock::MailboxLock::Acquire(mailbox, lock_options_);
   absl::MutexLock lock(&mu_);
+  expunge_->AssertHeld();
   if (held.ok())
     return expunge_->Expunge(mailbox, *target.snapshot, target.deleted, *std::move(held));
   if (absl::IsFailedPrecondition(held.status())) {
@@ -454,6 +459,7 @@ absl::StatusOr<int> Indexer::CompactDue(bool force) {
 absl::StatusOr<bool> Indexer::CompactHiddenOf(const std::string& path) {
   absl::StatusOr<lock::MailboxLock> held = lock::MailboxLock::Acquire(path, lock_options_);
   absl::MutexLock lock(&mu_);
+  expunge_->AssertHeld();
   if (held.ok()) return expunge_->CompactHidden(path, *std::move(held));
   // The mailbox is gone: so are its hidden messages.
   if (absl::IsNotFound(held.status())) expunge_->ForgetHidden(path);
@@ -526,6 +532,7 @@ absl::Status Indexer::Reindex(const std::string& name, const Progress& progress)
 
 absl::StatusOr<v1::VerifyReply> Indexer::Verify(const std::string& name) {
   absl::MutexLock lock(&mu_);
+  expunge_->AssertHeld();
   return admin_->Verify(name, expunge_->compacting());
 }
 

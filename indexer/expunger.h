@@ -27,6 +27,8 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -76,13 +78,37 @@ class Expunger {
     std::string path;
     Hash128 image_hash;
   };
-  // Streams `ranges` of `src_fd` (in order) into a new journal after `header`'s slot.
-  absl::StatusOr<Written> WriteJournal(int src_fd, const std::vector<mbox::ByteRange>& ranges,
+  // One stretch of a journal's image: `range` of `fd` (`name` for errors).
+  struct Source {
+    int fd = -1;
+    mbox::ByteRange range;
+    std::string name;
+  };
+  // Streams `sources` (in order) into a new journal after `header`'s slot; the header gets the
+  // image's hash; journal and directory are fsync'ed.
+  absl::StatusOr<Written> WriteJournal(const std::vector<Source>& sources,
                                        mbox::JournalHeader header, lock::MailboxLock* lock);
   // pwrite the journal's image at `start`, fdatasync, ftruncate, fsync.
   absl::Status Replay(const std::string& journal_path, const mbox::JournalHeader& h, int fd,
                       lock::MailboxLock* lock, std::string_view phase);
   absl::Status Reject(const ExpungePlanRecord& plan, const std::string& why, RecoveryReport* out);
+  // Reject as Recover's answer.
+  absl::StatusOr<RecoveryReport> Rejected(const ExpungePlanRecord& plan, const std::string& why);
+
+  // Recover's steps. The checks answer an error (I/O), "" (passed) or why the plan is rejected.
+  // The journal is intact and says what the plan says.
+  absl::StatusOr<std::string> CheckJournal(const ExpungePlanRecord& plan);
+  // The locked mailbox `fd` is the plan's file, long enough, with the plan's prefix; sets *size.
+  absl::StatusOr<std::string> CheckMailbox(const ExpungePlanRecord& plan, int fd, uint64_t* size);
+  // Has the rewrite reached its truncate (the old file's last bytes are gone)?
+  absl::StatusOr<bool> WasTruncated(const ExpungePlanRecord& plan, int fd, uint64_t size);
+  // A truncated file must hold the image; then only the plan is left to close.
+  absl::StatusOr<RecoveryReport> CloseCompleted(const ExpungePlanRecord& plan, int fd,
+                                                uint64_t size);
+  // Mail appended (to `size`) after the crash: a new journal of the old image plus the appended
+  // bytes replaces the plan. Returns the new plan.
+  absl::StatusOr<ExpungePlanRecord> FoldAppended(const ExpungePlanRecord& plan, int fd,
+                                                 uint64_t size, lock::MailboxLock* lock);
 
   IndexStore* store_;
   std::string journal_dir_;

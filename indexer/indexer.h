@@ -1,11 +1,20 @@
 // Indexer: the domain behind poplar-indexer's gRPC services (style P8: the services are thin
 // adapters over this class; no SQL or file logic lives in them).
 //
-// Owns the SQLite connection (index + accounts), the spool watcher, the mailbox indexer and
-// the leases. Thread-safe: gRPC threads and the event thread call in concurrently; one mutex
+// A facade over parts with one job each (all in indexer/):
+//   MailboxIndexer      one mailbox's file -> the index (catch-up, re-index)
+//   SnapshotCache       each mailbox's snapshot as the index has it; hidden messages filtered
+//   Authenticator       credentials -> a Login (account store, PAM, SCRAM, APOP/CRAM-MD5)
+//   LeaseManager        who holds which maildrop; SessionRegistry what each session was shown
+//   ExpungeCoordinator  a commit's deletions: verify, compact (Expunger), re-index, log
+//   AdminQueries        the admin service's accounts, mailboxes, verify and status
+// Here: the spool watching loop, the login's steps (credentials, lease, catch-up, snapshot),
+// the commit's and deferred compaction's steps, and the one mutex.
+//
+// Thread-safe: gRPC threads and the event thread call in concurrently; one mutex (mu_)
 // serialises everything that touches SQLite or the spool (the work under it is bounded: one
 // mailbox's catch-up, one admin query), while the leases have their own lock so an [IN-USE]
-// answer never waits behind an indexing run.
+// answer never waits behind an indexing run, and the slow credential checks run outside it.
 #ifndef POPLAR_INDEXER_INDEXER_H_
 #define POPLAR_INDEXER_INDEXER_H_
 
@@ -21,22 +30,23 @@
 #include "absl/time/time.h"
 #include "common/lock/mailbox_lock.h"
 #include "indexer/account_store.h"
+#include "indexer/admin_queries.h"
+#include "indexer/authenticator.h"
+#include "indexer/expunge_coordinator.h"
 #include "indexer/expunger.h"
 #include "indexer/index_store.h"
 #include "indexer/lease_manager.h"
 #include "indexer/mailbox_indexer.h"
 #include "indexer/mailbox_owner.h"
 #include "indexer/pam_authenticator.h"
+#include "indexer/session_registry.h"
+#include "indexer/snapshot_cache.h"
 #include "indexer/spool_watcher.h"
 #include "poplar/admin.pb.h"
 #include "poplar/config.pb.h"
 #include "poplar/maildrop.pb.h"
 
 namespace poplar::indexer {
-
-// Does the open carry the user's credentials (a password, a SCRAM proof or a challenge digest)?
-// Without them OpenSession believes the caller authenticated the user (maildrop.proto).
-bool CarriesCredentials(const v1::OpenSession& open);
 
 class Indexer {
  public:
@@ -61,7 +71,7 @@ class Indexer {
   // the store. Every refusal is the same Unauthenticated. The async form runs PAM checks on the
   // PAM threads and calls `done` there (or inline for store accounts); the sync form waits.
   absl::StatusOr<std::string> Authenticate(const std::string& user, const std::string& password);
-  using AuthDone = std::function<void(absl::StatusOr<std::string>)>;
+  using AuthDone = Authenticator::AuthDone;
   void AuthenticateAsync(const std::string& user, const std::string& password,
                          const std::string& client_address, AuthDone done);
   absl::StatusOr<v1::ScramLookupReply> ScramLookup(const std::string& user);
@@ -119,56 +129,27 @@ class Indexer {
  private:
   Indexer(config::IndexerConfig config, std::unique_ptr<IndexStore> store,
           std::unique_ptr<SpoolWatcher> watcher, MailboxOwner owner);
-  // The mailbox path an account or user name refers to (admin commands accept both).
-  absl::StatusOr<std::string> ResolveMailboxLocked(const std::string& name)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A refused mailbox (symlink, not a regular file, foreign owner) is logged once per path and
-  // reason, unless `quiet` (the caller logs it itself).
+  // Catches the index of `path` up with the file and the cached snapshot with the index. A
+  // refused mailbox (symlink, not a regular file, foreign owner) or a failed update is logged
+  // once per path and reason, unless `quiet` (the caller logs it itself).
   absl::StatusOr<IndexOutcome> UpdateLocked(const std::string& path, const std::string& user,
                                             bool force_full, bool quiet = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<v1::Account> ToAccount(const AccountRecord& r) const;
-  // The spool layout applied to a validated name: the first spool that holds a file of that
-  // name, else the first spool. For accounts added without a path and for PAM logins.
-  std::string DefaultMailboxFor(const std::string& user) const;
-  // True for a plaintext login that PAM checks: PAM on, a password, a valid name that is not
-  // an account of the store. Sets *lookup to the store's answer (for the timing-equal check).
-  bool UsesPam(const std::string& user, const std::string& password,
-               AccountStore::LoginLookup* lookup);
-  // The store's own check of a plaintext password (no PAM).
-  absl::StatusOr<std::string> StoreAuthenticate(const std::string& user,
-                                                const std::string& password);
-  // Who logs in, once the credentials were checked.
-  struct Login {
-    std::string user;
-    std::string mailbox;
-    bool credentials = false;  // OpenSession carried credentials and they were checked
-    std::string scram_signature;
-  };
-  // The store's part of OpenSession: the credentials (password, SCRAM, APOP/CRAM-MD5).
-  absl::StatusOr<Login> StoreLogin(const v1::OpenSession& request);
   // OpenSession after the credentials: the lease (possibly after a wait), then FinishOpen.
-  void OpenAuthenticatedAsync(Login login, const v1::OpenSession& request, LeaseHooks hooks,
-                              OpenDone done);
+  void OpenAuthenticatedAsync(Login login, const std::string& client_address,
+                              const std::string& front_end, LeaseHooks hooks, OpenDone done);
   // With the lease held: the catch-up and the snapshot; the lease goes again on failure.
   absl::StatusOr<Opened> FinishOpen(const Login& login, const LeaseInfo& lease);
-  // Finishes open expunge plans (of one mailbox, or all when empty) and re-indexes the
-  // mailboxes they touched. UNAVAILABLE if a plan could not get its locks (it stays open).
-  absl::Status RecoverLocked(const std::string& mailbox) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Commit's immediate expunge once the session's deletions are checked: recovery of an
+  // interrupted one first, the MDA locks (waited for without mu_), then the coordinator.
+  absl::StatusOr<v1::CommitResult> ExpungeNow(const CommitTarget& target);
+  // CompactDue's step for one due mailbox, with its lease held.
+  absl::StatusOr<bool> CompactHiddenOf(const std::string& path);
   // Start-up: removes the dotlocks a killed poplar-indexer left (lock::RemoveDeadPoplarDotlock)
   // beside every mailbox of the index and of an open plan, and every *.lock in the spools; one
   // log line per lock removed. Other programs' locks and live writers' are left alone.
   // Returns how many were removed.
   int RemoveDeadDotlocksLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Deferred mode's Commit: verifies the deletions against the file and hides them.
-  absl::StatusOr<v1::CommitResult> HideLocked(const std::string& mailbox, const v1::Snapshot& snap,
-                                              const std::vector<size_t>& deleted)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<v1::CommitResult> ExpungeLocked(const std::string& mailbox,
-                                                 const v1::Snapshot& snap,
-                                                 std::vector<size_t> deleted,
-                                                 lock::MailboxLock held)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const config::IndexerConfig config_;
   LeaseManager leases_;
@@ -176,43 +157,22 @@ class Indexer {
   mutable absl::Mutex mu_;
   std::unique_ptr<IndexStore> store_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<AccountStore> accounts_ ABSL_GUARDED_BY(mu_);
-  // The same store for its const checks (PBKDF2, crypt, SCRAM proofs, digests), which read only
-  // their argument and immutable state and run outside mu_ by design, so logins do not queue
-  // behind one another. Set in the constructor, never changed: needs no lock, and being const
-  // it cannot reach the database.
-  const AccountStore* account_checks_ = nullptr;
   std::unique_ptr<SpoolWatcher> watcher_;  // fd() is immutable; Drain/ListAll under mu_
   LockFileProbe probe_;                    // the site's lock methods
   const MailboxOwner owner_;               // config check_owner
   std::unique_ptr<MailboxIndexer> mailbox_indexer_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Expunger> expunger_ ABSL_GUARDED_BY(mu_);
   lock::LockOptions lock_options_;
-  // The snapshot of a mailbox as the index has it now, shared by every session that opens it
-  // until the next update changes the mailbox: a login to an unchanged 100,000-message mailbox
-  // costs a stat and a copy, not 100,000 SQLite rows.
-  absl::StatusOr<std::shared_ptr<const v1::Snapshot>> CachedSnapshotLocked(const std::string& path)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static std::shared_ptr<const v1::Snapshot> SpliceSnapshot(
-      const v1::Snapshot& old, uint64_t from, uint64_t to, const std::vector<MessageRecord>& added);
-  absl::flat_hash_map<std::string, std::shared_ptr<const v1::Snapshot>> snapshots_
-      ABSL_GUARDED_BY(mu_);
-  // Mailboxes an expunge is rewriting right now, with mu_ released for the file work (seconds
-  // for a big mailbox: other mailboxes' logins must not wait for it). Until it is done their
-  // index is left alone (UpdateLocked reports them unchanged; our own writes raise inotify
-  // events) and no session may open them.
-  absl::flat_hash_set<std::string> compacting_ ABSL_GUARDED_BY(mu_);
-  // What each open session was shown, for Commit's identity checks.
-  struct SessionState {
-    std::string mailbox;
-    std::shared_ptr<const v1::Snapshot> snapshot;  // null: the maildrop was empty
-  };
-  absl::flat_hash_map<std::string, SessionState> sessions_ ABSL_GUARDED_BY(mu_);
-  // Mailboxes with hidden (deleted, not yet compacted) messages: their snapshots are filtered.
-  absl::flat_hash_set<std::string> hidden_mailboxes_ ABSL_GUARDED_BY(mu_);
-  // Mailboxes refused at their last update, with the reason logged (one line per change).
+  std::unique_ptr<SnapshotCache> snapshots_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<ExpungeCoordinator> expunge_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<AdminQueries> admin_ ABSL_GUARDED_BY(mu_);
+  SessionRegistry sessions_ ABSL_GUARDED_BY(mu_);
+  // Mailboxes whose last update failed, with the reason logged (one line per change).
   absl::flat_hash_map<std::string, std::string> refused_ ABSL_GUARDED_BY(mu_);
   int64_t last_rescan_unix_ms_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_lag_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  // Takes mu_ itself for the store's reads; set in the constructor, never changed.
+  std::unique_ptr<Authenticator> auth_;
   // Last member: destroyed first, so no PAM callback runs into a half-destroyed Indexer.
   std::unique_ptr<PamAuthenticator> pam_;  // null unless config pam
 };

@@ -1,8 +1,10 @@
 #include "popd/maildrop_view.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/mbox/from_line.h"
-#include "common/mbox/uidl.h"
+#include "common/mbox/snapshot_codec.h"
 
 namespace poplar::popd {
 namespace {
@@ -25,7 +27,11 @@ absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& s) {
       static_cast<uint64_t>(s.from_offsets_size()) != n) {
     return Bad(absl::StrCat("columns do not all have ", n, " entries"));
   }
-  if (s.content_hashes().size() != 16 * n) return Bad("content hashes are not 16 bytes each");
+  if (absl::Status h = mbox::CheckHashes(s.content_hashes(), n); !h.ok()) {
+    return Bad(std::string(h.message()));
+  }
+  absl::StatusOr<std::vector<std::string_view>> uidls = mbox::DecodeUidls(s.uidls(), n);
+  if (!uidls.ok()) return Bad(std::string(uidls.status().message()));
   MaildropView view;
   view.session_id = s.session_id();
   view.mailbox_path = s.mailbox_path();
@@ -39,8 +45,6 @@ absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& s) {
 
   uint64_t total = 0;
   uint64_t previous_end = 0;
-  size_t pos = 0;
-  const std::string& uidls = s.uidls();
   for (uint64_t i = 0; i < n; ++i) {
     const uint64_t from = s.from_offsets(static_cast<int>(i));
     const uint64_t offset = s.data_offsets(static_cast<int>(i));
@@ -64,13 +68,9 @@ absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& s) {
     if (octets < length || octets > 2 * length + 2) {
       return Bad(absl::StrCat("message ", i + 1, " has an impossible size"));
     }
-    size_t end = uidls.find('\n', pos);
-    if (end == std::string::npos) end = uidls.size();
-    const std::string_view uidl = std::string_view(uidls).substr(pos, end - pos);
-    if (!mbox::IsValidUidl(uidl) || !view.maildrop.uidls.Append(uidl)) {
+    if (!view.maildrop.uidls.Append((*uidls)[i])) {
       return Bad(absl::StrCat("message ", i + 1, " has an invalid UIDL"));
     }
-    pos = end + 1;
     total += octets;
     previous_end = offset + length;
     view.maildrop.octets.push_back(octets);
@@ -79,9 +79,9 @@ absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& s) {
     where.length = length;
     where.header_length = header;
     where.from_offset = from;
-    s.content_hashes().copy(where.content_hash.data(), 16, 16 * i);
+    const std::string_view hash = mbox::HashAt(s.content_hashes(), i);
+    std::copy(hash.begin(), hash.end(), where.content_hash.begin());
   }
-  if (n > 0 ? pos != uidls.size() + 1 : !uidls.empty()) return Bad("more UIDLs than messages");
   if (total != s.total_octets()) return Bad("total octets do not add up");
   view.maildrop.total_octets = total;
   return view;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/mbox/snapshot_codec.h"
 #include "common/pop3/session.h"
 #include "poplar/maildrop.pb.h"
 
@@ -27,7 +28,7 @@ struct MessageLocation {
   uint64_t header_length = 0;
   // As in the snapshot; sent back in Commit. Fixed-size so a big maildrop needs no allocation
   // per message.
-  std::array<char, 16> content_hash{};
+  std::array<char, mbox::kSnapshotHashBytes> content_hash{};
   uint64_t from_offset = 0;  // the From_ line: [from_offset, data_offset), covered by the hash
 };
 

@@ -21,7 +21,7 @@ CallTracker::Token CallTracker::Enter() {
   ++in_flight_;
   return Token(this, [](void* p) {
     auto* self = static_cast<CallTracker*>(p);
-    std::lock_guard<std::mutex> lock(self->mu_);
+    std::lock_guard<std::mutex> released(self->mu_);
     if (--self->in_flight_ == 0) self->idle_.notify_all();
   });
 }

@@ -14,9 +14,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/privileges/privileges.h"
+#include "common/util/log.h"
 #include "common/util/malloc_tuning.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "popd/log.h"
 #include "popd/popd_config.h"
 #include "popd/server.h"
 
@@ -37,6 +37,7 @@ bool NeedsRestart(const poplar::config::PopdConfig& a, const poplar::config::Pop
 }  // namespace
 
 int main(int argc, char** argv) {
+  poplar::log::Init("poplar-popd");
   poplar::TuneMallocForLargeSnapshots();
   std::string config_path = "/etc/poplar/popd.conf";
   bool check_only = false;
@@ -107,7 +108,7 @@ int main(int argc, char** argv) {
       std::cerr << "poplar-popd: " << dropped.message() << "\n";
       return 1;
     }
-    poplar::popd::Log(absl::StrCat("running as ", r.user(), " from now on"));
+    poplar::log::Info(absl::StrCat("running as ", r.user(), " from now on"));
   }
   poplar::popd::Endpoint bound = options.listen;
   bound.port = (*server)->port();
@@ -125,28 +126,28 @@ int main(int argc, char** argv) {
     if (sig == SIGHUP) {
       absl::StatusOr<poplar::config::PopdConfig> next = poplar::popd::LoadPopdConfig(config_path);
       if (!next.ok()) {
-        poplar::popd::Log(
+        poplar::log::Info(
             absl::StrCat("SIGHUP: keeping the running configuration: ", next.status().message()));
         continue;
       }
       if (NeedsRestart(*config, *next)) {
-        poplar::popd::Log(
+        poplar::log::Info(
             "SIGHUP: listen, indexer and threads changes take effect only after a restart");
       }
       absl::StatusOr<poplar::popd::Settings> next_settings =
           poplar::popd::LoadSettings(*next, front_end);
       if (!next_settings.ok()) {
-        poplar::popd::Log(absl::StrCat("SIGHUP: keeping the running configuration: ",
+        poplar::log::Info(absl::StrCat("SIGHUP: keeping the running configuration: ",
                                        next_settings.status().message()));
         continue;
       }
       (*server)->Reload(std::make_shared<const poplar::popd::Settings>(*std::move(next_settings)));
-      poplar::popd::Log("SIGHUP: configuration reloaded (certificate re-read for new connections)");
+      poplar::log::Info("SIGHUP: configuration reloaded (certificate re-read for new connections)");
       continue;
     }
-    poplar::popd::Log(absl::StrCat("draining ", (*server)->connections(), " connection(s)"));
+    poplar::log::Info(absl::StrCat("draining ", (*server)->connections(), " connection(s)"));
     (*server)->Drain(std::chrono::seconds(config->limits().drain_timeout_s()));
-    poplar::popd::Log("stopped");
+    poplar::log::Info("stopped");
     return 0;
   }
 }

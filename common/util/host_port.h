@@ -21,11 +21,7 @@ struct HostPort {
   uint16_t port = 0;
 };
 
-// SplitHostPort: nullopt unless `text` has the shape above (empty host, missing or bad port, a
-// colon in an unbracketed host, text after "]" other than ":PORT").
-// JoinHostPort: "host:port", or "[host]:port" when the host contains a colon (IPv6); the inverse
-// of SplitHostPort.
-// (Header-only: poplarctl uses it without linking poplar_util.)
+// Header-only: poplarctl uses it without linking poplar_util.
 namespace host_port_internal {
 
 inline std::optional<uint16_t> ParsePort(std::string_view s) {
@@ -41,6 +37,8 @@ inline std::optional<uint16_t> ParsePort(std::string_view s) {
 
 }  // namespace host_port_internal
 
+// nullopt unless `text` has the shape above (empty host, missing or bad port, a colon in an
+// unbracketed host, text after "]" other than ":PORT").
 inline std::optional<HostPort> SplitHostPort(std::string_view text) {
   std::string_view host;
   std::string_view port;
@@ -65,6 +63,8 @@ inline std::optional<HostPort> SplitHostPort(std::string_view text) {
   return HostPort{host, *p};
 }
 
+// "host:port", or "[host]:port" when the host contains a colon (IPv6); the inverse of
+// SplitHostPort.
 inline std::string JoinHostPort(std::string_view host, uint16_t port) {
   std::string out;
   const bool bracket = host.find(':') != std::string_view::npos;

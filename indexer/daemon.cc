@@ -10,11 +10,12 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/privileges/privileges.h"
+#include "common/util/errno_status.h"
+#include "common/util/log.h"
 
 namespace poplar::indexer {
 namespace {
@@ -30,8 +31,7 @@ absl::Status PrepareSocketPath(const std::string& path,
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create the directory of ", path, ": ", ec.message()));
   if (created && owner != nullptr && ::chown(dir.c_str(), owner->uid, owner->gid) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("chown ", dir.string(), ": ", std::strerror(errno)));
+    return ErrnoToStatus(errno, absl::StrCat("chown ", dir.string()));
   }
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
@@ -39,8 +39,7 @@ absl::Status PrepareSocketPath(const std::string& path,
       return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a socket"));
     }
     if (::unlink(path.c_str()) != 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot remove stale socket ", path, ": ", std::strerror(errno)));
+      return ErrnoToStatus(errno, absl::StrCat("cannot remove stale socket ", path));
     }
   }
   return absl::OkStatus();
@@ -71,9 +70,8 @@ absl::Status DropToRunAs(const config::IndexerConfig& config) {
   std::string caps;
   for (const std::string& c : r.keep_capabilities())
     absl::StrAppend(&caps, caps.empty() ? "" : ",", c);
-  std::cerr << "poplar-indexer: running as " << id->user << " (uid " << id->uid << ", gid "
-            << id->gid << ", groups " << (groups.empty() ? "none" : groups) << ", capabilities "
-            << (caps.empty() ? "none" : caps) << ")\n";
+  log::Info("running as ", id->user, " (uid ", id->uid, ", gid ", id->gid, ", groups ",
+            groups.empty() ? "none" : groups, ", capabilities ", caps.empty() ? "none" : caps, ")");
   return absl::OkStatus();
 }
 
@@ -89,7 +87,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::IndexerConfi
   d->indexer_ = std::move(*idx);
   // The first full scan happens before serving, so the first login finds a current index.
   if (absl::Status s = d->indexer_->RescanAll(); !s.ok()) {
-    std::cerr << "poplar-indexer: initial scan: " << s << "\n";  // one bad mailbox is not fatal
+    log::Warning("initial scan: ", s);  // one bad mailbox is not fatal
   }
 
   // Two servers, because what a peer may do depends on how it came in. The unix socket's file
@@ -142,8 +140,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::IndexerConfi
   if (!sock.empty()) {
     // The socket is the access control of the admin API: owner and group only.
     if (::chmod(sock.c_str(), 0660) != 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("chmod ", sock, ": ", std::strerror(errno)));
+      return ErrnoToStatus(errno, absl::StrCat("chmod ", sock));
     }
   }
   d->stop_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -177,19 +174,19 @@ void Daemon::EventLoop() {
     if (stopped_.load()) break;
     if (n > 0 && (fds[0].revents & POLLIN)) {
       if (absl::Status s = indexer_->HandleWatchEvents(); !s.ok()) {
-        std::cerr << "poplar-indexer: watch: " << s << "\n";
+        log::Warning("watch: ", s);
       }
     }
     if (absl::Now() >= next_reconcile) {
       // Polled spools are listed again too, so new mailboxes there are found without inotify.
       if (absl::Status s = polling ? indexer_->RescanAll() : indexer_->ReconcileKnown(); !s.ok()) {
-        std::cerr << "poplar-indexer: reconcile: " << s << "\n";
+        log::Warning("reconcile: ", s);
       }
       next_reconcile = absl::Now() + poll_every;
     }
     if (indexer_->deferred_expunge() && absl::Now() >= next_compact) {
       if (absl::StatusOr<int> compacted = indexer_->CompactDue(); !compacted.ok()) {
-        std::cerr << "poplar-indexer: deferred expunge: " << compacted.status() << "\n";
+        log::Warning("deferred expunge: ", compacted.status());
       }
       next_compact = absl::Now() + compact_every;
     }

@@ -1,18 +1,17 @@
 #include "indexer/indexer_config.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
+#include <optional>
 #include <set>
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config/textproto.h"
+#include "common/net/ip_address.h"
 #include "common/privileges/privileges.h"
 #include "common/sasl/user_name.h"
+#include "common/util/host_port.h"
 
 namespace poplar::indexer {
 namespace {
@@ -23,28 +22,13 @@ bool IsAbsoluteClean(std::string_view p) {
          !p.ends_with("/..") && !p.ends_with("/.");
 }
 
-bool IsHostPort(std::string_view s) {
-  size_t colon = s.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return false;
-  uint32_t port = 0;
-  if (!absl::SimpleAtoi(absl::string_view(s.data() + colon + 1, s.size() - colon - 1), &port)) {
-    return false;
-  }
-  return port <= 65535;
-}
-
 // A host that only this machine can reach: "localhost", 127.0.0.0/8 or [::1]. Wildcards
-// (0.0.0.0, [::]) and every other address are reachable from elsewhere.
-bool IsLoopbackHost(std::string_view host_port) {
-  std::string host(host_port.substr(0, host_port.rfind(':')));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host == "localhost") return true;
-  in_addr v4{};
-  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-  in6_addr v6{};
-  return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+// (0.0.0.0, [::]) and every other address (::ffff:127.0.0.1 included) are reachable from
+// elsewhere, or not this rule's to judge.
+bool IsLoopbackHost(const HostPort& hp) {
+  if (hp.host == "localhost") return true;
+  absl::StatusOr<net::IpAddress> a = net::IpAddress::Parse(hp.host);
+  return a.ok() && a->IsLoopback();
 }
 
 }  // namespace
@@ -94,10 +78,11 @@ absl::Status Validate(const config::IndexerConfig& c) {
     errs.push_back("listen.unix_socket must be an absolute path");
   }
   if (l.unix_socket().size() > 107) errs.push_back("listen.unix_socket is longer than 107 bytes");
-  if (!l.tcp_address().empty() && !IsHostPort(l.tcp_address())) {
-    errs.push_back(
-        absl::StrCat("listen.tcp_address must be host:port (got \"", l.tcp_address(), "\")"));
-  } else if (!l.tcp_address().empty() && !IsLoopbackHost(l.tcp_address())) {
+  const std::optional<HostPort> tcp = SplitHostPort(l.tcp_address());
+  if (!l.tcp_address().empty() && !tcp) {
+    errs.push_back(absl::StrCat("listen.tcp_address must be host:port or [ipv6]:port (got \"",
+                                l.tcp_address(), "\")"));
+  } else if (tcp && !IsLoopbackHost(*tcp)) {
     // Plaintext gRPC with no peer authentication: anyone who reaches the port could open any
     // user's session by name (README, "Running poplar-indexer"). Until mutual TLS between hosts
     // exists, TCP stays on this host.

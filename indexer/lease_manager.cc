@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/util/hash.h"
+#include "common/util/hex.h"
 
 namespace poplar::indexer {
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/mbox/scanner.h"
+#include "common/util/errno_status.h"
 #include "common/util/file_io.h"
 #include "common/util/strings.h"
 #include "common/util/unique_fd.h"
@@ -22,21 +23,7 @@ namespace poplar::indexer {
 namespace {
 
 absl::Status ErrnoStatus(int err, std::string_view what, const std::string& path) {
-  std::string msg = absl::StrCat(Absl(what), " ", path, ": ", std::strerror(err));
-  switch (err) {
-    case ENOENT:
-      return absl::NotFoundError(msg);
-    case ELOOP:
-    case EACCES:
-    case EPERM:
-      return absl::FailedPreconditionError(msg);
-    case EINTR:
-    case EAGAIN:
-    case EIO:
-      return absl::UnavailableError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
+  return ErrnoToStatus(err, absl::StrCat(Absl(what), " ", path));
 }
 
 // Reads exactly [offset, offset + out->size()) or reports a short file (truncated meanwhile).

@@ -4,11 +4,11 @@
 #include <string.h>
 
 #include <cstdlib>
-#include <iostream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/util/log.h"
 
 namespace poplar::indexer {
 namespace {
@@ -139,9 +139,8 @@ absl::Status PamAuthenticator::Converse(const Job& job) const {
                                : pam_start_confdir(service_.c_str(), job.user.c_str(), &conv,
                                                    config_dir_.c_str(), &pamh);
   if (rc != PAM_SUCCESS || pamh == nullptr) {
-    std::cerr << "poplar-indexer: pam: pam_start(" << service_
-              << ") failed: " << pam_strerror(pamh, rc)
-              << "\n";  // Linux-PAM accepts a null handle here
+    // Linux-PAM's pam_strerror accepts a null handle.
+    log::Error("pam: pam_start(", service_, ") failed: ", pam_strerror(pamh, rc));
     if (pamh != nullptr) pam_end(pamh, rc);
     return absl::UnavailableError("PAM is not available");
   }
@@ -173,8 +172,7 @@ absl::Status PamAuthenticator::Converse(const Job& job) const {
       break;
     default:
       // The backend, not the user: logged (never the password), and a temporary failure.
-      std::cerr << "poplar-indexer: pam: service " << service_ << ": " << pam_strerror(pamh, rc)
-                << "\n";
+      log::Error("pam: service ", service_, ": ", pam_strerror(pamh, rc));
       result = absl::UnavailableError("PAM failed");
   }
   pam_end(pamh, rc);

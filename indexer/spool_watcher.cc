@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/util/errno_status.h"
 
 namespace poplar::indexer {
 namespace {
@@ -80,9 +81,7 @@ std::string MailboxPathFor(const config::Spool& spool, const std::string& user) 
 absl::StatusOr<std::unique_ptr<SpoolWatcher>> SpoolWatcher::Create(
     std::vector<config::Spool> spools) {
   UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-  if (!fd.valid()) {
-    return absl::ResourceExhaustedError(absl::StrCat("inotify_init1: ", std::strerror(errno)));
-  }
+  if (!fd.valid()) return ErrnoToStatus(errno, "inotify_init1");
   return std::unique_ptr<SpoolWatcher>(new SpoolWatcher(std::move(spools), std::move(fd)));
 }
 
@@ -104,10 +103,7 @@ absl::Status SpoolWatcher::AddWatch(const Watch& w) {
   // indexer polls it instead.
   if (spools_[w.spool].poll()) return absl::OkStatus();
   int wd = ::inotify_add_watch(inotify_.get(), w.dir.c_str(), kDirMask);
-  if (wd < 0) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("inotify_add_watch ", w.dir, ": ", std::strerror(errno)));
-  }
+  if (wd < 0) return ErrnoToStatus(errno, absl::StrCat("inotify_add_watch ", w.dir));
   watches_[wd] = w;  // re-adding a watched directory returns the same wd
   return absl::OkStatus();
 }
@@ -196,7 +192,7 @@ absl::StatusOr<SpoolWatcher::Events> SpoolWatcher::Drain() {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
-      return absl::InternalError(absl::StrCat("read inotify: ", std::strerror(errno)));
+      return ErrnoToStatus(errno, "read inotify");
     }
     if (n == 0) break;
     for (char* p = buf; p < buf + n;) {

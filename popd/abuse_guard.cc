@@ -11,9 +11,9 @@ void AbuseGuard::set_limits(Limits limits) {
 
 bool AbuseGuard::Connected(const IpAddress& ip) {
   std::lock_guard<std::mutex> lock(mu_);
-  PerIp& e = ips_[ip.bytes];
+  PerIp& e = ips_[ip.bytes()];
   if (e.connections >= limits_.max_connections_per_ip) {
-    if (e.connections == 0 && e.failures.times.empty()) ips_.erase(ip.bytes);
+    if (e.connections == 0 && e.failures.times.empty()) ips_.erase(ip.bytes());
     return false;
   }
   ++e.connections;
@@ -23,7 +23,7 @@ bool AbuseGuard::Connected(const IpAddress& ip) {
 
 void AbuseGuard::Disconnected(const IpAddress& ip) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = ips_.find(ip.bytes);
+  auto it = ips_.find(ip.bytes());
   if (it == ips_.end()) return;
   if (it->second.connections > 0) --it->second.connections;
   if (it->second.connections == 0 && it->second.failures.times.empty()) ips_.erase(it);
@@ -35,7 +35,7 @@ void AbuseGuard::Prune(Failures& f, Clock::time_point now) const {
 
 bool AbuseGuard::LoginAllowed(const IpAddress& ip, const std::string& user, Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = ips_.find(ip.bytes); it != ips_.end()) {
+  if (auto it = ips_.find(ip.bytes()); it != ips_.end()) {
     Prune(it->second.failures, now);
     if (it->second.failures.times.size() >= limits_.max_failures_per_ip) return false;
   }
@@ -52,7 +52,7 @@ bool AbuseGuard::LoginAllowed(const IpAddress& ip, const std::string& user, Cloc
 
 void AbuseGuard::LoginFailed(const IpAddress& ip, const std::string& user, Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
-  PerIp& e = ips_[ip.bytes];
+  PerIp& e = ips_[ip.bytes()];
   Prune(e.failures, now);
   // Only as many as the limit matter: the deques stay small whatever a client does.
   if (e.failures.times.size() < limits_.max_failures_per_ip) e.failures.times.push_back(now);

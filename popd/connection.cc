@@ -15,8 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/pop3/command.h"
 #include "common/sasl/base64.h"
+#include "common/util/hex.h"
+#include "common/util/log.h"
 #include "common/util/strings.h"
-#include "popd/log.h"
 
 namespace poplar::popd {
 namespace {
@@ -33,14 +34,8 @@ constexpr int kMaxRoundsPerEvent = 16;
 std::string ApopTimestamp(const Settings& s) {
   unsigned char r[8];
   if (RAND_bytes(r, sizeof r) != 1) return "";  // no APOP rather than a guessable challenge
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out = "<";
-  for (unsigned char c : r) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  out += "." + std::to_string(std::time(nullptr)) + "@" + s.hostname + ">";
-  return out;
+  return absl::StrCat("<", HexEncode(std::string_view(reinterpret_cast<const char*>(r), sizeof r)),
+                      ".", std::time(nullptr), "@", s.hostname, ">");
 }
 
 pop3::Session::Options SessionOptions(const Settings& s, const IpAddress& peer, bool implicit_tls) {
@@ -90,7 +85,7 @@ void Connection::Start() {
     absl::StatusOr<std::unique_ptr<TlsTransport>> tls =
         TlsTransport::Create(settings_->tls, fd_.get());
     if (!tls.ok()) {
-      Log(absl::StrCat("TLS setup failed: ", tls.status().message()));
+      log::Warning("TLS setup failed: ", tls.status().message());
       closed_ = true;
       host_->Closed(id_);
       return;
@@ -213,7 +208,7 @@ void Connection::StartTlsNow() {
   absl::StatusOr<std::unique_ptr<TlsTransport>> tls =
       TlsTransport::Create(settings_->tls, fd_.get());
   if (!tls.ok()) {
-    Log(absl::StrCat("STLS: TLS setup failed: ", tls.status().message()));
+    log::Warning("STLS: TLS setup failed: ", tls.status().message());
     CloseNow("TLS setup failed");
     return;
   }
@@ -319,8 +314,8 @@ void Connection::StartLogin(pop3::AuthRequest request) {
   if (!host_->guard().LoginAllowed(peer_, request.user, EventLoop::Clock::now())) {
     // Too many failures from this address or for this name: not even asked, and answered
     // exactly like a wrong password (same text, same delay).
-    Log(absl::StrCat("login refused without checking (failure limit): user=", user_,
-                     " peer=", peer_.ToString()));
+    log::Warning("login refused without checking (failure limit): user=", user_,
+                 " peer=", peer_.ToString());
     std::fill(request.password.begin(), request.password.end(), '\0');
     FailLoginLater();
     return;
@@ -392,7 +387,7 @@ void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
   if (!session_call_ || !login_deadline_) return;  // timed out meanwhile
   if (absl::IsUnauthenticated(snapshot.status())) {
     host_->guard().LoginFailed(peer_, user_, EventLoop::Clock::now());
-    Log(absl::StrCat("login failed: user=", user_, " peer=", peer_.ToString()));
+    log::Info("login failed: user=", user_, " peer=", peer_.ToString());
     session_call_.reset();
     FailLoginLater();
     return;
@@ -405,16 +400,16 @@ void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
   if (!snapshot->credentials_checked()) {
     // popd always sends credentials; an indexer that does not confirm it checked them is too
     // old to know the field and must not be trusted with the login.
-    Log(absl::StrCat("refusing login for ", user_,
-                     ": the indexer did not confirm it checked the "
-                     "credentials (older poplar-indexer?)"));
+    log::Error("refusing login for ", user_,
+               ": the indexer did not confirm it checked the credentials (older "
+               "poplar-indexer?)");
     FinishLogin(absl::FailedPreconditionError("credentials not checked by the indexer"));
     Pump();
     return;
   }
   absl::StatusOr<MaildropView> view = MakeMaildropView(*snapshot);
   if (!view.ok()) {
-    Log(absl::StrCat("refusing a malformed snapshot for ", user_, ": ", view.status().message()));
+    log::Error("refusing a malformed snapshot for ", user_, ": ", view.status().message());
     FinishLogin(view.status());
     Pump();
     return;
@@ -427,7 +422,7 @@ void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
   if (view->maildrop.count > 0) {
     absl::StatusOr<MailboxFile> file = MailboxFile::Open(*view);
     if (!file.ok()) {
-      Log(absl::StrCat("mailbox of ", user_, " unusable at login: ", file.status().message()));
+      log::Warning("mailbox of ", user_, " unusable at login: ", file.status().message());
       FinishLogin(file.status());
       Pump();
       return;
@@ -476,7 +471,7 @@ void Connection::StartRetr(const pop3::RetrRequest& request) {
   struct stat st {};
   if (::fstat(file_->fd(), &st) != 0 ||
       static_cast<uint64_t>(st.st_size) < where.data_offset + where.length) {
-    Log(absl::StrCat("mailbox of ", user_, " shrank during the session; refusing RETR"));
+    log::Warning("mailbox of ", user_, " shrank during the session; refusing RETR");
     Handle(session_.OnRetrRefused(absl::UnavailableError("mailbox changed since login")));
     return;
   }
@@ -494,7 +489,7 @@ void Connection::StreamSome() {
     if (!status.ok()) {
       // The body is cut short with no terminator: the client cannot mistake it for the
       // message. Hanging up is the only signal left once +OK went out.
-      Log(absl::StrCat("RETR for ", user_, " failed mid-stream: ", status.message()));
+      log::Warning("RETR for ", user_, " failed mid-stream: ", status.message());
       stream_.reset();
       outcome_ = "mailbox changed during RETR";
       Handle(session_.OnRetrDone(status));
@@ -568,8 +563,7 @@ void Connection::OnTick(EventLoop::Clock::time_point now) {
   if (closed_) return;
   const pop3::State st = session_.state();
   if (login_deadline_ && now >= *login_deadline_) {
-    Log(absl::StrCat("login for a client at ", peer_.ToString(),
-                     " timed out waiting for the indexer"));
+    log::Warning("login for a client at ", peer_.ToString(), " timed out waiting for the indexer");
     FinishLogin(absl::DeadlineExceededError("login timed out"));
   } else if (commit_deadline_ && now >= *commit_deadline_) {
     commit_deadline_.reset();
@@ -617,8 +611,8 @@ void Connection::CloseNow(std::string_view why) {
   if (session_call_) session_call_->Cancel();
   stream_.reset();
   if (!user_.empty()) {
-    Log(absl::StrCat("session user=", user_, " peer=", peer_.ToString(), " retrieved=", retrieved_,
-                     " bytes_out=", bytes_out_, " end=", Absl(why)));
+    log::Info("session user=", user_, " peer=", peer_.ToString(), " retrieved=", retrieved_,
+              " bytes_out=", bytes_out_, " end=", why);
   }
   transport_.reset();  // TLS says close_notify on the socket before it goes
   fd_.Reset();

@@ -8,13 +8,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/util/errno_status.h"
 
 namespace poplar::popd {
 namespace {
 
-absl::Status Errno(const char* what) {
-  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
+absl::Status Errno(const char* what) { return ErrnoToStatus(errno, what); }
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/util/errno_status.h"
 #include "common/util/file_io.h"
 #include "common/util/strings.h"
 
@@ -61,8 +62,7 @@ MessageStream::MessageStream(const MailboxFile& file, const MessageLocation& whe
 absl::Status MessageStream::ReadAt(uint64_t offset, size_t want) {
   buffer_.resize(want);
   const ssize_t got = PreadAll(fd_, offset, buffer_.data(), want);
-  if (got < 0)
-    return absl::UnavailableError(absl::StrCat("reading the mailbox: ", std::strerror(errno)));
+  if (got < 0) return ErrnoToStatus(errno, "reading the mailbox");
   if (static_cast<size_t>(got) < want) {
     return absl::UnavailableError(absl::StrCat("mailbox changed since login: it ends at ",
                                                offset + static_cast<uint64_t>(got),

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config/textproto.h"
+#include "common/util/host_port.h"
 #include "common/util/strings.h"
 
 namespace poplar::popd {
@@ -17,9 +18,7 @@ namespace {
 bool ValidIndexerTarget(std::string_view t) {
   if (t.starts_with("unix:")) return t.size() > 6 && t[5] == '/' && t.size() <= 5 + 107;
   // "host:port" with a name or an address: gRPC resolves it; only the shape is checked here.
-  const size_t colon = t.rfind(':');
-  return colon != std::string_view::npos && colon > 0 && colon + 1 < t.size() &&
-         t.substr(colon + 1).find_first_not_of("0123456789") == std::string_view::npos;
+  return SplitHostPort(t).has_value();
 }
 
 }  // namespace

@@ -11,17 +11,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proxy/proxy_header.h"
+#include "common/util/errno_status.h"
+#include "common/util/log.h"
 #include "common/util/strings.h"
 #include "popd/connection.h"
 #include "popd/event_loop.h"
-#include "popd/log.h"
 
 namespace poplar::popd {
 namespace {
 
-absl::Status Errno(std::string_view what) {
-  return absl::UnavailableError(absl::StrCat(Absl(what), ": ", std::strerror(errno)));
-}
+absl::Status Errno(std::string_view what) { return ErrnoToStatus(errno, what); }
 
 absl::StatusOr<UniqueFd> Listen(const Endpoint& at) {
   sockaddr_storage sa{};
@@ -147,7 +146,7 @@ class Worker final : public ConnectionHost {
       UniqueFd fd(::accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len,
                             SOCK_NONBLOCK | SOCK_CLOEXEC));
       if (!fd.valid()) {
-        if (errno == EMFILE || errno == ENFILE) Log("accept: out of file descriptors");
+        if (errno == EMFILE || errno == ENFILE) log::Warning("accept: out of file descriptors");
         return;
       }
       const IpAddress ip = IpAddress::FromSockaddr(peer);
@@ -164,8 +163,8 @@ class Worker final : public ConnectionHost {
     for (const Network& n : options_.proxy_trusted) trusted = trusted || n.Contains(from);
     if (!trusted) {
       // Only a balancer may say who the client is; anyone else could claim any address.
-      Log(absl::StrCat("proxy: connection from ", from.ToString(),
-                       " refused: not in listen.proxy_trusted_networks"));
+      log::Warning("proxy: connection from ", from.ToString(),
+                   " refused: not in listen.proxy_trusted_networks");
       return;
     }
     if (connections_->load() + proxied_.size() >= settings_->max_connections) return;
@@ -182,7 +181,7 @@ class Worker final : public ConnectionHost {
 
   void ReadProxyHeader(Proxied& p) {
     auto drop = [&](std::string_view why) {
-      Log(absl::StrCat("proxy: connection from ", p.balancer.ToString(), " closed: ", Absl(why)));
+      log::Warning("proxy: connection from ", p.balancer.ToString(), " closed: ", why);
       loop_->Remove(p.fd.get());
       proxied_.erase(p.id);  // destroys p
     };
@@ -203,19 +202,9 @@ class Worker final : public ConnectionHost {
     p.consumed.append(buf, take);
     if (r.status == proxy::ParseStatus::kNeedMore) return;
     IpAddress client = p.balancer;  // LOCAL / UNKNOWN: the balancer's own connection
-    if (r.header.has_address) {
-      sockaddr_storage sa{};
-      if (r.header.source.v4) {
-        auto* in = reinterpret_cast<sockaddr_in*>(&sa);
-        in->sin_family = AF_INET;
-        std::memcpy(&in->sin_addr, r.header.source.bytes.data(), 4);
-      } else {
-        auto* in6 = reinterpret_cast<sockaddr_in6*>(&sa);
-        in6->sin6_family = AF_INET6;
-        std::memcpy(&in6->sin6_addr, r.header.source.bytes.data(), 16);
-      }
-      client = IpAddress::FromSockaddr(sa);
-    }
+    // A v4 client behind a dual-stack balancer may come as ::ffff:a.b.c.d: it is an IPv4 client
+    // (per-IP caps and allowed networks), as on a dual-stack socket of our own.
+    if (r.header.has_address) client = r.header.source.ip.Unmapped();
     loop_->Remove(p.fd.get());
     UniqueFd fd = std::move(p.fd);
     const bool implicit_tls = p.implicit_tls;
@@ -253,8 +242,8 @@ class Worker final : public ConnectionHost {
         ++it;
         continue;
       }
-      Log(absl::StrCat("proxy: connection from ", it->second->balancer.ToString(),
-                       " closed: no complete PROXY header in time"));
+      log::Warning("proxy: connection from ", it->second->balancer.ToString(),
+                   " closed: no complete PROXY header in time");
       loop_->Remove(it->second->fd.get());
       it = proxied_.erase(it);
     }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "common/mbox/scanner.h"
 #include "common/pop3/wire_transform.h"
+#include "common/util/errno_status.h"
 #include "common/util/unique_fd.h"
 
 namespace poplar::tools {
@@ -23,17 +24,17 @@ class MappedFile {
  public:
   static absl::Status Open(const std::string& path, MappedFile* out) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
+    if (!fd.valid()) return ErrnoToStatus(errno, path);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) {
-      return absl::InternalError(absl::StrCat(path, ": fstat: ", std::strerror(errno)));
+      return ErrnoToStatus(errno, absl::StrCat(path, ": fstat"));
     }
     if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(path + ": not a regular file");
     out->size_ = static_cast<size_t>(st.st_size);
     if (out->size_ == 0) return absl::OkStatus();
     void* p = ::mmap(nullptr, out->size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
     if (p == MAP_FAILED) {
-      return absl::InternalError(absl::StrCat(path, ": mmap: ", std::strerror(errno)));
+      return ErrnoToStatus(errno, absl::StrCat(path, ": mmap"));
     }
     ::madvise(p, out->size_, MADV_SEQUENTIAL);
     out->data_ = static_cast<const char*>(p);

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <ctime>
 #include <random>
 #include <utility>
@@ -15,6 +14,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/util/errno_status.h"
 #include "common/util/strings.h"
 #include "common/util/unique_fd.h"
 
@@ -22,9 +22,7 @@ namespace poplar::lock {
 namespace {
 
 absl::Status Errno(int err, std::string_view what, const std::string& path) {
-  std::string msg = absl::StrCat(Absl(what), " ", path, ": ", std::strerror(err));
-  if (err == EACCES || err == EPERM || err == EROFS) return absl::FailedPreconditionError(msg);
-  return absl::InternalError(msg);
+  return ErrnoToStatus(err, absl::StrCat(Absl(what), " ", path));
 }
 
 std::string DirOf(const std::string& path) {

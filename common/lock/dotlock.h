@@ -106,9 +106,11 @@ absl::StatusOr<std::optional<DotlockOwner>> RemoveDeadPoplarDotlock(const std::s
 // created (same inode, and it still names this process: inode numbers are reused).
 class Dotlock {
  public:
-  // Tries once: OK (held), UNAVAILABLE (someone else holds it; it was not stale),
-  // FAILED_PRECONDITION (the directory does not let this process create files: the spool needs
-  // group mail, see README), other codes for I/O errors. A stale lock is broken and the
+  // Tries once: OK (held), UNAVAILABLE (someone else holds it and it was not stale, or a
+  // transient I/O error such as ENOSPC or EIO: either way worth trying again), FAILED_PRECONDITION
+  // (the directory does not let this process create files: the spool needs group mail, see
+  // README), NOT_FOUND (the mailbox's directory is gone), other codes for other I/O errors (the
+  // classes of common/util/errno_status.h). A stale lock is broken and the
   // creation retried once. `mailbox_fd` (may be -1) is used for the stale rule's kernel-lock and
   // mailbox-age checks.
   static absl::StatusOr<Dotlock> TryAcquire(const std::string& mailbox_path, int mailbox_fd,

@@ -7,29 +7,18 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/util/errno_status.h"
 
 namespace poplar::lock {
 namespace {
 
 absl::Status Errno(int err, const char* what, const std::string& path) {
-  std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
-  switch (err) {
-    case ENOENT:
-      return absl::NotFoundError(msg);
-    case EACCES:
-    case EPERM:
-    case ELOOP:
-    case EROFS:
-      return absl::FailedPreconditionError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
+  return ErrnoToStatus(err, absl::StrCat(what, " ", path));
 }
 
 }  // namespace

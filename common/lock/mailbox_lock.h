@@ -37,8 +37,10 @@ struct LockOptions {
 class MailboxLock {
  public:
   // Opens `path` read-write (O_NOFOLLOW; must be a regular file) and takes every lock.
-  // NOT_FOUND if the file does not exist; UNAVAILABLE when the time runs out;
-  // FAILED_PRECONDITION when a lock cannot be taken at all (e.g. no permission for the dotlock).
+  // NOT_FOUND if the file does not exist; UNAVAILABLE when the time runs out (a transient I/O
+  // error taking the dotlock is retried like a held lock until then); FAILED_PRECONDITION when a
+  // lock cannot be taken at all (e.g. no permission for the dotlock). Other I/O errors carry the
+  // code of common/util/errno_status.h.
   static absl::StatusOr<MailboxLock> Acquire(const std::string& path, const LockOptions& options);
 
   MailboxLock(MailboxLock&&) noexcept = default;

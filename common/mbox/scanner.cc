@@ -6,6 +6,8 @@
 
 #include "common/mbox/content_hash.h"
 #include "common/mbox/from_line.h"
+#include "common/mbox/uidl.h"
+#include "common/util/hex.h"
 
 namespace poplar::mbox {
 namespace {
@@ -48,11 +50,6 @@ std::optional<uint32_t> ParseUint32(std::string_view s) {
   auto v = ParseDecimal(s, 10);
   if (!v || *v > 0xffffffffULL) return std::nullopt;
   return static_cast<uint32_t>(*v);
-}
-
-bool IsValidUidlChars(std::string_view s) {
-  if (s.empty() || s.size() > 70) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
 }
 
 class Scanner {
@@ -162,7 +159,7 @@ class Scanner {
       if (!content_length_) content_length_ = ParseDecimal(value, 18);
     } else if (EqualsIgnoreCase(name, "x-uidl")) {
       std::string_view v = Trim(value);
-      if (message_.x_uidl.empty() && IsValidUidlChars(v)) message_.x_uidl = std::string(v);
+      if (message_.x_uidl.empty() && IsValidUidl(v)) message_.x_uidl = std::string(v);
     } else if (EqualsIgnoreCase(name, "x-uid")) {
       if (!message_.x_uid) message_.x_uid = ParseUint32(value);
     } else if (EqualsIgnoreCase(name, "x-imapbase") || EqualsIgnoreCase(name, "x-imap")) {

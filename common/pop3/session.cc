@@ -6,9 +6,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/mbox/uidl.h"
 #include "common/sasl/base64.h"
 #include "common/sasl/plain.h"
 #include "common/sasl/scram_messages.h"
+#include "common/util/check.h"
 #include "common/util/strings.h"
 
 namespace poplar::pop3 {
@@ -28,14 +30,6 @@ std::string Num(uint64_t n) { return std::to_string(n); }
 
 Step Reply(std::string reply) { return Step{std::move(reply), std::monostate{}}; }
 
-bool ValidUidl(std::string_view uidl) {
-  if (uidl.empty() || uidl.size() > 70) return false;
-  for (char c : uidl) {
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
-}
-
 // The indexer's snapshot is trusted but crosses a process boundary: check the shape the
 // handlers index by before using it.
 bool ValidMaildrop(const Maildrop& m) {
@@ -47,7 +41,7 @@ bool ValidMaildrop(const Maildrop& m) {
   }
   if (sum != m.total_octets) return false;
   for (size_t i = 0; i < m.uidls.size(); ++i) {
-    if (!ValidUidl(m.uidls[i])) return false;
+    if (!mbox::IsValidUidl(m.uidls[i])) return false;
   }
   return true;
 }
@@ -165,7 +159,7 @@ void Session::EnterState(State next) {
       ok = false;
       break;
   }
-  if (!ok) std::abort();  // a transition the protocol does not have: a bug in this file
+  POPLAR_CHECK(ok, "a state transition the protocol does not have");
   state_ = next;
 }
 
@@ -267,7 +261,7 @@ Step Session::Drain(Step acc) {
 Step Session::OnAuthResult(const absl::Status& status, Maildrop maildrop,
                            std::string server_signature) {
   if (state_ == State::kClosed) return {};
-  if (state_ != State::kWaitAuth) std::abort();  // an answer nobody asked for: I/O layer bug
+  POPLAR_CHECK(state_ == State::kWaitAuth, "an authentication answer nobody asked for");
   const bool scram = sasl_ == SaslStep::kScramFinal;
   sasl_ = SaslStep::kNone;
   if (status.ok()) {
@@ -312,7 +306,7 @@ Step Session::EnterTransaction(Maildrop maildrop, Step prefix) {
 Step Session::OnScramLookup(const absl::Status& status, std::string salt, uint32_t iterations,
                             std::string server_nonce) {
   if (state_ == State::kClosed) return {};
-  if (state_ != State::kWaitScram) std::abort();
+  POPLAR_CHECK(state_ == State::kWaitScram, "a SCRAM answer nobody asked for");
   if (!status.ok()) {
     sasl_ = SaslStep::kNone;
     EnterState(State::kAuthorization);
@@ -327,7 +321,7 @@ Step Session::OnScramLookup(const absl::Status& status, std::string salt, uint32
 
 Step Session::OnRetrDone(const absl::Status& status) {
   if (state_ == State::kClosed) return {};
-  if (state_ != State::kWaitRetr) std::abort();
+  POPLAR_CHECK(state_ == State::kWaitRetr, "a RETR/TOP answer nobody asked for");
   // The "+OK" is already out: a body cut short can only be signalled by hanging up.
   if (!status.ok()) return CloseWith("");
   EnterState(State::kTransaction);
@@ -336,14 +330,14 @@ Step Session::OnRetrDone(const absl::Status& status) {
 
 Step Session::OnRetrRefused(const absl::Status& status) {
   if (state_ == State::kClosed) return {};
-  if (state_ != State::kWaitRetr) std::abort();
+  POPLAR_CHECK(state_ == State::kWaitRetr, "a RETR/TOP answer nobody asked for");
   EnterState(State::kTransaction);
   return Drain(Reply(ErrorLine(status)));
 }
 
 Step Session::OnTlsStarted() {
   if (state_ == State::kClosed) return {};
-  if (state_ != State::kWaitTls) std::abort();
+  POPLAR_CHECK(state_ == State::kWaitTls, "a TLS answer nobody asked for");
   options_.tls_active = true;
   options_.allow_plaintext = true;  // credentials now travel encrypted
   user_.reset();
@@ -354,7 +348,7 @@ Step Session::OnTlsStarted() {
 
 Step Session::OnCommitResult(const absl::Status& status) {
   if (state_ == State::kClosed) return {};
-  if (state_ != State::kWaitCommit) std::abort();
+  POPLAR_CHECK(state_ == State::kWaitCommit, "a commit answer nobody asked for");
   return CloseWith(status.ok() ? std::string(kSignOff) : ErrorLine(status));
 }
 
@@ -521,7 +515,7 @@ Step Session::SaslResponse(std::string_view line) {
     case SaslStep::kNone:
       break;
   }
-  std::abort();  // kSasl without a step: a bug in this file
+  POPLAR_UNREACHABLE("kSasl state without a SASL step");
 }
 
 Step Session::ScramFirst(std::string_view decoded) {

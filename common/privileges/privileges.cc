@@ -14,14 +14,14 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/util/errno_status.h"
 #include "common/util/strings.h"
 
 namespace poplar::privileges {
 namespace {
 
 absl::Status Refused(std::string_view what) {
-  return absl::FailedPreconditionError(
-      absl::StrCat("dropping privileges: ", Absl(what), ": ", std::strerror(errno)));
+  return ErrnoToStatus(errno, absl::StrCat("dropping privileges: ", Absl(what)));
 }
 
 bool LookupGroup(const std::string& name, gid_t* gid) {

@@ -38,12 +38,10 @@ bool ParsePort(std::string_view s, uint16_t* port) {
 }
 
 bool ParseIp(std::string_view s, bool v4, Address* out) {
-  if (s.empty() || s.size() > 45) return false;
-  char buf[46];
-  std::memcpy(buf, s.data(), s.size());
-  buf[s.size()] = '\0';
-  out->v4 = v4;
-  return ::inet_pton(v4 ? AF_INET : AF_INET6, buf, out->bytes.data()) == 1;
+  std::optional<net::IpAddress> a = v4 ? net::IpAddress::ParseV4(s) : net::IpAddress::ParseV6(s);
+  if (!a) return false;
+  out->ip = *a;
+  return true;
 }
 
 ParseResult ParseV1(std::string_view bytes) {
@@ -119,15 +117,14 @@ ParseResult ParseV2(std::string_view bytes) {
   const unsigned char* a = b + 16;
   if (family == 1) {
     if (payload < 12) return Invalid("v2 IPv4 addresses are truncated");
-    r.header.source.v4 = r.header.destination.v4 = true;
-    std::memcpy(r.header.source.bytes.data(), a, 4);
-    std::memcpy(r.header.destination.bytes.data(), a + 4, 4);
+    r.header.source.ip = net::IpAddress::FromV4(a);
+    r.header.destination.ip = net::IpAddress::FromV4(a + 4);
     r.header.source.port = Be16(a + 8);
     r.header.destination.port = Be16(a + 10);
   } else if (family == 2) {
     if (payload < 36) return Invalid("v2 IPv6 addresses are truncated");
-    std::memcpy(r.header.source.bytes.data(), a, 16);
-    std::memcpy(r.header.destination.bytes.data(), a + 16, 16);
+    r.header.source.ip = net::IpAddress::FromV6(a);
+    r.header.destination.ip = net::IpAddress::FromV6(a + 16);
     r.header.source.port = Be16(a + 32);
     r.header.destination.port = Be16(a + 34);
   } else {

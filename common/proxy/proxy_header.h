@@ -19,11 +19,12 @@
 #ifndef POPLAR_COMMON_PROXY_PROXY_HEADER_H_
 #define POPLAR_COMMON_PROXY_PROXY_HEADER_H_
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "common/net/ip_address.h"
 
 namespace poplar::proxy {
 
@@ -34,8 +35,7 @@ inline constexpr size_t kMaxV2Payload = 2048;
 inline constexpr size_t kMaxBytes = 16 + kMaxV2Payload;
 
 struct Address {
-  std::array<uint8_t, 16> bytes{};  // IPv4 in the first 4 bytes when v4
-  bool v4 = false;
+  net::IpAddress ip;  // as the header carries it: a v2 INET6 block may hold ::ffff:a.b.c.d
   uint16_t port = 0;
 };
 

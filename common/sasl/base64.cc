@@ -5,6 +5,8 @@
 #include <climits>
 #include <cstdlib>
 
+#include "common/util/check.h"
+
 namespace poplar::sasl {
 namespace {
 
@@ -26,7 +28,7 @@ constexpr size_t kMaxDecodedBytes = (INT_MAX / 4) * 3;
 
 std::string Base64Encode(std::string_view bytes) {
   if (bytes.empty()) return std::string();
-  if (bytes.size() > kMaxDecodedBytes) std::abort();        // precondition: see kMaxDecodedBytes
+  POPLAR_CHECK(bytes.size() <= kMaxDecodedBytes, "Base64Encode input over kMaxDecodedBytes");
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');  // + NUL that EncodeBlock writes
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                           reinterpret_cast<const unsigned char*>(bytes.data()),

@@ -5,17 +5,14 @@
 
 #include <cstdlib>
 
+#include "common/util/check.h"
+#include "common/util/hex.h"
+
 namespace poplar::sasl {
 namespace {
 
 std::string Hex(const unsigned char* bytes, unsigned int n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < n; ++i) {
-    out.push_back(kDigits[bytes[i] >> 4]);
-    out.push_back(kDigits[bytes[i] & 15]);
-  }
-  return out;
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(bytes), n));
 }
 
 }  // namespace
@@ -28,7 +25,8 @@ std::string ApopDigest(std::string_view challenge, std::string_view secret) {
       EVP_DigestUpdate(ctx, challenge.data(), challenge.size()) != 1 ||
       EVP_DigestUpdate(ctx, secret.data(), secret.size()) != 1 ||
       EVP_DigestFinal_ex(ctx, md, &n) != 1) {
-    std::abort();  // MD5 missing from libcrypto: a broken installation, not an input problem
+    // MD5 missing from libcrypto: a broken installation, not an input problem.
+    POPLAR_UNREACHABLE("MD5 digest failed (libcrypto without MD5?)");
   }
   EVP_MD_CTX_free(ctx);
   return Hex(md, n);
@@ -40,7 +38,7 @@ std::string CramMd5Digest(std::string_view challenge, std::string_view secret) {
   if (HMAC(EVP_md5(), secret.data(), static_cast<int>(secret.size()),
            reinterpret_cast<const unsigned char*>(challenge.data()), challenge.size(), md,
            &n) == nullptr) {
-    std::abort();
+    POPLAR_UNREACHABLE("HMAC-MD5 failed (libcrypto without MD5?)");
   }
   return Hex(md, n);
 }

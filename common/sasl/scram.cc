@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "common/sasl/base64.h"
+#include "common/util/check.h"
 
 namespace poplar::sasl {
 namespace {
@@ -43,50 +44,49 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 }
 
 std::string HmacSha256(std::string_view key, std::string_view data) {
-  if (!FitsInt(key)) std::abort();
+  POPLAR_CHECK(FitsInt(key), "HMAC key longer than INT_MAX");
   std::string out(kSha256Bytes, '\0');
   unsigned int len = 0;
   // One-shot HMAC() is not deprecated in 3.0 (only HMAC_CTX_* is); EVP_sha256() is the
   // implicitly fetched default-provider digest.
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), Bytes(data), data.size(),
-           reinterpret_cast<unsigned char*>(out.data()), &len) == nullptr ||
-      len != kSha256Bytes) {
-    std::abort();  // cannot fail with the built-in SHA-256 and valid arguments
-  }
+  const bool done =
+      HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), Bytes(data), data.size(),
+           reinterpret_cast<unsigned char*>(out.data()), &len) != nullptr &&
+      len == kSha256Bytes;
+  POPLAR_CHECK(done, "HMAC-SHA-256 cannot fail with the built-in SHA-256 and valid arguments");
   return out;
 }
 
 std::string Sha256Bytes(std::string_view data) {
   std::string out(kSha256Bytes, '\0');
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len,
-                 EVP_sha256(), nullptr) != 1 ||
-      len != kSha256Bytes) {
-    std::abort();
-  }
+  const bool done =
+      EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len,
+                 EVP_sha256(), nullptr) == 1 &&
+      len == kSha256Bytes;
+  POPLAR_CHECK(done, "SHA-256 cannot fail with the built-in digest and valid arguments");
   return out;
 }
 
 std::string SaltedPassword(std::string_view password, std::string_view salt, uint32_t iterations) {
-  if (iterations < 1 || iterations > kMaxScramIterations || !FitsInt(password) || !FitsInt(salt)) {
-    std::abort();
-  }
+  POPLAR_CHECK(
+      iterations >= 1 && iterations <= kMaxScramIterations && FitsInt(password) && FitsInt(salt),
+      "SaltedPassword preconditions (scram.h): 1..kMaxScramIterations, int lengths");
   std::string out(kSha256Bytes, '\0');
   if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), Bytes(salt),
                         static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
                         static_cast<int>(out.size()),
                         reinterpret_cast<unsigned char*>(out.data())) != 1) {
-    std::abort();
+    POPLAR_UNREACHABLE("PBKDF2-HMAC-SHA-256 cannot fail with valid arguments");
   }
   return out;
 }
 
 ScramVerifier MakeScramVerifier(std::string_view password, std::string_view salt,
                                 uint32_t iterations) {
-  if (iterations < kMinScramIterations || iterations > kMaxScramIterations || salt.empty() ||
-      salt.size() > kMaxScramSaltBytes || HasNul(password)) {
-    std::abort();
-  }
+  POPLAR_CHECK(iterations >= kMinScramIterations && iterations <= kMaxScramIterations &&
+                   !salt.empty() && salt.size() <= kMaxScramSaltBytes && !HasNul(password),
+               "MakeScramVerifier preconditions (scram.h)");
   std::string salted = SaltedPassword(password, salt, iterations);
   std::string client_key = HmacSha256(salted, "Client Key");
   ScramVerifier v;
@@ -126,7 +126,7 @@ std::string ServerSignature(std::string_view server_key, std::string_view auth_m
 
 std::string ClientProof(std::string_view client_key, std::string_view stored_key,
                         std::string_view auth_message) {
-  if (client_key.size() != kSha256Bytes) std::abort();
+  POPLAR_CHECK(client_key.size() == kSha256Bytes, "a client key is a SHA-256 output");
   return Xor(client_key, ClientSignature(stored_key, auth_message));
 }
 
@@ -140,7 +140,7 @@ bool VerifyClientProof(const ScramVerifier& v, std::string_view auth_message,
 }
 
 std::string EncodeScramVerifier(const ScramVerifier& v) {
-  if (!IsWellFormed(v)) std::abort();
+  POPLAR_CHECK(IsWellFormed(v), "EncodeScramVerifier requires IsWellFormed (scram.h)");
   std::string out(kScramPrefix);
   out += std::to_string(v.iterations);
   out += ':';

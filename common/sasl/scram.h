@@ -54,12 +54,12 @@ struct ScramVerifier {
 std::string HmacSha256(std::string_view key, std::string_view data);
 std::string Sha256Bytes(std::string_view data);
 
-// PBKDF2-HMAC-SHA-256 with a 32-byte output. Preconditions (std::abort otherwise, these are
+// PBKDF2-HMAC-SHA-256 with a 32-byte output. Preconditions (POPLAR_CHECK otherwise, these are
 // programming errors): 1 <= iterations <= kMaxScramIterations, password and salt shorter than
 // 2^31 bytes.
 std::string SaltedPassword(std::string_view password, std::string_view salt, uint32_t iterations);
 
-// The result IsWellFormed. Preconditions (std::abort otherwise): kMinScramIterations <=
+// The result IsWellFormed. Preconditions (POPLAR_CHECK otherwise): kMinScramIterations <=
 // iterations <= kMaxScramIterations, salt 1..kMaxScramSaltBytes, password shorter than 2^31
 // and without NUL.
 ScramVerifier MakeScramVerifier(std::string_view password, std::string_view salt,
@@ -95,7 +95,7 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 // Storage form, the same as PostgreSQL's pg_authid.rolpassword:
 //   SCRAM-SHA-256$<iterations>:<base64 salt>$<base64 StoredKey>:<base64 ServerKey>
-// Encode requires IsWellFormed(v) (std::abort otherwise). Parse accepts exactly that form:
+// Encode requires IsWellFormed(v) (POPLAR_CHECK otherwise). Parse accepts exactly that form:
 // decimal iterations without sign or leading zeros, strict canonical base64 (see base64.h),
 // and a result that IsWellFormed; anything else is nullopt.
 std::string EncodeScramVerifier(const ScramVerifier& v);

@@ -5,36 +5,11 @@
 
 #include <cstdlib>
 
+#include "common/util/check.h"
+#include "common/util/hex.h"
+
 namespace poplar {
-namespace {
-constexpr char kHexDigits[] = "0123456789abcdef";
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-}  // namespace
-
-std::string HexEncode(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kHexDigits[c >> 4]);
-    out.push_back(kHexDigits[c & 0xf]);
-  }
-  return out;
-}
-
-std::string Hash128::Hex() const {
-  std::string out(32, '0');
-  for (int i = 0; i < 16; ++i) {
-    out[15 - i] = kHexDigits[(high >> (4 * i)) & 0xf];
-    out[31 - i] = kHexDigits[(low >> (4 * i)) & 0xf];
-  }
-  return out;
-}
+std::string Hash128::Hex() const { return HexEncode(Bytes()); }
 
 std::string Hash128::Bytes() const {
   std::string out(16, '\0');
@@ -47,15 +22,8 @@ std::string Hash128::Bytes() const {
 
 bool Hash128::FromHex(std::string_view hex, Hash128* out) {
   if (hex.size() != 32) return false;
-  Hash128 h;
-  for (size_t i = 0; i < 32; ++i) {
-    int v = HexValue(hex[i]);
-    if (v < 0) return false;
-    uint64_t& word = i < 16 ? h.high : h.low;
-    word = (word << 4) | static_cast<uint64_t>(v);
-  }
-  *out = h;
-  return true;
+  const std::optional<std::string> bytes = HexDecode(hex);
+  return bytes.has_value() && FromBytes(*bytes, out);
 }
 
 bool Hash128::FromBytes(std::string_view bytes, Hash128* out) {
@@ -75,7 +43,7 @@ Hash128 Xxh3_128(std::string_view bytes) {
 }
 
 Xxh3Stream::Xxh3Stream() : state_(XXH3_createState()) {
-  if (state_ == nullptr) std::abort();  // allocation failure: nothing sensible to do
+  POPLAR_CHECK(state_ != nullptr, "XXH3_createState: out of memory");
   XXH3_128bits_reset(static_cast<XXH3_state_t*>(state_));
 }
 
@@ -96,10 +64,10 @@ Sha256Digest Sha256(std::string_view bytes) {
   Sha256Digest out{};
   unsigned int len = 0;
   // EVP_sha256() returns a static implicit-fetch method: no lookup cost per call.
-  if (EVP_Digest(bytes.data(), bytes.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 ||
-      len != out.size()) {
-    std::abort();  // OpenSSL's built-in SHA-256 cannot fail on valid arguments
-  }
+  const bool done =
+      EVP_Digest(bytes.data(), bytes.size(), out.data(), &len, EVP_sha256(), nullptr) == 1 &&
+      len == out.size();
+  POPLAR_CHECK(done, "OpenSSL's built-in SHA-256 cannot fail on valid arguments");
   return out;
 }
 

@@ -49,9 +49,6 @@ class Xxh3Stream {
 using Sha256Digest = std::array<uint8_t, 32>;
 Sha256Digest Sha256(std::string_view bytes);
 
-// Lowercase hex of arbitrary bytes.
-std::string HexEncode(std::string_view bytes);
-
 }  // namespace poplar
 
 #endif  // POPLAR_COMMON_UTIL_HASH_H_

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 
 namespace poplar::log {
@@ -13,9 +14,14 @@ std::string* g_program = nullptr;
 std::atomic<int> g_min_level{static_cast<int>(Level::kInfo)};
 std::atomic<bool> g_journal{false};
 
+// Without Init, the executable's own name: a program whose main() does not call Init yet still
+// says who it is.
 std::string_view Program() {
-  if (g_program == nullptr) return "poplar";
-  return *g_program;
+  if (g_program != nullptr) return *g_program;
+  if (program_invocation_short_name != nullptr && *program_invocation_short_name != '\0') {
+    return program_invocation_short_name;
+  }
+  return "poplar";
 }
 
 // syslog(3) priorities: LOG_DEBUG 7, LOG_INFO 6, LOG_WARNING 4, LOG_ERR 3.

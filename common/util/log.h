@@ -22,7 +22,8 @@ namespace poplar::log {
 enum class Level { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
 // Program name (the prefix of every line) and the least level written. Not thread-safe: call it
-// before threads start. Without Init the prefix is "poplar" and the level kInfo.
+// before threads start. Without Init the prefix is the executable's name (glibc's
+// program_invocation_short_name, e.g. "poplar-indexer") and the level kInfo.
 void Init(std::string_view program, Level min_level = Level::kInfo);
 bool Enabled(Level level);
 // Writes one line (a trailing newline is added; embedded newlines are replaced by spaces so a

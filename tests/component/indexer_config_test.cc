@@ -77,6 +77,12 @@ TEST(IndexerConfig, EveryProblemIsReportedAtOnce) {
       {"relative db", "spools { directory: \"/a\" } database_path: \"index.db\"", "database_path"},
       {"no listener", "spools { directory: \"/a\" } listen { unix_socket: \"\" }", "listen needs"},
       {"bad tcp", "spools { directory: \"/a\" } listen { tcp_address: \"nohost\" }", "tcp_address"},
+      // The one host:port rule (common/util/host_port.h): an unbracketed IPv6 host and a signed
+      // port were accepted here before.
+      {"tcp v6 without brackets",
+       "spools { directory: \"/a\" } listen { tcp_address: \"::1:7070\" }", "must be host:port"},
+      {"tcp signed port", "spools { directory: \"/a\" } listen { tcp_address: \"[::1]:+1\" }",
+       "must be host:port"},
       {"dup lock", "spools { directory: \"/a\" } lock_methods: LOCK_FCNTL lock_methods: LOCK_FCNTL",
        "twice"},
       {"reconcile", "spools { directory: \"/a\" } reconcile_interval_s: 0", "reconcile_interval_s"},

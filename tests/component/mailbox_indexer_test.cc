@@ -386,3 +386,19 @@ TEST_F(MailboxIndexerTest, ContentLengthIsTrustedOnlyWhenTheSiteSaysSo) {
 
 }  // namespace
 }  // namespace poplar::indexer
+
+namespace poplar::indexer {
+namespace {
+
+// open(2)'s ENOTDIR (a spool path through a file) is the one errno mapping's NOT_FOUND, as
+// ENOENT is; it was INTERNAL before (mailbox_indexer.cc had its own mapping).
+TEST_F(MailboxIndexerTest, PathThroughAFileIsNotFound) {
+  WriteFile(dir_.File("file"), Msg(1));
+  auto r = indexer_->Update(dir_.File("file/alice"), "alice");
+  EXPECT_TRUE(absl::IsNotFound(r.status())) << r.status();
+  auto scan = ScanWholeFile(dir_.File("file/alice"), &probe_, false);
+  EXPECT_TRUE(absl::IsNotFound(scan.status())) << scan.status();
+}
+
+}  // namespace
+}  // namespace poplar::indexer

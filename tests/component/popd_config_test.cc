@@ -46,6 +46,10 @@ TEST(PopdConfig, EveryBadValueIsReportedAtOnce) {
       {R"(listen { address: "127.0.0.1" })", "listen.address"},
       {R"(indexer { target: "unix:relative.sock" })", "indexer.target"},
       {R"(indexer { target: "host" })", "indexer.target"},
+      // The one host:port rule (common/util/host_port.h): a port over 65535 and an unbracketed
+      // IPv6 host were accepted here before.
+      {R"(indexer { target: "indexer.example:70000" })", "indexer.target"},
+      {R"(indexer { target: "::1:7070" })", "indexer.target"},
       {R"(indexer { login_timeout_ms: 10 })", "login_timeout_ms"},
       {R"(indexer { commit_timeout_ms: 10 })", "commit_timeout_ms"},
       {R"(limits { autologout_s: 599 })", "at least 600"},
@@ -159,7 +163,7 @@ TEST(Net, MappedV4PeerCountsAsV4) {
   const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
   std::memcpy(&in6->sin6_addr, mapped, 16);
   const IpAddress a = IpAddress::FromSockaddr(sa);
-  EXPECT_TRUE(a.v4);
+  EXPECT_TRUE(a.is_v4());
   EXPECT_EQ(a.ToString(), "127.0.0.1");
   EXPECT_TRUE(Network::Parse("127.0.0.0/8")->Contains(a));
 }

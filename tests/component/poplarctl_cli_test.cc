@@ -200,6 +200,11 @@ INSTANTIATE_TEST_SUITE_P(
                 "status: --address wants HOST:PORT, not \"indexer\""},
         BadCase{{"--address", "indexer:", "status"},
                 "status: --address wants HOST:PORT, not \"indexer:\""},
+        // The one host:port rule (common/util/host_port.h); these passed the old check.
+        BadCase{{"--address", "indexer:http", "status"},
+                "status: --address wants HOST:PORT, not \"indexer:http\""},
+        BadCase{{"--address", "::1:7070", "status"},
+                "status: --address wants HOST:PORT, not \"::1:7070\""},
         BadCase{{"--timeout", "0", "status"},
                 "status: --timeout wants a positive number of seconds, not \"0\""},
         BadCase{{"--timeout", "-1", "status"},

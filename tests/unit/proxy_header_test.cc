@@ -37,11 +37,7 @@ std::string V6Payload() {  // 2001:db8::7:40000 -> 2001:db8::1:995
   return p;
 }
 
-std::string Ip(const Address& a) {
-  char buf[INET6_ADDRSTRLEN];
-  inet_ntop(a.v4 ? AF_INET : AF_INET6, a.bytes.data(), buf, sizeof buf);
-  return buf;
-}
+std::string Ip(const Address& a) { return a.ip.ToString(); }
 
 struct Case {
   const char* name;
@@ -140,6 +136,33 @@ TEST(ProxyHeader, EveryPrefixOfAHeaderNeedsMore) {
     ASSERT_EQ(whole.status, ParseStatus::kComplete);
     EXPECT_EQ(whole.header.length, h.size());
   }
+}
+
+}  // namespace
+}  // namespace poplar::proxy
+
+namespace poplar::proxy {
+namespace {
+
+// The header carries the address as sent (net::IpAddress); a v4 client behind a dual-stack
+// balancer arrives in an INET6 block as ::ffff:a.b.c.d, and Unmapped() (what popd applies) makes
+// it the IPv4 client it is.
+TEST(ProxyHeader, MappedV6SourceIsAnIpv4ClientOnceUnmapped) {
+  std::string p(36, '\0');
+  ASSERT_EQ(inet_pton(AF_INET6, "::ffff:192.0.2.7", p.data()), 1);
+  ASSERT_EQ(inet_pton(AF_INET6, "2001:db8::1", p.data() + 16), 1);
+  p[33] = 110;
+  p[35] = 110;
+  const ParseResult r = Parse(V2(0x21, 0x21, p));
+  ASSERT_EQ(r.status, ParseStatus::kComplete) << r.error;
+  ASSERT_TRUE(r.header.has_address);
+  EXPECT_FALSE(r.header.source.ip.is_v4());
+  EXPECT_EQ(r.header.source.ip.Unmapped().ToString(), "192.0.2.7");
+  EXPECT_TRUE(r.header.source.ip.Unmapped().is_v4());
+  EXPECT_EQ(r.header.source.ip.Unmapped(), *net::IpAddress::ParseV4("192.0.2.7"));
+  const ParseResult v1 = Parse("PROXY TCP4 192.0.2.7 198.51.100.1 54321 110\r\n");
+  ASSERT_EQ(v1.status, ParseStatus::kComplete);
+  EXPECT_EQ(v1.header.source.ip, r.header.source.ip.Unmapped());
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "common/sasl/base64.h"
-#include "common/util/hash.h"
+#include "common/util/hex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

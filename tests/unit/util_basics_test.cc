@@ -1,5 +1,6 @@
 // The one errno mapping, the logger's line format and POPLAR_CHECK (common/util).
 #include <cerrno>
+#include <cstdlib>
 #include <string>
 
 #include "common/util/check.h"
@@ -75,6 +76,18 @@ TEST(LogLevels, BelowTheMinimumIsNotWritten) {
   log::Init("poplar-test", log::Level::kInfo);
   EXPECT_TRUE(log::Enabled(log::Level::kInfo));
   EXPECT_FALSE(log::Enabled(log::Level::kDebug));
+}
+
+// A program whose main() has not called Init (yet) still says who it is. "threadsafe" re-runs
+// this test alone in a fresh process, where no other test has called Init.
+TEST(LogDeathTest, WithoutInitTheExecutableNamesItself) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        log::Error("who am I");
+        std::abort();
+      },
+      "util_basics_test: error: who am I");
 }
 
 TEST(CheckDeathTest, SaysWhereAndWhy) {

@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/util/host_port.h"
 #include "common/util/strings.h"
 
 namespace poplar::poplarctl {
@@ -304,8 +305,7 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
       command.target = "unix:" + value;
       socket_given = true;
     } else if (option == "--address") {
-      if (value.empty() || value.find(':') == std::string::npos || value.front() == ':' ||
-          value.back() == ':') {
+      if (!SplitHostPort(value)) {
         return Usage(name, absl::StrCat("--address wants HOST:PORT, not \"", value, "\""));
       }
       command.target = value;

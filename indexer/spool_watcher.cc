@@ -12,6 +12,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/util/errno_status.h"
+#include "common/util/fault.h"
+#include "common/util/log.h"
 
 namespace poplar::indexer {
 namespace {
@@ -108,22 +110,35 @@ absl::Status SpoolWatcher::AddWatch(const Watch& w) {
   return absl::OkStatus();
 }
 
+void SpoolWatcher::WatchDir(const Watch& w) {
+  FaultPoint("spool_watcher.before_watch");  // a test removes the directory here
+  absl::Status s = AddWatch(w);
+  if (s.ok()) {
+    unwatched_.erase(w.dir);
+    return;
+  }
+  if (unwatched_.insert(w.dir).second) {
+    log::Warning(s, ": its mailboxes are found by the periodic reconcile only (if the inotify",
+                 " watch limit is reached: raise fs.inotify.max_user_watches)");
+  }
+}
+
 void SpoolWatcher::ListDir(size_t spool_index, const std::string& dir, int depth,
                            std::vector<MailboxFile>* out) {
   const config::Spool& spool = spools_[spool_index];
   if (spool.layout() == config::SPOOL_HOME) {
     // depth 0: the parent of the homes; each home's mail directory is watched separately.
-    (void)AddWatch({spool_index, dir, 0, ""});
+    WatchDir({spool_index, dir, 0, ""});
     for (const std::string& user : ListNames(dir)) {
       if (!IsMailboxName(user) || !IsDir(absl::StrCat(dir, "/", user))) continue;
       std::string mailbox = MailboxPathFor(spool, user);
       std::string maildir = Dirname(mailbox);
-      if (IsDir(maildir)) (void)AddWatch({spool_index, maildir, 1, user});
+      if (IsDir(maildir)) WatchDir({spool_index, maildir, 1, user});
       if (IsRegular(mailbox)) out->push_back({mailbox, user});
     }
     return;
   }
-  (void)AddWatch({spool_index, dir, depth, ""});
+  WatchDir({spool_index, dir, depth, ""});
   const int leaf = LeafDepth(spool);
   for (const std::string& name : ListNames(dir)) {
     std::string path = absl::StrCat(dir, "/", name);

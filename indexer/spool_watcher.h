@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/util/unique_fd.h"
@@ -62,6 +63,9 @@ class SpoolWatcher {
   // Reads every pending event without blocking.
   absl::StatusOr<Events> Drain();
 
+  // Directories that could not be watched (missing, or the inotify watch limit reached).
+  size_t unwatched() const { return unwatched_.size(); }
+
  private:
   struct Watch {
     size_t spool = 0;
@@ -72,12 +76,16 @@ class SpoolWatcher {
   SpoolWatcher(std::vector<config::Spool> spools, UniqueFd fd)
       : spools_(std::move(spools)), inotify_(std::move(fd)) {}
   absl::Status AddWatch(const Watch& w);
+  // AddWatch, and a warning the first time a directory cannot be watched (not again at every
+  // rescan): its mailboxes are then found by the periodic reconcile only, later.
+  void WatchDir(const Watch& w);
   void ListDir(size_t spool, const std::string& dir, int depth, std::vector<MailboxFile>* out);
   int LeafDepth(const config::Spool& spool) const;
 
   std::vector<config::Spool> spools_;
   UniqueFd inotify_;
   absl::flat_hash_map<int, Watch> watches_;
+  absl::flat_hash_set<std::string> unwatched_;  // directories whose watch failed, reported once
 };
 
 }  // namespace poplar::indexer

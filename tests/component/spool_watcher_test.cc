@@ -9,6 +9,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/util/fault.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/component/temp_dir.h"
@@ -187,6 +188,32 @@ TEST(SpoolWatcher, QueueOverflowAsksForFullRescan) {
   auto ev = (*w)->Drain();
   ASSERT_TRUE(ev.ok());
   EXPECT_TRUE(ev->rescan_all);
+}
+
+// A directory that goes away between its listing and its watch (or any failed watch: the
+// inotify limit) is counted and reported once, not at every rescan, and watched again once it
+// is back.
+TEST(SpoolWatcher, AFailedWatchIsReportedOnceAndRetried) {
+  TempDir dir;
+  ASSERT_EQ(::mkdir(dir.File("a").c_str(), 0755), 0);
+  auto w = SpoolWatcher::Create({MakeSpool(dir.path(), config::SPOOL_HASHED_1)});
+  ASSERT_TRUE(w.ok());
+  int reached = 0;
+  SetFaultObserverForTesting([&](std::string_view point) {
+    // The spool directory is watched first, then "a": remove "a" just before its watch.
+    if (point == "spool_watcher.before_watch" && ++reached == 2) ::rmdir(dir.File("a").c_str());
+  });
+  ASSERT_TRUE((*w)->ListAll().ok());
+  SetFaultObserverForTesting(nullptr);
+  EXPECT_EQ(reached, 2);
+  EXPECT_EQ((*w)->unwatched(), 1u);
+  ASSERT_EQ(::mkdir(dir.File("a").c_str(), 0755), 0);
+  ASSERT_TRUE((*w)->ListAll().ok());
+  EXPECT_EQ((*w)->unwatched(), 0u);
+  // Watched now: a delivery into it is seen.
+  WriteFile(dir.File("a/ann"), "x");
+  auto ev = WaitAndDrain(**w);
+  EXPECT_FALSE(ev.changed.empty() && !ev.rescan_all);
 }
 
 TEST(SpoolWatcher, MissingSpoolDirectoryIsAnError) {

@@ -45,7 +45,7 @@ class PamAuthenticator {
   using Done = std::function<void(absl::Status)>;
   void Authenticate(std::string user, std::string password, std::string rhost, Done done);
 
-  // Authenticate and wait for the answer (tests, and the unary Authenticate RPC's callers).
+  // Authenticate and wait for the answer (tests and synchronous callers).
   absl::Status AuthenticateAndWait(std::string user, std::string password, std::string rhost);
 
  private:

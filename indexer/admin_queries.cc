@@ -118,20 +118,26 @@ absl::StatusOr<std::string> AdminQueries::ResolveMailbox(const std::string& name
   return absl::NotFoundError(absl::StrCat("no account or mailbox named '", name, "'"));
 }
 
-absl::StatusOr<v1::MailboxDetail> AdminQueries::ShowMailbox(const std::string& name, uint32_t first,
-                                                            uint32_t limit) {
+absl::StatusOr<MailboxRecord> AdminQueries::FindIndexed(const std::string& name) {
   absl::StatusOr<std::string> path = ResolveMailbox(name);
   if (!path.ok()) return path.status();
   absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(*path);
   if (!rec.ok()) return rec.status();
   if (!rec->has_value())
     return absl::NotFoundError(absl::StrCat("mailbox ", *path, " is not indexed"));
-  absl::StatusOr<std::vector<MessageRecord>> messages = store_->LoadMessages((*rec)->id);
+  return **rec;
+}
+
+absl::StatusOr<v1::MailboxDetail> AdminQueries::ShowMailbox(const std::string& name, uint32_t first,
+                                                            uint32_t limit) {
+  absl::StatusOr<MailboxRecord> rec = FindIndexed(name);
+  if (!rec.ok()) return rec.status();
+  absl::StatusOr<std::vector<MessageRecord>> messages = store_->LoadMessages(rec->id);
   if (!messages.ok()) return messages.status();
   uint64_t octets = 0;
   for (const MessageRecord& m : *messages) octets += m.octets;
   v1::MailboxDetail out;
-  *out.mutable_summary() = Summary(**rec, messages->size(), octets);
+  *out.mutable_summary() = Summary(*rec, messages->size(), octets);
   if (first == 0) first = 1;
   if (limit == 0 || limit > 10000) limit = 10000;  // bounded reply
   out.set_first(first);
@@ -157,13 +163,9 @@ absl::StatusOr<v1::VerifyReply> AdminQueries::Verify(const std::string& name,
     if (!all.ok()) return all.status();
     targets = std::move(*all);
   } else {
-    absl::StatusOr<std::string> path = ResolveMailbox(name);
-    if (!path.ok()) return path.status();
-    absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(*path);
+    absl::StatusOr<MailboxRecord> rec = FindIndexed(name);
     if (!rec.ok()) return rec.status();
-    if (!rec->has_value())
-      return absl::NotFoundError(absl::StrCat("mailbox ", *path, " is not indexed"));
-    targets.push_back(**rec);
+    targets.push_back(*std::move(rec));
   }
   std::erase_if(targets, [&skip](const MailboxRecord& r) { return skip.contains(r.path); });
   v1::VerifyReply reply;

@@ -54,6 +54,8 @@ class AdminQueries {
 
  private:
   absl::StatusOr<v1::Account> AccountOf(const std::string& user);
+  // ResolveMailbox, then its index record; NotFound when the mailbox is not indexed.
+  absl::StatusOr<MailboxRecord> FindIndexed(const std::string& name);
   // Verify's check of one mailbox: appends what is wrong to `reply`.
   absl::Status VerifyOne(const MailboxRecord& rec, v1::VerifyReply* reply);
 

@@ -40,6 +40,9 @@ void ApplyDefaults(config::IndexerConfig* c) {
   }
 }
 
+// Long on purpose: one flat list of independent checks in the order of config.proto, each a
+// few lines that add to `errs`, so every refusal is found by reading down the schema (split, the
+// checks would be scattered without any part of them being shared).
 absl::Status Validate(const config::IndexerConfig& c) {
   std::vector<std::string> errs;
   if (c.spools_size() == 0) errs.push_back("at least one spools { directory: ... } is required");

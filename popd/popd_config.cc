@@ -23,6 +23,8 @@ bool ValidIndexerTarget(std::string_view t) {
 
 }  // namespace
 
+// Long on purpose: one flat list of independent checks in the order of popd_config.proto, each
+// a few lines that add to `errs` (see indexer_config.cc's Validate).
 absl::Status Validate(const config::PopdConfig& c) {
   std::vector<std::string> errs;
   if (absl::StatusOr<Endpoint> e = Endpoint::Parse(c.listen().address()); !e.ok()) {

@@ -181,16 +181,21 @@ std::optional<absl::Duration> RpcTimeout(const Command& command) {
 
 std::string_view UsageText() { return kUsage; }
 
-absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
-  // Pass 1: split into positionals and options (name -> value), wherever they appear.
+namespace {
+
+// Pass 1: split into positionals and options (name -> value), wherever they appear.
+struct SplitArgs {
   std::vector<std::string> positionals;
   std::vector<std::pair<const OptionSpec*, std::string>> options;
   bool help = false;
+};
+absl::StatusOr<SplitArgs> SplitArguments(const std::vector<std::string>& args) {
+  SplitArgs out;
   bool options_ended = false;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string_view arg = args[i];
     if (options_ended || arg.empty() || arg[0] != '-' || arg == "-") {
-      positionals.emplace_back(arg);
+      out.positionals.emplace_back(arg);
       continue;
     }
     if (arg == "--") {
@@ -198,7 +203,7 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
       continue;
     }
     if (arg == "-h") {
-      help = true;
+      out.help = true;
       continue;
     }
     std::string_view name = arg;
@@ -222,53 +227,137 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
       return Usage("", absl::StrCat(Absl(name), " takes no value"));
     }
     if (spec->name == "--help") {
-      help = true;
+      out.help = true;
       continue;
     }
-    for (const auto& [seen, unused] : options) {
+    for (const auto& [seen, unused] : out.options) {
       if (seen == spec) return Usage("", absl::StrCat(Absl(name), " given more than once"));
     }
-    options.emplace_back(spec, std::move(value));
+    out.options.emplace_back(spec, std::move(value));
   }
+  return out;
+}
 
-  // Pass 2: the command words.
-  Command command;
-  if (help) {
-    command.verb = Verb::kHelp;
-    return command;
-  }
-  if (positionals.empty()) return Usage("", "missing command");
+// Pass 2: the command words (one or two) -> the verb's spec; *words says how many were used.
+absl::StatusOr<const VerbSpec*> FindVerb(const std::vector<std::string>& p, size_t* words) {
+  if (p.empty()) return Usage("", "missing command");
   const VerbSpec* verb = nullptr;
-  size_t words = 1;
+  *words = 1;
   bool known_first = false;
   for (const VerbSpec& spec : kVerbs) {
-    if (spec.first != positionals[0]) continue;
+    if (spec.first != p[0]) continue;
     known_first = true;
     if (spec.second.empty()) {
       verb = &spec;
       break;
     }
-    if (positionals.size() > 1 && spec.second == positionals[1]) {
+    if (p.size() > 1 && spec.second == p[1]) {
       verb = &spec;
-      words = 2;
+      *words = 2;
       break;
     }
   }
   if (!known_first) {
-    return Usage("", absl::StrCat("unknown command \"", positionals[0], "\""));
+    return Usage("", absl::StrCat("unknown command \"", p[0], "\""));
   }
   if (verb == nullptr) {
     std::string subcommands;
     for (const VerbSpec& spec : kVerbs) {
-      if (spec.first != positionals[0]) continue;
+      if (spec.first != p[0]) continue;
       absl::StrAppend(&subcommands, subcommands.empty() ? "" : ", ", Absl(spec.second));
     }
-    if (positionals.size() < 2) {
-      return Usage(positionals[0], absl::StrCat("missing subcommand (", subcommands, ")"));
+    if (p.size() < 2) {
+      return Usage(p[0], absl::StrCat("missing subcommand (", subcommands, ")"));
     }
-    return Usage(positionals[0], absl::StrCat("unknown subcommand \"", positionals[1],
-                                              "\" (expected ", subcommands, ")"));
+    return Usage(p[0],
+                 absl::StrCat("unknown subcommand \"", p[1], "\" (expected ", subcommands, ")"));
   }
+  return verb;
+}
+
+// Pass 3: the options, now that the command is known.
+absl::Status ApplyOptions(const std::vector<std::pair<const OptionSpec*, std::string>>& options,
+                          std::string_view name, Command* command) {
+  bool socket_given = false;
+  bool address_given = false;
+  bool password_stdin = false;
+  bool remove_given = false;
+  bool crypt_given = false;
+  for (const auto& [spec, value] : options) {
+    if (spec->verbs.size() > 0 &&
+        std::find(spec->verbs.begin(), spec->verbs.end(), command->verb) == spec->verbs.end()) {
+      return Usage(name, absl::StrCat(Absl(spec->name), " is not an option of this command"));
+    }
+    std::string_view option = spec->name;
+    if (option == "--socket") {
+      if (value.empty()) return Usage(name, "--socket needs a path");
+      command->target = "unix:" + value;
+      socket_given = true;
+    } else if (option == "--address") {
+      if (!SplitHostPort(value)) {
+        return Usage(name, absl::StrCat("--address wants HOST:PORT, not \"", value, "\""));
+      }
+      command->target = value;
+      address_given = true;
+    } else if (option == "--json") {
+      command->json = true;
+    } else if (option == "--timeout") {
+      command->timeout = ParseSeconds(value);
+      if (!command->timeout.has_value()) {
+        return Usage(name, absl::StrCat("--timeout wants a positive number of seconds, not \"",
+                                        value, "\""));
+      }
+    } else if (option == "--password-stdin") {
+      password_stdin = true;
+    } else if (option == "--remove") {
+      remove_given = true;
+    } else if (option == "--crypt") {
+      if (value.empty()) return Usage(name, "--crypt needs a hash");
+      command->crypt_hash = value;
+      crypt_given = true;
+    } else if (option == "--mailbox") {
+      if (value.empty()) return Usage(name, "--mailbox needs a path");
+      command->mailbox = value;
+    } else if (option == "--from" || option == "--limit") {
+      std::optional<uint32_t> n = ParseCount(value);
+      if (!n.has_value()) {
+        return Usage(
+            name, absl::StrCat(Absl(option), " wants a number from 1 to 4294967295, not \"", value,
+                               "\""));
+      }
+      (option == "--from" ? command->from : command->limit) = *n;
+    }
+  }
+  if (socket_given && address_given) return Usage(name, "give --socket or --address, not both");
+  if (password_stdin && crypt_given) {
+    return Usage(name, "give --password-stdin or --crypt, not both");
+  }
+  if (command->verb == Verb::kAccountsAdd || command->verb == Verb::kAccountsPasswd) {
+    command->credential = crypt_given ? CredentialSource::kCrypt : CredentialSource::kPassword;
+  }
+  if (command->verb == Verb::kAccountsApop) {
+    if (password_stdin && remove_given)
+      return Usage(name, "give --password-stdin or --remove, not both");
+    command->credential = remove_given ? CredentialSource::kNone : CredentialSource::kPassword;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
+  absl::StatusOr<SplitArgs> split = SplitArguments(args);
+  if (!split.ok()) return split.status();
+  Command command;
+  if (split->help) {
+    command.verb = Verb::kHelp;
+    return command;
+  }
+  const std::vector<std::string>& positionals = split->positionals;
+  size_t words = 1;
+  absl::StatusOr<const VerbSpec*> found = FindVerb(positionals, &words);
+  if (!found.ok()) return found.status();
+  const VerbSpec* verb = *found;
   command.verb = verb->verb;
   if (command.verb == Verb::kHelp) return command;
   std::string_view name = VerbName(command.verb);
@@ -288,69 +377,7 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
     command.operand = operands[0];
   }
 
-  // Pass 3: the options, now that the command is known.
-  bool socket_given = false;
-  bool address_given = false;
-  bool password_stdin = false;
-  bool remove_given = false;
-  bool crypt_given = false;
-  for (const auto& [spec, value] : options) {
-    if (spec->verbs.size() > 0 &&
-        std::find(spec->verbs.begin(), spec->verbs.end(), command.verb) == spec->verbs.end()) {
-      return Usage(name, absl::StrCat(Absl(spec->name), " is not an option of this command"));
-    }
-    std::string_view option = spec->name;
-    if (option == "--socket") {
-      if (value.empty()) return Usage(name, "--socket needs a path");
-      command.target = "unix:" + value;
-      socket_given = true;
-    } else if (option == "--address") {
-      if (!SplitHostPort(value)) {
-        return Usage(name, absl::StrCat("--address wants HOST:PORT, not \"", value, "\""));
-      }
-      command.target = value;
-      address_given = true;
-    } else if (option == "--json") {
-      command.json = true;
-    } else if (option == "--timeout") {
-      command.timeout = ParseSeconds(value);
-      if (!command.timeout.has_value()) {
-        return Usage(name, absl::StrCat("--timeout wants a positive number of seconds, not \"",
-                                        value, "\""));
-      }
-    } else if (option == "--password-stdin") {
-      password_stdin = true;
-    } else if (option == "--remove") {
-      remove_given = true;
-    } else if (option == "--crypt") {
-      if (value.empty()) return Usage(name, "--crypt needs a hash");
-      command.crypt_hash = value;
-      crypt_given = true;
-    } else if (option == "--mailbox") {
-      if (value.empty()) return Usage(name, "--mailbox needs a path");
-      command.mailbox = value;
-    } else if (option == "--from" || option == "--limit") {
-      std::optional<uint32_t> n = ParseCount(value);
-      if (!n.has_value()) {
-        return Usage(
-            name, absl::StrCat(Absl(option), " wants a number from 1 to 4294967295, not \"", value,
-                               "\""));
-      }
-      (option == "--from" ? command.from : command.limit) = *n;
-    }
-  }
-  if (socket_given && address_given) return Usage(name, "give --socket or --address, not both");
-  if (password_stdin && crypt_given) {
-    return Usage(name, "give --password-stdin or --crypt, not both");
-  }
-  if (command.verb == Verb::kAccountsAdd || command.verb == Verb::kAccountsPasswd) {
-    command.credential = crypt_given ? CredentialSource::kCrypt : CredentialSource::kPassword;
-  }
-  if (command.verb == Verb::kAccountsApop) {
-    if (password_stdin && remove_given)
-      return Usage(name, "give --password-stdin or --remove, not both");
-    command.credential = remove_given ? CredentialSource::kNone : CredentialSource::kPassword;
-  }
+  if (absl::Status s = ApplyOptions(split->options, name, &command); !s.ok()) return s;
   return command;
 }
 

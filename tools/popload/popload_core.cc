@@ -70,6 +70,8 @@ std::string Usage() {
          "            loopback limit, a forked peer writes the file's bytes, popload reads them\n";
 }
 
+// Long on purpose: one branch per flag of the usage text above, in its order, each a line or two
+// (a table would need a setter per flag all the same).
 std::optional<Options> ParseOptions(const std::vector<std::string>& args, std::string* error) {
   Options o;
   if (args.empty()) {

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/util/happens_before.h"
 #include "indexer/grpc_status.h"
 #include "indexer/session_table.h"
 
@@ -104,10 +105,12 @@ class SessionsReactor final
         handle_(std::make_shared<Handle>()) {
     handle_->reactor = this;
     reading_ = true;
+    HappensBefore(this);
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
+    Reaction reaction(this);
     if (!ok) {  // the client half-closed, cancelled or went away: every session ends
       std::vector<std::string> release;
       {
@@ -160,6 +163,7 @@ class SessionsReactor final
       reading_ = read;
     }
     if (read) {
+      HappensBefore(this);
       StartRead(&request_);
     } else {
       MaybeFinish();  // a cancel may have come while this read was being handled
@@ -167,6 +171,7 @@ class SessionsReactor final
   }
 
   void OnWriteDone(bool ok) override {
+    Reaction reaction(this);
     const v1::SessionsEvent* next = nullptr;
     bool read = false;
     {
@@ -184,12 +189,14 @@ class SessionsReactor final
         reading_ = read = true;
       }
     }
+    HappensBefore(this);
     if (next) StartWrite(next);
     if (read) StartRead(&request_);
     MaybeFinish();
   }
 
   void OnCancel() override {
+    Reaction reaction(this);
     std::vector<std::string> release;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -201,6 +208,7 @@ class SessionsReactor final
   }
 
   void OnDone() override {
+    HappensAfter(this);  // every reaction and Start* came before (gRPC's promise)
     std::vector<std::string> release;
     bool last;
     {
@@ -320,7 +328,10 @@ class SessionsReactor final
         write = &queue_.front();
       }
     }
-    if (write) StartWrite(write);
+    if (write) {
+      HappensBefore(this);
+      StartWrite(write);
+    }
   }
 
   // Once the client will send nothing more and every queued event is out.
@@ -333,6 +344,7 @@ class SessionsReactor final
       finished_ = true;
       if (cancelled_) status = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     }
+    HappensBefore(this);
     Finish(status);
   }
 

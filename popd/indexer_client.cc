@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "common/util/happens_before.h"
 #include "common/util/log.h"
 #include "popd/session_demux.h"
 
@@ -137,6 +138,7 @@ class SessionMux::Stream final
     // Writes start from outside the reactions (the loops' Open/Commit/Cancel): the hold keeps
     // gRPC from finishing the call under such a StartWrite. Released when the read fails.
     stream->AddHold();
+    HappensBefore(stream.get());
     stream->StartRead(&stream->event_);
     stream->StartCall();
     return stream;
@@ -174,6 +176,7 @@ class SessionMux::Stream final
   void Shutdown() { ctx_.TryCancel(); }
 
   void OnWriteDone(bool ok) override {
+    Reaction reaction(this);
     {
       std::lock_guard<std::mutex> lock(mu_);
       writing_ = false;
@@ -188,6 +191,7 @@ class SessionMux::Stream final
   }
 
   void OnReadDone(bool ok) override {
+    Reaction reaction(this);
     if (!ok) {  // end of stream: OnDone follows with the status, once the hold is gone
       bool release = false;
       {
@@ -224,12 +228,14 @@ class SessionMux::Stream final
       deliver = TakeLocked(tag, std::move(outcome));
       event_.Clear();
     }
+    HappensBefore(this);
     StartRead(&event_);
     WriteIfIdle();
     if (deliver) deliver();
   }
 
   void OnDone(const grpc::Status& status) override {
+    HappensAfter(this);  // every reaction and Start* came before (gRPC's promise)
     std::vector<std::function<void()>> deliver;
     absl::Status why = FromGrpc(status);
     if (why.ok()) why = absl::UnavailableError("the indexer ended the session stream");
@@ -346,6 +352,7 @@ class SessionMux::Stream final
       next = &out_.front();  // a deque: stays put while others are queued behind it
       ++external_writes_;
     }
+    HappensBefore(this);
     StartWrite(next);
     bool release = false;
     {

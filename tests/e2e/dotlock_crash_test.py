@@ -34,9 +34,7 @@ import fcntl
 import os
 import pwd
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +42,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expunge_fault_test as eft  # noqa: E402  (its Indexer, message(), parse_client)
+import expunge_fault_test as eft  # noqa: E402  (new_indexer(), message(), parse_client)
+import poplar_harness as h  # noqa: E402
 
 # The start-up recovery's replay holds the MDA locks too: each of its points is reached by a
 # first kill at FIRST_KILL (a plan recorded, nothing rewritten), then a kill in the recovery.
@@ -57,22 +56,13 @@ LOCK_LEFT = {"expunge.after_journal", "expunge.after_plan", "expunge.mid_rewrite
              "expunge.before_truncate", "expunge.after_truncate"} | set(eft.RECOVERY_POINTS)
 
 
-class NamespacedIndexer(eft.Indexer):
+class NamespacedIndexer(h.Indexer):
     """poplar-indexer as PID 2 of a new PID namespace (PID 1 is a shell: a namespace's init
     ignores its own SIGKILL, which the fault points send). Signals go to the indexer itself."""
 
-    def start(self, fault=None, timeout=20.0):
-        env = dict(os.environ)
-        env.pop("POPLAR_FAULT", None)
-        if fault:
-            env["POPLAR_FAULT"] = fault
-        with open(self.log, "ab") as log:
-            log.write(f"--- start in a new PID namespace (fault {fault})\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", '"$@"; exit $?', "sh",
-                 self.binary, "--config", self.config], stdout=log, stderr=subprocess.STDOUT, env=env)
-        wait_for_socket(self, timeout)
+    def command(self):
+        return ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c",
+                '"$@"; exit $?', "sh", *super().command()]
 
     def indexer_pid(self):
         """The indexer's PID as seen from here: unshare -> sh -> poplar-indexer."""
@@ -99,22 +89,6 @@ class NamespacedIndexer(eft.Indexer):
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def wait_for_socket(ix, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ix.proc.poll() is not None:
-            raise RuntimeError(f"poplar-indexer exited with {ix.proc.returncode}:\n" + ix.log_text())
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(ix.socket)
-            return
-        except OSError:
-            time.sleep(0.02)
-        finally:
-            s.close()
-    raise RuntimeError("poplar-indexer did not start:\n" + ix.log_text())
 
 
 class Delivery(threading.Thread):
@@ -198,8 +172,7 @@ def main():
     print(f"seed {args.seed}, {'PID namespace' if args.pid_namespace else 'plain'}")
 
     root = tempfile.mkdtemp(prefix="poplar-dotlock-crash-")
-    ix = (NamespacedIndexer if args.pid_namespace else eft.Indexer)(args.indexer, root)
-    os.makedirs(ix.spool)
+    ix = eft.new_indexer(NamespacedIndexer if args.pid_namespace else h.Indexer, args, root)
     os.chmod(ix.spool, 0o2775)
     mbox = os.path.join(ix.spool, "alice")
     lock = mbox + ".lock"
@@ -211,15 +184,11 @@ def main():
     os.chmod(mbox, 0o660)
     if os.geteuid() == 0:
         os.chown(mbox, pwd.getpwnam(eft.MBOX_OWNER).pw_uid, 8)
-    failures = []
+    failures = h.Failures()
+    fail = failures.fail
     expected = set(bodies)  # tags that must be in the mailbox, once each
     seq = 0
     stopped_at = None
-
-    def fail(msg):
-        failures.append(msg)
-        print("FAIL  " + msg)
-        sys.stdout.flush()
 
     def client(*extra):
         return subprocess.run([args.client, "--socket", ix.socket, "--user", "alice", "--password",
@@ -231,10 +200,7 @@ def main():
 
     try:
         ix.start()
-        r = subprocess.run([args.poplarctl, "--socket", ix.socket, "accounts", "add", "alice",
-                            "--password-stdin"], input="pw\n", capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"poplarctl accounts add: {r.stderr}")
+        ix.add_account("alice", "pw")
         for point in points:
             first = point if point in eft.POINTS else FIRST_KILL
             ix.stop()
@@ -353,16 +319,7 @@ def main():
                 fail("a dotlock is left at the end")
     except Exception as e:
         fail(f"harness: {type(e).__name__}: {e}")
-    finally:
-        ix.stop()
-        if failures:
-            print("--- poplar-indexer log (tail) ---\n" + ix.log_text())
-        if args.keep or failures:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    print(f"{'FAILED' if failures else 'PASSED'}: {len(failures)} failures (seed {args.seed})")
-    return 1 if failures else 0
+    return failures.finish(root, args.keep, [ix], args.seed)
 
 
 if __name__ == "__main__":

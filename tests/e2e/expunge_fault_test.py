@@ -30,14 +30,15 @@ import os
 import pwd
 import random
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import poplar_harness as h  # noqa: E402
 
 POINTS = ["expunge.after_journal", "expunge.after_plan", "expunge.mid_rewrite",
           "expunge.before_truncate", "expunge.after_truncate", "expunge.before_done",
@@ -63,64 +64,11 @@ def message(tag, body_from=True):
 MBOX_OWNER = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
 
 
-class Indexer:
-    def __init__(self, binary, root):
-        self.binary = binary
-        self.root = root
-        self.spool = os.path.join(root, "spool")
-        self.socket = os.path.join(root, "indexer.sock")
-        self.config = os.path.join(root, "indexer.conf")
-        self.log = os.path.join(root, "indexer.log")
-        with open(self.config, "w") as f:
-            f.write(f'spools {{ directory: "{self.spool}" }}\n'
-                    f'database_path: "{os.path.join(root, "index.sqlite")}"\n'
-                    # the mailbox belongs to MBOX_OWNER (the name alice is no system user)
-                    f'check_owner {{ spool_owner: "{MBOX_OWNER}" }}\n'
-                    f'listen {{ unix_socket: "{self.socket}" }}\n'
-                    f'lock_timeout_ms: 20000\n')
-        self.proc = None
-
-    def start(self, fault=None, timeout=20.0):
-        env = dict(os.environ)
-        env.pop("POPLAR_FAULT", None)
-        if fault:
-            env["POPLAR_FAULT"] = fault
-        with open(self.log, "ab") as log:
-            log.write(f"--- start (fault {fault})\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen([self.binary, "--config", self.config], stdout=log,
-                                         stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"poplar-indexer exited with {self.proc.returncode}:\n"
-                                   + self.log_text())
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(self.socket)
-                return
-            except OSError:
-                time.sleep(0.02)
-            finally:
-                s.close()
-        raise RuntimeError("poplar-indexer did not start:\n" + self.log_text())
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_text(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()[-6000:]
-        except OSError:
-            return ""
+def new_indexer(cls, args, root):
+    """The indexer of the fault tests: the mailbox belongs to MBOX_OWNER (the name alice is no
+    system user), and an expunge waits long enough for the MDA's lock."""
+    return cls(args.indexer, args.poplarctl, root, spool_owner=MBOX_OWNER,
+               extra_config="lock_timeout_ms: 20000\n")
 
 
 class Mda(threading.Thread):
@@ -209,8 +157,7 @@ def main():
     print(f"seed {args.seed}, {args.rounds} rounds")
 
     root = tempfile.mkdtemp(prefix="poplar-fault-")
-    ix = Indexer(args.indexer, root)
-    os.makedirs(ix.spool)
+    ix = new_indexer(h.Indexer, args, root)
     os.chmod(ix.spool, 0o2775)
     mbox = os.path.join(ix.spool, "alice")
     originals = [(f"init{i}", message(f"init{i}")) for i in range(1, 31)]
@@ -221,15 +168,11 @@ def main():
     if os.geteuid() == 0:  # not the indexer's own uid, so keeping the owner means something
         os.chown(mbox, pwd.getpwnam(MBOX_OWNER).pw_uid, 8)
     st0 = os.stat(mbox)
-    failures = []
+    failures = h.Failures()
+    fail = failures.fail
     kills = 0
     recovery_kills = 0
     mda = Mda(mbox)
-
-    def fail(msg):
-        failures.append(msg)
-        print("FAIL  " + msg)
-        sys.stdout.flush()
 
     def client(*extra, timeout=120):
         r = subprocess.run([args.client, "--socket", ix.socket, "--user", "alice", "--password",
@@ -241,10 +184,7 @@ def main():
     gone = set()  # message ids deleted for good
     try:
         ix.start()
-        r = subprocess.run([args.poplarctl, "--socket", ix.socket, "accounts", "add", "alice",
-                            "--password-stdin"], input="pw\n", capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"poplarctl accounts add: {r.stderr}")
+        ix.add_account("alice", "pw")
         mda.start()
         for rnd in range(args.rounds):
             point = random.choice(POINTS) if args.random else POINTS[rnd % len(POINTS)]
@@ -355,15 +295,7 @@ def main():
         fail(f"harness: {type(e).__name__}: {e}")
     finally:
         mda.stop_flag.set()
-        ix.stop()
-        if failures:
-            print("--- poplar-indexer log (tail) ---\n" + ix.log_text())
-        if args.keep or failures:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    print(f"{'FAILED' if failures else 'PASSED'}: {len(failures)} failures (seed {args.seed})")
-    return 1 if failures else 0
+    return failures.finish(root, args.keep, [ix], args.seed)
 
 
 if __name__ == "__main__":

@@ -14,93 +14,21 @@ Prints one line per check and "N passed, M failed"; exits non-zero if any check 
 import argparse
 import json
 import os
-import pwd
 import pty
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import poplar_harness as h  # noqa: E402
+
 # A SHA-512 crypt(3) hash of "crypt pass" (openssl passwd -6 -salt e2esalt 'crypt pass').
 CRYPT_HASH = ("$6$e2esalt$vCKpB3jlKcSdYKHPBLVXVGf1qPCbaj.kGLjQUfI0SHLY9ifr2a.4c5DFMojkPYC"
               "tviXpKycK4a7e5gr4uwr2..")
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok    {name}")
-        else:
-            self.failed += 1
-            print(f"FAIL  {name}" + (f"\n      {detail}" if detail else ""))
-        sys.stdout.flush()
-        return ok
-
-
-class Indexer:
-    """The daemon under test, with its own temp spool, database and socket."""
-
-    def __init__(self, binary, root):
-        self.binary = binary
-        self.root = root
-        self.spool = os.path.join(root, "spool")
-        self.socket = os.path.join(root, "indexer.sock")
-        self.config = os.path.join(root, "indexer.conf")
-        self.log = os.path.join(root, "indexer.log")
-        os.makedirs(self.spool, exist_ok=True)
-        with open(self.config, "w") as f:
-            f.write(f'spools {{ directory: "{self.spool}" }}\n'
-                    f'database_path: "{os.path.join(root, "index.sqlite")}"\n'
-                    # mailboxes here are the test user's; the names are no system users
-                    f'check_owner {{ spool_owner: "{pwd.getpwuid(os.geteuid()).pw_name}" }}\n'
-                    f'listen {{ unix_socket: "{self.socket}" }}\n')
-        self.proc = None
-
-    def start(self, timeout=15.0):
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([self.binary, "--config", self.config],
-                                         stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"poplar-indexer exited with {self.proc.returncode}:\n"
-                                   + self.log_text())
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(self.socket)
-                return
-            except OSError:
-                time.sleep(0.05)
-            finally:
-                s.close()
-        raise RuntimeError("poplar-indexer's socket did not accept within "
-                           f"{timeout}s:\n" + self.log_text())
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_text(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()[-4000:]
-        except OSError:
-            return ""
 
 
 def main():
@@ -113,8 +41,8 @@ def main():
     args = ap.parse_args()
 
     root = tempfile.mkdtemp(prefix="poplar-e2e-")
-    indexer = Indexer(args.indexer, root)
-    c = Checks()
+    indexer = h.Indexer(args.indexer, args.poplarctl, root)
+    c = h.Checks()
     try:
         indexer.start()
         run(args, indexer, c)
@@ -128,8 +56,7 @@ def main():
             print(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"{c.passed} passed, {c.failed} failed")
-    return 1 if c.failed else 0
+    return c.summary()
 
 
 def run(args, indexer, c):

@@ -52,6 +52,40 @@ class Checks:
         return 1 if self.failed else 0
 
 
+class Failures:
+    """The fault-injection tests' verdict: each failure printed as it happens, then one line."""
+
+    def __init__(self):
+        self.messages = []
+
+    def __bool__(self):
+        return bool(self.messages)
+
+    def __len__(self):
+        return len(self.messages)
+
+    def fail(self, msg):
+        self.messages.append(msg)
+        print("FAIL  " + msg)
+        sys.stdout.flush()
+
+    def finish(self, root, keep, daemons, seed):
+        """Stops the daemons, shows their logs and keeps root on failure (or with --keep);
+        returns the exit code."""
+        for d in daemons:
+            d.stop()
+        if self.messages:
+            for d in daemons:
+                print(f"--- {os.path.basename(d.binary)} log (tail) ---\n" + d.log_text(6000))
+        if keep or self.messages:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+        print(f"{'FAILED' if self.messages else 'PASSED'}: {len(self.messages)} failures "
+              f"(seed {seed})")
+        return 1 if self.messages else 0
+
+
 def arg_parser(doc):
     ap = argparse.ArgumentParser(description=doc)
     ap.add_argument("--indexer", required=True)
@@ -79,6 +113,15 @@ def _stop_all():
 atexit.register(_stop_all)
 
 
+def fault_env(fault):
+    """This process's environment with POPLAR_FAULT set to fault (or removed)."""
+    env = dict(os.environ)
+    env.pop("POPLAR_FAULT", None)
+    if fault:
+        env["POPLAR_FAULT"] = fault
+    return env
+
+
 def _tail(path, n=4000):
     try:
         with open(path, errors="replace") as f:
@@ -88,7 +131,10 @@ def _tail(path, n=4000):
 
 
 class Indexer:
-    def __init__(self, binary, poplarctl, root):
+    """poplar-indexer on its own temp spool, database and unix socket. spool_owner is the
+    check_owner name (default: this test's user); extra_config is appended to the config."""
+
+    def __init__(self, binary, poplarctl, root, spool_owner=None, extra_config=""):
         self.binary = binary
         self.poplarctl = poplarctl
         self.root = root
@@ -97,19 +143,30 @@ class Indexer:
         self.config = os.path.join(root, "indexer.conf")
         self.log = os.path.join(root, "indexer.log")
         os.makedirs(self.spool, exist_ok=True)
+        owner = spool_owner or pwd.getpwuid(os.geteuid()).pw_name
         with open(self.config, "w") as f:
             f.write(f'spools {{ directory: "{self.spool}" }}\n'
                     f'database_path: "{os.path.join(root, "index.sqlite")}"\n'
                     # mailboxes here are the test user's; the names are no system users
-                    f'check_owner {{ spool_owner: "{pwd.getpwuid(os.geteuid()).pw_name}" }}\n'
-                    f'listen {{ unix_socket: "{self.socket}" }}\n')
+                    f'check_owner {{ spool_owner: "{owner}" }}\n'
+                    f'listen {{ unix_socket: "{self.socket}" }}\n' + extra_config)
         self.proc = None
 
-    def start(self, timeout=20.0):
+    def start(self, fault=None, timeout=20.0):
+        """Starts the daemon (with POPLAR_FAULT=fault if given) and waits for its socket."""
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([self.binary, "--config", self.config],
-                                         stdout=log, stderr=subprocess.STDOUT)
+            log.write(f"--- start {' '.join(self.command())} (fault {fault})\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                         env=fault_env(fault))
         _LIVE.append(self.proc)
+        self.wait_ready(timeout)
+
+    def command(self):
+        """The argv that starts the daemon (a subclass may wrap it)."""
+        return [self.binary, "--config", self.config]
+
+    def wait_ready(self, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -130,7 +187,7 @@ class Indexer:
             return
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

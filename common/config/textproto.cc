@@ -48,13 +48,19 @@ absl::Status ParseTextProto(std::string_view text, std::string_view source,
   return absl::OkStatus();
 }
 
-absl::Status LoadTextProtoFile(const std::string& path, google::protobuf::Message* out) {
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return absl::NotFoundError(absl::StrCat(path, ": read error"));
-  return ParseTextProto(text.str(), path, out);
+  return text.str();
+}
+
+absl::Status LoadTextProtoFile(const std::string& path, google::protobuf::Message* out) {
+  absl::StatusOr<std::string> text = ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  return ParseTextProto(*text, path, out);
 }
 
 }  // namespace poplar::config

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "google/protobuf/message.h"
 
 namespace poplar::config {
@@ -16,6 +17,10 @@ namespace poplar::config {
 // Parses `text` (the contents of `source`, used in messages) into *out.
 absl::Status ParseTextProto(std::string_view text, std::string_view source,
                             google::protobuf::Message* out);
+
+// The whole of a (small) file a configuration names, e.g. the shard map's users files.
+// NotFound if it cannot be read.
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path);
 
 // Reads and parses a file. NotFound if it cannot be read.
 absl::Status LoadTextProtoFile(const std::string& path, google::protobuf::Message* out);

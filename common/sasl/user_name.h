@@ -11,7 +11,10 @@
 //   * not starting with '.' (no ".", "..", or hidden files as path components) or '-' (never
 //     read as an option by a tool that gets the name as an argument);
 //   * no ".." anywhere, so the name cannot climb a directory even if a later change joins it
-//     to a path in a way that splits on other characters.
+//     to a path in a way that splits on other characters;
+//   * at most one '@', for sites whose logins carry a domain ("alice@example.org", the shard
+//     map's domain rules): each side follows the rules above. '@' is no path, shell, SQL or
+//     log metacharacter, so it needs no escaping either.
 // The account record, not the name, still decides which mailbox is opened (design §8).
 #ifndef POPLAR_COMMON_SASL_USER_NAME_H_
 #define POPLAR_COMMON_SASL_USER_NAME_H_
@@ -24,6 +27,9 @@ namespace poplar::sasl {
 inline constexpr size_t kMaxUserNameBytes = 64;
 
 bool IsValidUserName(std::string_view name);
+
+// The text after the '@' of a valid name ("example.org"), empty if it has none.
+std::string_view UserNameDomain(std::string_view name);
 
 }  // namespace poplar::sasl
 

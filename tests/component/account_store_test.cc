@@ -362,7 +362,8 @@ TEST_F(AccountStoreTest, RejectsUnrecognisedCryptHashes) {
 
 TEST(AccountUserNameTest, ValidNames) {
   for (const char* ok : {"a", "alice", "bob.smith", "bob_smith", "bob-smith", "bob+pop", "a.b.c",
-                         "0", "123", "_x", "+x", "x.", "x-", "a-.b"}) {
+                         "0", "123", "_x", "+x", "x.", "x-", "a-.b", "alice@example.org",
+                         "a@b", "bob.smith+pop@mail.example.org"}) {
     EXPECT_TRUE(sasl::IsValidUserName(ok)) << ok;
   }
   EXPECT_TRUE(sasl::IsValidUserName(std::string(64, 'a')));
@@ -390,7 +391,14 @@ TEST(AccountUserNameTest, InvalidNames) {
       "../etc/passwd",
       "alice/",
       "al\\ice",
-      "alice@example.org",
+      "@example.org",
+      "alice@",
+      "a@b@c",
+      "alice@.example.org",
+      "alice@-example.org",
+      ".alice@example.org",
+      "alice@example..org",
+      "alice@Example.org",
       "al:ice",
       "al;ice",
       "al'ice",

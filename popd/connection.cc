@@ -30,8 +30,10 @@ constexpr size_t kMaxStreamChunk = 128 * 1024;
 // DELE n), starting at the one asked for, so that walking a mailbox in order (RETR 1..n,
 // DELE 1..n) costs one round trip to the indexer per this many messages (~12 KB held).
 constexpr uint32_t kLookupPage = 128;
-// ... and for a listing (LIST, UIDL): the page streamed to the client before the next is asked.
-constexpr uint32_t kListingPage = 2048;
+// ... and for a listing (LIST, UIDL): the indexer's largest page (kMaxPage). The next page is
+// asked for as soon as one is formatted, so the round trip overlaps the client's reading; at
+// most one page waits while the output is above its high-water mark.
+constexpr uint32_t kListingPage = 4096;
 // Rounds of produce-and-write per wake-up for one connection, so one fast reader of a huge
 // message cannot starve the loop's other connections.
 constexpr int kMaxRoundsPerEvent = 16;
@@ -499,17 +501,22 @@ void Connection::StartRetr(const pop3::RetrRequest& request) {
     where = &view_->messages[index];
     octets = session_.maildrop().octets[index];
   }
-  // Before promising the bytes: the file still holds the whole message (the identity was
-  // checked at login; the fd keeps us on that inode whatever renames happen).
-  struct stat st {};
-  if (::fstat(file_->fd(), &st) != 0 ||
-      static_cast<uint64_t>(st.st_size) < where->data_offset + where->length) {
-    log::Warning("mailbox of ", user_, " shrank during the session; refusing RETR");
+  // Before promising the bytes, the first chunk is read and transformed (issue 13: this
+  // replaces a per-RETR fstat): a file that shrank under the session fails that read, and a
+  // message that fits one chunk (most do) is hash-checked whole, so the client gets
+  // -ERR [SYS/TEMP] instead of a +OK the body cannot keep. The identity (device, inode) was
+  // checked at login and the fd keeps that inode whatever renames happen.
+  const size_t mark = out_.size();
+  out_ += request.ok_line.empty() ? pop3::RetrOkLine(octets) : request.ok_line;
+  stream_.emplace(*file_, *where, request.top_lines, octets);
+  if (absl::Status first = stream_->Next(&out_, StreamChunk()); !first.ok()) {
+    log::Warning("mailbox of ", user_,
+                 " changed during the session; refusing RETR: ", first.message());
+    out_.resize(mark);
+    stream_.reset();
     Handle(session_.OnRetrRefused(absl::UnavailableError("mailbox changed since login")));
     return;
   }
-  out_ += request.ok_line.empty() ? pop3::RetrOkLine(octets) : request.ok_line;
-  stream_.emplace(*file_, *where, request.top_lines, octets);
   ++retrieved_;
 }
 
@@ -595,11 +602,10 @@ void Connection::StartListing(const pop3::ListingRequest& request) {
 }
 
 void Connection::ListSome() {
-  while (listing_ && want_ == Want::kNone && !closed_ &&
-         pending_output() < settings_->output_high_water) {
+  while (listing_ && want_ == Want::kNone && !closed_) {
     Listing& l = *listing_;
     if (l.next >= view_->maildrop.count) {
-      // Complete. The page goes with it: an idle session keeps no listing.
+      // Complete: an idle session keeps no listing.
       const bool started = l.started;
       listing_.reset();
       page_.reset();
@@ -608,13 +614,15 @@ void Connection::ListSome() {
     }
     // A page that starts where the listing stands (a lookup's page may start elsewhere).
     if (page_ && page_->first == l.next) {
+      if (pending_output() >= settings_->output_high_water) return;  // the client reads first
       if (!l.started) {
         out_ += l.ok_line;
         l.started = true;
       }
       session_.AppendListing(l.kind, page_->first, page_->octets, page_->uidls, &out_);
       l.next = page_->first + static_cast<uint32_t>(page_->messages.size());
-      continue;
+      page_.reset();
+      continue;  // the next page is asked for at once, while this one's lines go out
     }
     page_.reset();
     if (!session_call_ || !session_call_->Fetch(view_->version, l.next, kListingPage)) {
@@ -626,11 +634,20 @@ void Connection::ListSome() {
   }
 }
 
+size_t Connection::StreamChunk() const {
+  const size_t room =
+      settings_->output_high_water - std::min(settings_->output_high_water, pending_output());
+  return std::max<size_t>(4096, std::min(room / 2, kMaxStreamChunk));
+}
+
 void Connection::StreamSome() {
   while (stream_ && pending_output() < settings_->output_high_water) {
-    const size_t room = settings_->output_high_water - pending_output();
-    const absl::Status status =
-        stream_->Next(&out_, std::max<size_t>(4096, std::min(room / 2, kMaxStreamChunk)));
+    if (stream_->done()) {  // the first read at StartRetr was the whole message
+      stream_.reset();
+      Handle(session_.OnRetrDone(absl::OkStatus()));
+      return;
+    }
+    const absl::Status status = stream_->Next(&out_, StreamChunk());
     if (!status.ok()) {
       // The body is cut short with no terminator: the client cannot mistake it for the
       // message. Hanging up is the only signal left once +OK went out.

@@ -87,6 +87,7 @@ class Connection final : public EventLoop::Handler {
   void FailLoginLater();  // failed or refused: answer after the delay
   void StartRetr(const pop3::RetrRequest& request);
   void StreamSome();
+  size_t StreamChunk() const;  // stored bytes to read next: half the output room, bounded
   // Paged sessions (issue 13): per-message data comes from the indexer a page at a time.
   enum class Want { kNone, kInfo, kRetr, kListing };  // what the outstanding fetch is for
   void StartFetch(uint32_t index, Want want);         // a lookup: from page_, else a fetch

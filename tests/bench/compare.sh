@@ -365,17 +365,22 @@ for rep in $(seq 1 "$REPS"); do
       # list held). A fresh popd as in `idle`; IDLE_BIG sessions, one per mailbox.
       make_idle_big
       for s in $(order "$rep"); do
-        if [ $s = poplar ]; then
-          start_fresh_popd
-          record $s idle_big "$rep" pl idle --port "$fresh_port" --server-pid "$fresh_pid" --tls off \
-            --user 'h%04d' --users "$IDLE_BIG" --conns "$IDLE_BIG" --duration 2
-          stop_fresh_popd
-        else
-          # shellcheck disable=SC2046
-          record $s idle_big "$rep" pl idle $(server_args $s off) --tls off --user 'h%04d' --users "$IDLE_BIG" \
-            --conns "$IDLE_BIG" --duration 2
-        fi
-        sleep 2
+        # The same number of sessions on 50-message mailboxes: a few dozen sessions' growth is
+        # mostly fixed costs (the first connections' buffers), which the difference cancels.
+        for kind in big small; do
+          [ $kind = big ] && users='h%04d' || users='u%04d'
+          if [ $s = poplar ]; then
+            start_fresh_popd
+            record $s idle_${kind}_n "$rep" pl idle --port "$fresh_port" --server-pid "$fresh_pid" --tls off \
+              --user "$users" --users "$IDLE_BIG" --conns "$IDLE_BIG" --duration 2
+            stop_fresh_popd
+          else
+            # shellcheck disable=SC2046
+            record $s idle_${kind}_n "$rep" pl idle $(server_args $s off) --tls off --user "$users" \
+              --users "$IDLE_BIG" --conns "$IDLE_BIG" --duration 2
+          fi
+          sleep 2
+        done
       done ;;
     idle)
       for s in $(order "$rep"); do

@@ -289,19 +289,19 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
 
 void Indexer::OpenSessionAsync(const v1::OpenSession& request, LeaseHooks hooks, OpenDone done) {
   // The credentials (inline, or on a PAM thread), then the lease and the snapshot.
-  auth_->LoginAsync(request,
-                    [this, client = request.client_address(), front_end = request.front_end(),
-                     paged = request.paged(), hooks = std::move(hooks),
-                     done = std::move(done)](absl::StatusOr<Login> login) mutable {
-                      if (!login.ok()) return done(login.status());
-                      OpenAuthenticatedAsync(*std::move(login), client, front_end, paged,
-                                             std::move(hooks), std::move(done));
-                    });
+  auth_->LoginAsync(request, [this, client = request.client_address(),
+                              front_end = request.front_end(), paged = request.paged(),
+                              inline_messages = request.inline_messages(), hooks = std::move(hooks),
+                              done = std::move(done)](absl::StatusOr<Login> login) mutable {
+    if (!login.ok()) return done(login.status());
+    OpenAuthenticatedAsync(*std::move(login), client, front_end, paged, inline_messages,
+                           std::move(hooks), std::move(done));
+  });
 }
 
 void Indexer::OpenAuthenticatedAsync(Login login, const std::string& client_address,
-                                     const std::string& front_end, bool paged, LeaseHooks hooks,
-                                     OpenDone done) {
+                                     const std::string& front_end, bool paged,
+                                     uint32_t inline_messages, LeaseHooks hooks, OpenDone done) {
   LeaseInfo info;
   info.mailbox = login.mailbox;
   info.user = login.user;
@@ -311,15 +311,15 @@ void Indexer::OpenAuthenticatedAsync(Login login, const std::string& client_addr
   // runs on the LeaseManager's thread once the lease is granted or refused.
   leases_.AcquireAsync(std::move(info), std::move(hooks),
                        absl::Milliseconds(config_.lease_wait_ms()),
-                       [this, login = std::move(login), paged,
+                       [this, login = std::move(login), paged, inline_messages,
                         done = std::move(done)](absl::StatusOr<LeaseInfo> lease) {
                          if (!lease.ok()) return done(lease.status());
-                         done(FinishOpen(login, *lease, paged));
+                         done(FinishOpen(login, *lease, paged, inline_messages));
                        });
 }
 
 absl::StatusOr<Indexer::Opened> Indexer::FinishOpen(const Login& login, const LeaseInfo& lease,
-                                                    bool paged) {
+                                                    bool paged, uint32_t inline_messages) {
   const std::string& mailbox = login.mailbox;
   absl::MutexLock lock(&mu_);
   expunge_->AssertHeld();
@@ -350,7 +350,10 @@ absl::StatusOr<Indexer::Opened> Indexer::FinishOpen(const Login& login, const Le
   out.version = *cached;
   // A paged login copies a header, whatever the mailbox's size (issue 13): the columns stay in
   // the shared version, which the session keeps alive.
-  if (*cached) out.snapshot = paged ? SnapshotHeader(**cached) : (*cached)->snapshot;
+  if (*cached) {
+    const bool header = paged && (*cached)->snapshot.count() > inline_messages;
+    out.snapshot = header ? SnapshotHeader(**cached) : (*cached)->snapshot;
+  }
   out.snapshot.set_session_id(lease.session_id);
   if (!login.scram_signature.empty()) {
     out.snapshot.set_scram_server_signature(login.scram_signature);

@@ -141,11 +141,12 @@ class Indexer {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // OpenSession after the credentials: the lease (possibly after a wait), then FinishOpen.
   void OpenAuthenticatedAsync(Login login, const std::string& client_address,
-                              const std::string& front_end, bool paged, LeaseHooks hooks,
-                              OpenDone done);
-  // With the lease held: the catch-up and the snapshot (its header only if `paged`); the lease
-  // goes again on failure.
-  absl::StatusOr<Opened> FinishOpen(const Login& login, const LeaseInfo& lease, bool paged);
+                              const std::string& front_end, bool paged, uint32_t inline_messages,
+                              LeaseHooks hooks, OpenDone done);
+  // With the lease held: the catch-up and the snapshot (its header only if `paged` and it has
+  // more than `inline_messages` messages); the lease goes again on failure.
+  absl::StatusOr<Opened> FinishOpen(const Login& login, const LeaseInfo& lease, bool paged,
+                                    uint32_t inline_messages);
   // Commit's immediate expunge once the session's deletions are checked: recovery of an
   // interrupted one first, the MDA locks (waited for without mu_), then the coordinator.
   absl::StatusOr<v1::CommitResult> ExpungeNow(const CommitTarget& target);

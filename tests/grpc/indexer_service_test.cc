@@ -1108,12 +1108,14 @@ namespace {
 
 // ---- paged sessions (issue 13) ----
 
-bool OpenPaged(Mux& m, uint64_t tag, const std::string& user, const std::string& password) {
+bool OpenPaged(Mux& m, uint64_t tag, const std::string& user, const std::string& password,
+               uint32_t inline_messages = 0) {
   v1::SessionsRequest req;
   req.set_tag(tag);
   req.mutable_open()->set_user(user);
   req.mutable_open()->set_password(password);
   req.mutable_open()->set_paged(true);
+  req.mutable_open()->set_inline_messages(inline_messages);
   return m.stream->Write(req);
 }
 
@@ -1204,6 +1206,17 @@ TEST_F(IndexerServiceTest, PagedLoginIsAHeaderAndItsPagesAreTheSnapshot) {
   Open again = OpenSession("alice", "correct horse");
   EXPECT_TRUE(again.got_snapshot);
   EXPECT_TRUE(Close(again).ok());
+  // A mailbox of at most inline_messages messages comes whole even to a paged open.
+  ASSERT_TRUE(OpenPaged(m, 9, "alice", "correct horse", /*inline_messages=*/5));
+  ev = m.Next();
+  ASSERT_TRUE(ev.has_snapshot()) << ev.DebugString();
+  EXPECT_EQ(Columns(ev.snapshot()), Columns(full));
+  ASSERT_TRUE(m.Close(9));
+  ASSERT_TRUE(OpenPaged(m, 10, "alice", "correct horse", /*inline_messages=*/4));
+  ev = m.Next();
+  ASSERT_TRUE(ev.has_snapshot()) << ev.DebugString();
+  EXPECT_EQ(Columns(ev.snapshot()), Columns(v1::Snapshot()));
+  ASSERT_TRUE(m.Close(10));
   // A fetch for a tag with no open session is refused the same way.
   ASSERT_TRUE(Fetch(m, 8, head.version(), 0, 1));
   ev = m.Next();

@@ -294,3 +294,66 @@ TEST(SessionTableTest, ProbeAnswersFromWhatTheTableKnows) {
 
 }  // namespace
 }  // namespace poplar::indexer
+
+namespace poplar::indexer {
+namespace {
+
+// Paged sessions (issue 13): the tag holds the version it was bound to at its open, a fetch
+// reads it, and the version goes when the session does.
+TEST(SessionTableTest, FetchReadsTheBoundVersionWhichLivesWithTheSession) {
+  v1::Snapshot snap;
+  snap.set_count(0);
+  std::shared_ptr<const SnapshotVersion> v = MakeVersion(snap);
+  std::weak_ptr<const SnapshotVersion> weak = v;
+  SessionTable table(10);
+  std::shared_ptr<const SnapshotVersion> got;
+  // Before the open finished: a protocol error, at the completion.
+  ASSERT_EQ(table.Open(1).start, SessionTable::Step::Start::kOpen);
+  EXPECT_FALSE(table.Fetch(1, v->id, &got).error.has_value());
+  EXPECT_EQ(got, nullptr);
+  SessionTable::Step done = table.OpenDone(1, absl::OkStatus(), "s1", v);
+  EXPECT_TRUE(absl::IsInvalidArgument(*done.error));
+  EXPECT_EQ(done.release, "s1");
+
+  ASSERT_EQ(table.Open(2).start, SessionTable::Step::Start::kOpen);
+  EXPECT_TRUE(table.OpenDone(2, absl::OkStatus(), "s2", v).send_outcome);
+  v.reset();  // the cache moved on: the session alone keeps the version
+  EXPECT_FALSE(weak.expired());
+  SessionTable::Step step = table.Fetch(2, weak.lock()->id, &got);
+  EXPECT_FALSE(step.error.has_value());
+  EXPECT_EQ(got, weak.lock());
+  got.reset();
+  // Another version: the session ends with INVALID_ARGUMENT, its lease released.
+  step = table.Fetch(2, weak.lock()->id + 1, &got);
+  EXPECT_TRUE(absl::IsInvalidArgument(*step.error));
+  EXPECT_EQ(step.release, "s2");
+  EXPECT_EQ(got, nullptr);
+  EXPECT_TRUE(weak.expired());  // gone with the session
+  // An unknown tag.
+  EXPECT_TRUE(absl::IsInvalidArgument(*table.Fetch(3, 0, &got).error));
+
+  // The version also goes at the close, at the commit's end and when the stream ends.
+  for (int how = 0; how < 3; ++how) {
+    SCOPED_TRACE(how);
+    std::shared_ptr<const SnapshotVersion> w = MakeVersion(snap);
+    std::weak_ptr<const SnapshotVersion> ww = w;
+    const uint64_t tag = 10 + static_cast<uint64_t>(how);
+    SessionTable t(10);
+    t.Open(tag);
+    t.OpenDone(tag, absl::OkStatus(), "s", std::move(w));
+    EXPECT_FALSE(ww.expired());
+    if (how == 0) {
+      t.Close(tag);
+    } else if (how == 1) {
+      t.Commit(tag);
+      EXPECT_FALSE(ww.expired());  // while the commit runs, the version stays
+      t.CommitDone(tag, absl::OkStatus());
+    } else {
+      t.EndAll();
+    }
+    EXPECT_TRUE(ww.expired());
+  }
+}
+
+}  // namespace
+}  // namespace poplar::indexer

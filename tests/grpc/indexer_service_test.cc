@@ -1102,3 +1102,203 @@ TEST(IndexerPollingTest, PolledSpoolFindsNewMailAndMailboxesWithoutInotify) {
 
 }  // namespace
 }  // namespace poplar::indexer
+
+namespace poplar::indexer {
+namespace {
+
+// ---- paged sessions (issue 13) ----
+
+bool OpenPaged(Mux& m, uint64_t tag, const std::string& user, const std::string& password,
+               uint32_t inline_messages = 0) {
+  v1::SessionsRequest req;
+  req.set_tag(tag);
+  req.mutable_open()->set_user(user);
+  req.mutable_open()->set_password(password);
+  req.mutable_open()->set_paged(true);
+  req.mutable_open()->set_inline_messages(inline_messages);
+  return m.stream->Write(req);
+}
+
+bool Fetch(Mux& m, uint64_t tag, uint64_t version, uint32_t first, uint32_t limit) {
+  v1::SessionsRequest req;
+  req.set_tag(tag);
+  req.mutable_fetch()->set_version(version);
+  req.mutable_fetch()->set_first(first);
+  req.mutable_fetch()->set_limit(limit);
+  return m.stream->Write(req);
+}
+
+// The message columns of a snapshot (everything but the header), for comparing pages with it.
+std::string Columns(const v1::Snapshot& s) {
+  v1::Snapshot c;
+  *c.mutable_from_offsets() = s.from_offsets();
+  *c.mutable_data_offsets() = s.data_offsets();
+  *c.mutable_lengths() = s.lengths();
+  *c.mutable_header_lengths() = s.header_lengths();
+  *c.mutable_octets() = s.octets();
+  *c.mutable_lines() = s.lines();
+  c.set_uidls(s.uidls());
+  c.set_content_hashes(s.content_hashes());
+  return c.DebugString();
+}
+
+// Every page of the session's version, `page` messages at a time, joined into one snapshot.
+v1::Snapshot FetchAll(Mux& m, uint64_t tag, uint64_t version, uint32_t count, uint32_t page) {
+  v1::Snapshot all;
+  for (uint32_t first = 0; first < count; first += page) {
+    EXPECT_TRUE(Fetch(m, tag, version, first, page));
+    v1::SessionsEvent ev = m.Next();
+    EXPECT_TRUE(ev.has_page()) << ev.DebugString();
+    EXPECT_EQ(ev.tag(), tag);
+    EXPECT_EQ(ev.page().version(), version);
+    EXPECT_EQ(ev.page().first(), first);
+    const v1::Snapshot& p = ev.page().messages();
+    EXPECT_EQ(p.count(), std::min(page, count - first));
+    all.mutable_from_offsets()->MergeFrom(p.from_offsets());
+    all.mutable_data_offsets()->MergeFrom(p.data_offsets());
+    all.mutable_lengths()->MergeFrom(p.lengths());
+    all.mutable_header_lengths()->MergeFrom(p.header_lengths());
+    all.mutable_octets()->MergeFrom(p.octets());
+    all.mutable_lines()->MergeFrom(p.lines());
+    if (!all.uidls().empty()) all.mutable_uidls()->push_back('\n');
+    all.mutable_uidls()->append(p.uidls());
+    all.mutable_content_hashes()->append(p.content_hashes());
+  }
+  return all;
+}
+
+TEST_F(IndexerServiceTest, PagedLoginIsAHeaderAndItsPagesAreTheSnapshot) {
+  WriteFile(dir_.File("spool/alice"), Msg(1) + Msg(2) + Msg(3) + Msg(4) + Msg(5));
+  Open whole = OpenSession("alice", "correct horse");
+  ASSERT_TRUE(whole.got_snapshot);
+  const v1::Snapshot full = whole.first.snapshot();
+  EXPECT_TRUE(Close(whole).ok());
+  ASSERT_EQ(full.count(), 5u);
+
+  Mux m = NewMux();
+  ASSERT_TRUE(OpenPaged(m, 7, "alice", "correct horse"));
+  v1::SessionsEvent ev = m.Next();
+  ASSERT_TRUE(ev.has_snapshot()) << ev.DebugString();
+  const v1::Snapshot& head = ev.snapshot();
+  // The counts, the file and the version: no per-message column, whatever the mailbox's size.
+  EXPECT_EQ(head.count(), 5u);
+  EXPECT_EQ(head.total_octets(), full.total_octets());
+  EXPECT_EQ(head.file().inode(), full.file().inode());
+  EXPECT_EQ(head.file().size(), full.file().size());
+  EXPECT_TRUE(head.credentials_checked());
+  EXPECT_NE(head.version(), 0u);
+  EXPECT_EQ(Columns(head), Columns(v1::Snapshot()));
+  // Pages of 1, 2 and 5 (and one larger than the mailbox) reassemble the whole snapshot.
+  for (uint32_t page : {1u, 2u, 5u, 100u}) {
+    SCOPED_TRACE(page);
+    EXPECT_EQ(Columns(FetchAll(m, 7, head.version(), 5, page)), Columns(full));
+  }
+  // Past the end: an empty page.
+  ASSERT_TRUE(Fetch(m, 7, head.version(), 9, 10));
+  ev = m.Next();
+  ASSERT_TRUE(ev.has_page());
+  EXPECT_EQ(ev.page().messages().count(), 0u);
+  // Another version is a protocol error: the session ends and its lease goes.
+  ASSERT_TRUE(Fetch(m, 7, head.version() + 1000, 0, 1));
+  ev = m.Next();
+  ASSERT_TRUE(ev.has_error());
+  EXPECT_EQ(Code(ev), grpc::StatusCode::INVALID_ARGUMENT);
+  Open again = OpenSession("alice", "correct horse");
+  EXPECT_TRUE(again.got_snapshot);
+  EXPECT_TRUE(Close(again).ok());
+  // A mailbox of at most inline_messages messages comes whole even to a paged open.
+  ASSERT_TRUE(OpenPaged(m, 9, "alice", "correct horse", /*inline_messages=*/5));
+  ev = m.Next();
+  ASSERT_TRUE(ev.has_snapshot()) << ev.DebugString();
+  EXPECT_EQ(Columns(ev.snapshot()), Columns(full));
+  ASSERT_TRUE(m.Close(9));
+  ASSERT_TRUE(OpenPaged(m, 10, "alice", "correct horse", /*inline_messages=*/4));
+  ev = m.Next();
+  ASSERT_TRUE(ev.has_snapshot()) << ev.DebugString();
+  EXPECT_EQ(Columns(ev.snapshot()), Columns(v1::Snapshot()));
+  ASSERT_TRUE(m.Close(10));
+  // A fetch for a tag with no open session is refused the same way.
+  ASSERT_TRUE(Fetch(m, 8, head.version(), 0, 1));
+  ev = m.Next();
+  EXPECT_EQ(ev.tag(), 8u);
+  EXPECT_EQ(Code(ev), grpc::StatusCode::INVALID_ARGUMENT);
+  m.stream->WritesDone();
+  EXPECT_TRUE(m.stream->Finish().ok());
+}
+
+// The snapshot version's lifetime: a session bound at login keeps its numbering, sizes and
+// UIDLs while deliveries change the mailbox (and its cached snapshot) under it, and its QUIT
+// deletes by number in that version, committed by identity against the file as it is now.
+TEST_F(IndexerServiceTest, PagedSessionKeepsItsVersionThroughDeliveries) {
+  Open before = OpenSession("alice", "correct horse");
+  ASSERT_TRUE(before.got_snapshot);
+  const v1::Snapshot at_login = before.first.snapshot();
+  EXPECT_TRUE(Close(before).ok());
+
+  Mux m = NewMux();
+  ASSERT_TRUE(OpenPaged(m, 1, "alice", "correct horse"));
+  v1::SessionsEvent ev = m.Next();
+  ASSERT_TRUE(ev.has_snapshot()) << ev.DebugString();
+  const uint64_t version = ev.snapshot().version();
+  ASSERT_EQ(ev.snapshot().count(), 3u);
+
+  // Two deliveries, indexed while the session is open (the watcher does not need the lease).
+  AppendFile(dir_.File("spool/alice"), Msg(4));
+  AppendFile(dir_.File("spool/alice"), Msg(5));
+  bool indexed = false;
+  for (int i = 0; i < 200 && !indexed; ++i) {
+    grpc::ClientContext ctx;
+    v1::MailboxName name;
+    name.set_path("alice");
+    v1::MailboxDetail detail;
+    indexed = admin_->ShowMailbox(&ctx, name, &detail).ok() && detail.messages_size() == 5;
+    if (!indexed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(indexed);
+
+  // Still the login-time version, page by page.
+  EXPECT_EQ(Columns(FetchAll(m, 1, version, 3, 2)), Columns(at_login));
+  // DELE 2 by number in that version.
+  v1::SessionsRequest commit;
+  commit.set_tag(1);
+  commit.mutable_commit()->add_deleted_indexes(1);
+  ASSERT_TRUE(m.stream->Write(commit));
+  ev = m.Next();
+  ASSERT_TRUE(ev.has_committed()) << ev.DebugString();
+  EXPECT_EQ(ev.committed().deleted(), 1u);
+  m.stream->WritesDone();
+  EXPECT_TRUE(m.stream->Finish().ok());
+
+  EXPECT_EQ(ReadFile(dir_.File("spool/alice")), Msg(1) + Msg(3) + Msg(4) + Msg(5));
+  Open after = OpenSession("alice", "correct horse");
+  ASSERT_TRUE(after.got_snapshot);
+  ExpectSnapshotMatchesFile(after.first.snapshot(), dir_.File("spool/alice"));
+  std::vector<std::string> old_uidls = absl::StrSplit(at_login.uidls(), '\n');
+  std::vector<std::string> new_uidls = absl::StrSplit(after.first.snapshot().uidls(), '\n');
+  ASSERT_EQ(new_uidls.size(), 4u);
+  EXPECT_EQ(new_uidls[0], old_uidls[0]);
+  EXPECT_EQ(new_uidls[1], old_uidls[2]);
+  EXPECT_TRUE(Close(after).ok());
+}
+
+// Numbers outside the version, or named twice, delete nothing (the same checks as references).
+TEST_F(IndexerServiceTest, PagedCommitRefusesBadNumbers) {
+  for (const std::vector<uint32_t>& bad : {std::vector<uint32_t>{3}, {0, 0}, {1, 2, 9}}) {
+    Mux m = NewMux();
+    ASSERT_TRUE(OpenPaged(m, 1, "alice", "correct horse"));
+    ASSERT_TRUE(m.Next().has_snapshot());
+    v1::SessionsRequest commit;
+    commit.set_tag(1);
+    for (uint32_t i : bad) commit.mutable_commit()->add_deleted_indexes(i);
+    ASSERT_TRUE(m.stream->Write(commit));
+    v1::SessionsEvent ev = m.Next();
+    EXPECT_TRUE(ev.has_error());
+    EXPECT_EQ(Code(ev), grpc::StatusCode::INVALID_ARGUMENT);
+    m.stream->WritesDone();
+    EXPECT_TRUE(m.stream->Finish().ok());
+  }
+  EXPECT_EQ(ReadFile(dir_.File("spool/alice")), Msg(1) + Msg(2) + Msg(3));
+}
+
+}  // namespace
+}  // namespace poplar::indexer

@@ -243,6 +243,24 @@ TEST(MigrateCheckTest, CountsWhatWouldChange) {
   EXPECT_EQ(RunMigrateCheck({"--from", "exchange"}, out2, err), 2);
 }
 
+TEST(MigrateCheckTest, XUidlsQpopperWroteShowItsVariant) {
+  TempDir dir;
+  // Qpopper with old-style-uid rewrote this spool: its X-UIDLs are 32 hex digits.
+  const std::string hex = "X-UIDL: 0123456789abcdef0123456789abcdef\nSubject: a\n\nb\n\n";
+  WriteFile(dir.File("erin"), From(1) + hex + From(2) + hex.substr(0, 8) + "f" + hex.substr(9));
+  std::ostringstream out, err;
+  // The old-style X-UIDL line is 33 bytes with its newline: only server mode's window takes it.
+  EXPECT_EQ(RunMigrateCheck({"--from", "qpopper", "--server-mode", dir.File("erin")}, out, err), 0);
+  EXPECT_NE(out.str().find("2 X-UIDL, but 2 of them are 32 hex digits"), std::string::npos)
+      << out.str();
+  std::ostringstream out2;
+  EXPECT_EQ(
+      RunMigrateCheck({"--from", "qpopper", "--server-mode", "--old-style-uid", dir.File("erin")},
+                      out2, err),
+      0);
+  EXPECT_EQ(out2.str().find("but"), std::string::npos) << out2.str();
+}
+
 TEST(MigrateCheckTest, Dovecot) {
   TempDir dir;
   WriteFile(dir.File("carol"),

@@ -67,7 +67,15 @@ void CheckAll(const std::vector<mbox::MessageInfo>& messages, const MigrateCheck
     const mbox::MessageInfo& m = messages[i];
     const std::string uidl = poplar.Assign(m, /*switched_before=*/true);
     const std::string fallback = default_scheme.Assign(m, /*switched_before=*/true);
-    if (options.from == "qpopper" && !m.qpopper.x_uidl.empty()) ++check->x_uidl;
+    if (options.from == "qpopper" && !m.qpopper.x_uidl.empty()) {
+      ++check->x_uidl;
+      const std::string& x = m.qpopper.x_uidl;
+      if (x.size() == 32 && x.find_first_not_of("0123456789abcdef") == std::string::npos) {
+        ++check->x_uidl_hex;
+      } else if (x.size() == 20 && x.find_first_of(". ") == std::string::npos) {
+        ++check->x_uidl_base80;
+      }
+    }
     if (old[i].empty()) {
       ++check->unknown;
       continue;
@@ -132,9 +140,10 @@ void Print(const MailboxCheck& c, const MigrateCheckOptions& options, std::ostre
   if (options.json) {
     out << absl::StrFormat(
         "{\"path\":\"%s\",\"messages\":%d,\"changed\":%d,\"changed_default_scheme\":%d,"
-        "\"x_uidl\":%d,\"duplicates\":%d,\"unknown\":%d}\n",
-        JsonEscape(c.path), c.messages, c.changed, c.changed_default_scheme, c.x_uidl, c.duplicates,
-        c.unknown);
+        "\"x_uidl\":%d,\"x_uidl_hex\":%d,\"x_uidl_base80\":%d,\"duplicates\":%d,"
+        "\"unknown\":%d}\n",
+        JsonEscape(c.path), c.messages, c.changed, c.changed_default_scheme, c.x_uidl, c.x_uidl_hex,
+        c.x_uidl_base80, c.duplicates, c.unknown);
     return;
   }
   out << absl::StrFormat(
@@ -142,6 +151,20 @@ void Print(const MailboxCheck& c, const MigrateCheckOptions& options, std::ostre
       "default scheme)",
       c.path, c.messages, c.changed, options.from, c.changed_default_scheme);
   if (options.from == "qpopper") out << absl::StrFormat(", %d X-UIDL", c.x_uidl);
+  // What Qpopper wrote itself shows its variant; the check cannot see it otherwise (both sides
+  // are computed with the variant given).
+  if (options.from == "qpopper" && !options.qpopper.old_style && c.x_uidl_hex > c.x_uidl_base80) {
+    out << absl::StrFormat(
+        ", but %d of them are 32 hex digits: Qpopper ran with old-style-uid "
+        "(try --old-style-uid)",
+        c.x_uidl_hex);
+  } else if (options.from == "qpopper" && options.qpopper.old_style &&
+             c.x_uidl_base80 > c.x_uidl_hex) {
+    out << absl::StrFormat(
+        ", but %d of them are base-80 UIDLs: Qpopper ran without "
+        "old-style-uid",
+        c.x_uidl_base80);
+  }
   if (c.duplicates > 0) {
     out << absl::StrFormat(
         ", %d duplicate UIDLs (RFC 1939 forbids them: a later copy gets "

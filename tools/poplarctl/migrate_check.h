@@ -40,7 +40,11 @@ struct MailboxCheck {
   uint64_t changed = 0;
   // The same, had the site kept Poplar's default scheme ("poplar", X-UIDL adopted).
   uint64_t changed_default_scheme = 0;
-  uint64_t x_uidl = 0;               // Qpopper: messages whose X-UIDL Qpopper adopted
+  uint64_t x_uidl = 0;  // Qpopper: messages whose X-UIDL Qpopper adopted
+  // Of those, the ones in the form Qpopper writes its own UIDLs: 32 lowercase hex digits
+  // (old-style-uid) or 20 characters of base 80. They show which variant Qpopper ran.
+  uint64_t x_uidl_hex = 0;
+  uint64_t x_uidl_base80 = 0;
   uint64_t duplicates = 0;           // messages the old server gave a UIDL it had already given
   uint64_t unknown = 0;              // Dovecot: messages without X-UID (no UIDL in the file)
   std::vector<UidlChange> examples;  // the first few changes

@@ -71,6 +71,11 @@ CREATE TABLE IF NOT EXISTS hidden_messages (
 ) WITHOUT ROWID;
 )sql";
 
+// v3: the X-UIDL cutoff (index_store.h).
+constexpr std::string_view kSchemaV3 = R"sql(
+ALTER TABLE mailboxes ADD COLUMN x_uidl_cutoff INTEGER;
+)sql";
+
 MailboxRecord ReadMailbox(const sql::Stmt& s) {
   MailboxRecord m;
   m.id = s.Int(0);
@@ -88,12 +93,13 @@ MailboxRecord ReadMailbox(const sql::Stmt& s) {
   m.messages = static_cast<uint64_t>(s.Int(12));
   m.octets = static_cast<uint64_t>(s.Int(13));
   m.final_scan = s.Int(14) != 0;
+  m.x_uidl_cutoff = s.IsNull(15) ? m.size : static_cast<uint64_t>(s.Int(15));
   return m;
 }
 
 constexpr char kMailboxColumns[] =
     "id, path, user, device, inode, size, mtime_ns, resume_offset, tail_hash, uid_validity, "
-    "indexed_unix_ms, anomalies, messages, octets, final_scan";
+    "indexed_unix_ms, anomalies, messages, octets, final_scan, x_uidl_cutoff";
 
 }  // namespace
 
@@ -125,6 +131,9 @@ absl::Status IndexStore::Migrate() {
   }
   if (version < 2) {
     if (absl::Status s = db_->Exec(kSchemaV2); !s.ok()) return s;
+  }
+  if (version < 3) {
+    if (absl::Status s = db_->Exec(kSchemaV3); !s.ok()) return s;
   }
   if (absl::Status s = db_->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion)); !s.ok()) {
     return s;
@@ -194,13 +203,14 @@ absl::Status IndexStore::SaveScan(MailboxRecord* mb, uint64_t replace_from,
   if (!tx.ok()) return tx.status();
   auto up = db_->Prepare(
       "INSERT INTO mailboxes (path, user, device, inode, size, mtime_ns, resume_offset, "
-      "tail_hash, uid_validity, indexed_unix_ms, anomalies, final_scan) "
-      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+      "tail_hash, uid_validity, indexed_unix_ms, anomalies, final_scan, x_uidl_cutoff) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
       "ON CONFLICT(path) DO UPDATE SET user=excluded.user, device=excluded.device, "
       "inode=excluded.inode, size=excluded.size, mtime_ns=excluded.mtime_ns, "
       "resume_offset=excluded.resume_offset, tail_hash=excluded.tail_hash, "
       "uid_validity=excluded.uid_validity, indexed_unix_ms=excluded.indexed_unix_ms, "
-      "anomalies=excluded.anomalies, final_scan=excluded.final_scan RETURNING id");
+      "anomalies=excluded.anomalies, final_scan=excluded.final_scan, "
+      "x_uidl_cutoff=excluded.x_uidl_cutoff RETURNING id");
   if (!up.ok()) return up.status();
   up->Bind(1, mb->path).Bind(2, mb->user).Bind(3, static_cast<int64_t>(mb->device));
   up->Bind(4, static_cast<int64_t>(mb->inode)).Bind(5, static_cast<int64_t>(mb->size));
@@ -213,6 +223,11 @@ absl::Status IndexStore::SaveScan(MailboxRecord* mb, uint64_t replace_from,
   }
   up->Bind(10, mb->indexed_unix_ms).Bind(11, static_cast<int64_t>(mb->anomalies));
   up->Bind(12, mb->final_scan ? 1 : 0);
+  if (mb->x_uidl_cutoff) {
+    up->Bind(13, static_cast<int64_t>(*mb->x_uidl_cutoff));
+  } else {
+    up->BindNull(13);
+  }
   absl::StatusOr<bool> row = up->Step();
   if (!row.ok()) return row.status();
   if (!*row) return absl::InternalError("mailbox upsert returned no id");

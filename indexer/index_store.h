@@ -24,7 +24,14 @@ namespace poplar::indexer {
 // 1: mailboxes, messages (accounts live in the same file, account_store.cc).
 // 2: expunge_plans (the redo journal's record, design §5), hidden_messages (deferred
 //    compaction).
-inline constexpr int kSchemaVersion = 2;
+// 3: mailboxes.x_uidl_cutoff (X-UIDL adopted only before it; NULL in rows of older indexes,
+//    read as their file size: everything indexed before the upgrade was indexed when X-UIDL
+//    was always adopted, and keeps its UIDL).
+inline constexpr int kSchemaVersion = 3;
+
+// MailboxRecord::x_uidl_cutoff of a mailbox indexed only while empty: its first content is
+// still the switch.
+inline constexpr uint64_t kXUidlCutoffPending = static_cast<uint64_t>(INT64_MAX);
 
 struct MailboxRecord {
   int64_t id = 0;
@@ -40,8 +47,13 @@ struct MailboxRecord {
   int64_t indexed_unix_ms = 0;
   uint32_t anomalies = 0;
   bool final_scan = false;  // the last scan saw no writer: its tail decisions were final
-  uint64_t messages = 0;    // maintained by SaveScan
-  uint64_t octets = 0;      // sum of the messages' octets, maintained by SaveScan
+  // Messages that start before this offset were in the mailbox when it was first indexed with
+  // content (the switch to Poplar) and may adopt X-UIDL (uidl.h); later deliveries may not. Set
+  // then; an expunge or rewrite that moves later messages below it lowers it (mailbox_indexer).
+  // kXUidlCutoffPending while only an empty file was seen.
+  std::optional<uint64_t> x_uidl_cutoff;
+  uint64_t messages = 0;  // maintained by SaveScan
+  uint64_t octets = 0;    // sum of the messages' octets, maintained by SaveScan
 };
 
 struct MessageRecord {

@@ -10,6 +10,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/util/log.h"
+#include "indexer/indexer_config.h"
 
 namespace poplar::indexer {
 namespace {
@@ -20,14 +21,6 @@ namespace {
 bool HasLock(const config::IndexerConfig& c, config::LockMethod m) {
   if (c.lock_methods_size() == 0) return m != config::LOCK_FLOCK;
   return std::find(c.lock_methods().begin(), c.lock_methods().end(), m) != c.lock_methods().end();
-}
-
-mbox::UidlOptions UidlFromConfig(const config::IndexerConfig& c) {
-  mbox::UidlOptions o;
-  o.scheme =
-      c.uidl().scheme() == "dovecot" ? mbox::UidlScheme::kDovecot : mbox::UidlScheme::kPoplar;
-  o.reuse_x_uidl = c.uidl().reuse_x_uidl();
-  return o;
 }
 
 lock::LockOptions LockOptionsFromConfig(const config::IndexerConfig& c) {

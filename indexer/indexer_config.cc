@@ -16,6 +16,34 @@
 namespace poplar::indexer {
 namespace {
 
+void ValidateUidl(const config::Uidl& u, const std::string& where, std::vector<std::string>* errs) {
+  if (u.scheme() != "poplar" && u.scheme() != "dovecot" && u.scheme() != "qpopper") {
+    errs->push_back(absl::StrCat(where,
+                                 ".scheme must be \"poplar\", \"dovecot\" or \"qpopper\" (got \"",
+                                 u.scheme(), "\")"));
+  }
+  if (u.has_qpopper() && u.scheme() != "qpopper") {
+    errs->push_back(absl::StrCat(where, ".qpopper is set but ", where, ".scheme is \"", u.scheme(),
+                                 "\" (it needs \"qpopper\")"));
+  }
+  if (u.trust_x_uidl() && !u.reuse_x_uidl()) {
+    errs->push_back(absl::StrCat(where, ".trust_x_uidl needs ", where, ".reuse_x_uidl"));
+  }
+}
+
+mbox::UidlOptions UidlOptionsFromProto(const config::Uidl& u) {
+  mbox::UidlOptions o;
+  o.scheme = u.scheme() == "dovecot"   ? mbox::UidlScheme::kDovecot
+             : u.scheme() == "qpopper" ? mbox::UidlScheme::kQpopper
+                                       : mbox::UidlScheme::kPoplar;
+  o.reuse_x_uidl = u.reuse_x_uidl();
+  o.trust_x_uidl = u.trust_x_uidl();
+  o.qpopper.old_style = u.qpopper().old_style_uid();
+  o.qpopper.server_mode = u.qpopper().server_mode();
+  o.qpopper.content_length = u.qpopper().content_length();
+  return o;
+}
+
 bool IsAbsoluteClean(std::string_view p) {
   if (p.empty() || p[0] != '/') return false;
   return p.find("/../") == std::string_view::npos && p.find("/./") == std::string_view::npos &&
@@ -119,9 +147,11 @@ absl::Status Validate(const config::IndexerConfig& c) {
   if (c.max_sessions_per_stream() < 1 || c.max_sessions_per_stream() > 1000000) {
     errs.push_back("max_sessions_per_stream must be within 1..1000000");
   }
-  if (c.uidl().scheme() != "poplar" && c.uidl().scheme() != "dovecot") {
-    errs.push_back(absl::StrCat("uidl.scheme must be \"poplar\" or \"dovecot\" (got \"",
-                                c.uidl().scheme(), "\")"));
+  ValidateUidl(c.uidl(), "uidl", &errs);
+  for (int i = 0; i < c.spools_size(); ++i) {
+    if (c.spools(i).has_uidl()) {
+      ValidateUidl(c.spools(i).uidl(), absl::StrCat("spools[", i, "].uidl"), &errs);
+    }
   }
   if (c.scram_iterations() < 4096 || c.scram_iterations() > 10000000) {
     errs.push_back("scram_iterations must be within 4096..10000000 (RFC 7677)");
@@ -177,6 +207,19 @@ absl::StatusOr<config::IndexerConfig> LoadIndexerConfig(const std::string& path)
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
   }
   return c;
+}
+
+mbox::UidlOptions UidlFromConfig(const config::IndexerConfig& c) {
+  mbox::UidlOptions site = UidlOptionsFromProto(c.uidl());
+  auto per_spool = std::make_shared<std::vector<mbox::SpoolUidlOptions>>();
+  for (const config::Spool& spool : c.spools()) {
+    if (!spool.has_uidl()) continue;
+    std::string dir = spool.directory();
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    per_spool->push_back({dir, UidlOptionsFromProto(spool.uidl())});
+  }
+  if (!per_spool->empty()) site.per_spool = std::move(per_spool);
+  return site;
 }
 
 }  // namespace poplar::indexer

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/mbox/uidl.h"
 #include "poplar/config.pb.h"
 
 namespace poplar::indexer {
@@ -17,6 +18,9 @@ void ApplyDefaults(config::IndexerConfig* c);
 
 // InvalidArgument listing every problem, or OK.
 absl::Status Validate(const config::IndexerConfig& c);
+
+// The UIDL options of the site and of every spool that has its own (spools.uidl).
+mbox::UidlOptions UidlFromConfig(const config::IndexerConfig& c);
 
 // Reads the text-format file, applies defaults and validates.
 absl::StatusOr<config::IndexerConfig> LoadIndexerConfig(const std::string& path);

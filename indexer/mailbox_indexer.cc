@@ -9,6 +9,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -61,7 +62,8 @@ struct ScanOutput {
 
 // Scans [start, size) in windows that double while a single message does not fit.
 absl::StatusOr<ScanOutput> ScanFile(int fd, const std::string& path, uint64_t start, uint64_t size,
-                                    bool final, size_t window, bool trust_content_length) {
+                                    bool final, size_t window, bool trust_content_length,
+                                    std::optional<mbox::QpopperUidlOptions> qpopper = {}) {
   ScanOutput out;
   out.resume_offset = start;
   std::string buf;
@@ -75,7 +77,8 @@ absl::StatusOr<ScanOutput> ScanFile(int fd, const std::string& path, uint64_t st
     mbox::ScanResult r =
         mbox::ScanMbox(buf, pos,
                        mbox::ScanOptions{.final = final && reaches_end,
-                                         .trust_content_length = trust_content_length});
+                                         .trust_content_length = trust_content_length,
+                                         .qpopper = qpopper});
     for (const mbox::Anomaly& a : r.anomalies) {
       if (a.kind == mbox::AnomalyKind::kLeadingGarbage && a.offset == start && start > 0) {
         out.garbage_at_start = true;
@@ -221,22 +224,30 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
     }
   }
 
+  const mbox::UidlOptions& uidl_options = mbox::UidlOptionsForPath(uidl_, path);
+  const std::optional<mbox::QpopperUidlOptions> qpopper = mbox::QpopperScanOptions(uidl_options);
   absl::StatusOr<ScanOutput> scan = ScanFile(fd.get(), path, start, size, /*final=*/!writer,
-                                             window_bytes_, trust_content_length_);
+                                             window_bytes_, trust_content_length_, qpopper);
   if (!scan.ok()) return scan.status();
   if (incremental && scan->garbage_at_start) {
     // What follows the resume point is not a new message: the last message grew, or the file
     // changed in a way the tail hash did not see. Re-index it all.
     incremental = false;
     start = 0;
-    scan = ScanFile(fd.get(), path, 0, size, !writer, window_bytes_, trust_content_length_);
+    scan =
+        ScanFile(fd.get(), path, 0, size, !writer, window_bytes_, trust_content_length_, qpopper);
     if (!scan.ok()) return scan.status();
   }
 
   MailboxRecord mb = rec ? *rec : MailboxRecord{};
   mb.path = path;
   if (!user.empty()) mb.user = user;
-  mbox::UidlAssigner assigner(uidl_);
+  mbox::UidlAssigner assigner(uidl_options);
+  // X-UIDL from strangers (uidl.h): only messages that were in the mailbox at its first index
+  // with content (the switch) may adopt it. Until then (no record yet, or only empty files
+  // seen: a mailbox created just now, still being written) everything counts.
+  const bool switch_pending = !rec || rec->x_uidl_cutoff == kXUidlCutoffPending;
+  const uint64_t cutoff = switch_pending ? UINT64_MAX : rec->x_uidl_cutoff.value_or(rec->size);
   std::vector<MessageRecord> records;
   records.reserve(scan->messages.size());
   for (const mbox::MessageInfo& m : scan->messages) records.push_back(ToRecord(m));
@@ -253,31 +264,59 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
       }
       return *used;
     });
-    for (size_t i = 0; i < records.size(); ++i)
-      records[i].uidl = assigner.Assign(scan->messages[i]);
+    // The tail from `start` was rescanned: if the file no longer reaches the cutoff, what lies
+    // there now was not in the mailbox at the switch (every message deleted, the tail
+    // rewritten), and adopts nothing.
+    if (!switch_pending && size < cutoff) mb.x_uidl_cutoff = std::min(cutoff, start);
+    const uint64_t adopt_below = mb.x_uidl_cutoff.value_or(cutoff);
+    for (size_t i = 0; i < records.size(); ++i) {
+      records[i].uidl = assigner.Assign(scan->messages[i], records[i].offset < adopt_below);
+    }
     if (!lookup_error.ok()) return lookup_error;
     outcome.kind = IndexOutcome::Kind::kAppended;
   } else {
     // Full re-index: a message whose exact bytes were indexed before keeps its UIDL.
-    std::map<std::string, std::deque<std::string>> old_uidls;
+    struct Old {
+      std::string uidl;
+      uint64_t offset;
+    };
+    std::map<std::string, std::deque<Old>> old_uidls;
+    // Messages delivered after the switch, by their UIDL digest (which leaves out Status: and
+    // the other headers mail programs rewrite): one whose flags were rewritten is still one.
+    std::set<std::string> after_switch_digests;
     if (rec) {
       absl::StatusOr<std::vector<MessageRecord>> old = store_->LoadMessages(rec->id);
       if (!old.ok()) return old.status();
-      for (const MessageRecord& o : *old) old_uidls[o.content_hash.Hex()].push_back(o.uidl);
+      for (const MessageRecord& o : *old) {
+        old_uidls[o.content_hash.Hex()].push_back({o.uidl, o.offset});
+        if (o.offset >= cutoff) after_switch_digests.insert(o.uidl_digest);
+      }
     }
     std::vector<bool> carried(records.size(), false);
+    // Where the mailbox's messages from before the switch end now: an expunge or a rewrite moves
+    // later deliveries down, and they must stay after the cutoff.
+    uint64_t new_cutoff = 0;
+    bool after_switch_seen = false;
     for (size_t i = 0; i < records.size(); ++i) {
       auto it = old_uidls.find(records[i].content_hash.Hex());
-      if (it == old_uidls.end() || it->second.empty()) continue;
-      records[i].uidl = it->second.front();
-      it->second.pop_front();
-      assigner.Reserve(records[i].uidl);
-      carried[i] = true;
+      if (it == old_uidls.end() || it->second.empty()) {
+        if (records[i].offset >= cutoff || after_switch_digests.count(records[i].uidl_digest)) {
+          after_switch_seen = true;
+        }
+      } else {
+        records[i].uidl = it->second.front().uidl;
+        if (it->second.front().offset >= cutoff) after_switch_seen = true;
+        it->second.pop_front();
+        assigner.Reserve(records[i].uidl);
+        carried[i] = true;
+      }
+      if (!after_switch_seen) new_cutoff = records[i].end_offset;
     }
+    mb.x_uidl_cutoff = std::min(cutoff, new_cutoff);
     for (size_t i = 0; i < records.size(); ++i) {
       if (!carried[i]) {
-        records[i].uidl = assigner.Assign(scan->messages[i]);
-      } else if (uidl_.scheme == mbox::UidlScheme::kDovecot && !assigner.uid_validity() &&
+        records[i].uidl = assigner.Assign(scan->messages[i], records[i].offset < *mb.x_uidl_cutoff);
+      } else if (uidl_options.scheme == mbox::UidlScheme::kDovecot && !assigner.uid_validity() &&
                  scan->messages[i].uid_validity) {
         assigner.SetUidValidity(*scan->messages[i].uid_validity);
       }
@@ -285,6 +324,11 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
     outcome.kind = rec ? IndexOutcome::Kind::kReindexed : IndexOutcome::Kind::kNew;
   }
 
+  if (switch_pending) {
+    // This is the switch: everything that starts before what this scan could decide was there.
+    const uint64_t seen = writer ? scan->resume_offset : size;
+    mb.x_uidl_cutoff = seen == 0 ? kXUidlCutoffPending : seen;
+  }
   absl::StatusOr<Hash128> tail = TailHash(fd.get(), scan->resume_offset, path);
   if (!tail.ok()) return tail.status();
   mb.device = st.st_dev;

@@ -76,8 +76,17 @@ std::string MailboxPathFor(const config::Spool& spool, const std::string& user) 
                           "/", user);
     case config::SPOOL_HOME:
       return absl::StrCat(dir, "/", user, "/", spool.home_mailbox());
+    case config::SPOOL_HASHED_QPOPPER:
+      return absl::StrCat(dir, "/", std::string(1, QpopperHashDir(user)), "/", user);
   }
   return std::string();
+}
+
+char QpopperHashDir(std::string_view user) {
+  // Qpopper's genpath.c method 1, including its arithmetic on (signed) C chars.
+  int seed = 0;
+  for (size_t i = 0; i < user.size() && i < 5; ++i) seed += static_cast<signed char>(user[i]);
+  return static_cast<char>(seed % 26 + 'a');
 }
 
 absl::StatusOr<std::unique_ptr<SpoolWatcher>> SpoolWatcher::Create(
@@ -90,6 +99,7 @@ absl::StatusOr<std::unique_ptr<SpoolWatcher>> SpoolWatcher::Create(
 int SpoolWatcher::LeafDepth(const config::Spool& spool) const {
   switch (spool.layout()) {
     case config::SPOOL_HASHED_1:
+    case config::SPOOL_HASHED_QPOPPER:
       return 1;
     case config::SPOOL_HASHED_2:
       return 2;

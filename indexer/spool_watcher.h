@@ -16,6 +16,7 @@
 #define POPLAR_INDEXER_SPOOL_WATCHER_H_
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -35,6 +36,9 @@ struct MailboxFile {
 
 // The mailbox path of `user` in a spool, per its layout; empty if the name cannot have one.
 std::string MailboxPathFor(const config::Spool& spool, const std::string& user);
+
+// The directory letter of Qpopper's `hash-spool = 1` for `user` (SPOOL_HASHED_QPOPPER).
+char QpopperHashDir(std::string_view user);
 
 // True for names that can be a mailbox in a spool directory: not a lock file, dotfile, editor
 // backup or temp file.

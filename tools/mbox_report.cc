@@ -114,9 +114,28 @@ absl::Status RunMboxReport(const MboxReportOptions& options, std::ostream& out) 
   if (absl::Status s = MappedFile::Open(options.path, &file); !s.ok()) return s;
   const std::string_view bytes = file.view();
 
-  mbox::ScanResult scan = mbox::ScanMbox(
-      bytes, 0,
-      mbox::ScanOptions{.final = true, .trust_content_length = options.trust_content_length});
+  mbox::ScanResult scan =
+      mbox::ScanMbox(bytes, 0,
+                     mbox::ScanOptions{.final = true,
+                                       .trust_content_length = options.trust_content_length,
+                                       .qpopper = mbox::QpopperScanOptions(options.uidl)});
+  if (options.qpopper_nonce_seed && options.uidl.scheme == mbox::UidlScheme::kQpopper) {
+    mbox::QpopperUidlOptions q = options.uidl.qpopper;
+    for (size_t i = 0; i < scan.messages.size(); ++i) {
+      mbox::MessageInfo& m = scan.messages[i];
+      q.nonce = *options.qpopper_nonce_seed + static_cast<int64_t>(i) + 1;
+      std::string_view header = bytes.substr(m.data_offset, m.header_length);
+      // Without the empty line that ends it (Qpopper hashes header lines only).
+      if (!header.empty() && header.back() == '\n') {
+        size_t cut = header.size() >= 2 && header[header.size() - 2] == '\r' ? 2 : 1;
+        if (header.size() == cut || header[header.size() - cut - 1] == '\n') {
+          header.remove_suffix(cut);
+        }
+      }
+      m.qpopper =
+          mbox::ComputeQpopperUidl(bytes.substr(m.offset, m.data_offset - m.offset), header, q);
+    }
+  }
   mbox::UidlAssigner assigner(options.uidl);
   std::vector<std::string> uidls;
   uidls.reserve(scan.messages.size());

@@ -4,6 +4,8 @@
 #ifndef POPLAR_TOOLS_MBOX_REPORT_H_
 #define POPLAR_TOOLS_MBOX_REPORT_H_
 
+#include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -18,6 +20,9 @@ struct MboxReportOptions {
   bool check = false;         // round-trip every message through the wire transform
   size_t check_chunk = 4096;  // transform in chunks of this size, as popd streams
   mbox::UidlOptions uidl;
+  // With the Qpopper scheme and update-status-headers: the session counter Qpopper's lock time
+  // seeded (message n hashes seed + n), to replay a known session.
+  std::optional<int64_t> qpopper_nonce_seed;
   bool trust_content_length = false;  // as poplar-indexer's default (config.proto)
 };
 

@@ -213,6 +213,8 @@ class Scanner {
     if (!from_line.empty() && from_line.back() == '\r') from_line.remove_suffix(1);
     digest_input_.append(from_line);
     digest_input_.push_back('\n');
+    from_line_end_ = from_end < n_ ? from_end + 1 : n_;
+    header_text_end_ = std::string_view::npos;
     current_volatile_ = false;
     content_length_.reset();
     content_length_ignored_ = false;
@@ -282,6 +284,7 @@ class Scanner {
         if (empty) {
           in_headers = false;
           header_end = nl + 1;
+          header_text_end_ = pos;
           if (content_length_ && options_.trust_content_length) {
             size_t p = header_end + *content_length_;
             size_t le = 0;
@@ -359,6 +362,11 @@ class Scanner {
     digest_input_.append(hasher_.body_digest().Bytes());
     Sha256Digest d = Sha256(digest_input_);
     m.uidl_digest = HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), 12));
+    if (options_.qpopper) {
+      const size_t header_text_end = std::min(header_text_end_, end);
+      m.qpopper = ComputeQpopperUidl(buf_.substr(q, from_line_end_ - q),
+                                     buf_.substr(data, header_text_end - data), *options_.qpopper);
+    }
     result_.messages.push_back(std::move(m));
   }
 
@@ -373,6 +381,8 @@ class Scanner {
   std::string digest_input_;
   ContentHasher hasher_;
   bool current_volatile_ = false;
+  size_t from_line_end_ = 0;    // one past the From_ line's "\n"
+  size_t header_text_end_ = 0;  // start of the empty line that ends the header (npos: none)
   std::optional<uint64_t> content_length_;
   bool content_length_ignored_ = false;
   uint64_t lf_ = 0;

@@ -41,6 +41,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/mbox/qpopper_uidl.h"
 #include "common/util/hash.h"
 
 namespace poplar::mbox {
@@ -51,6 +52,8 @@ struct ScanOptions {
   bool final = false;
   // Use Content-Length as described above; off means the From_ rule alone splits messages.
   bool trust_content_length = true;
+  // Also compute each message's Qpopper UIDL (MessageInfo::qpopper) with these options.
+  std::optional<QpopperUidlOptions> qpopper = std::nullopt;
 };
 
 struct MessageInfo {
@@ -75,6 +78,7 @@ struct MessageInfo {
   std::string x_uidl;                    // first valid X-UIDL: value (Qpopper), else empty
   std::optional<uint32_t> x_uid;         // X-UID: (Dovecot / UW IMAP)
   std::optional<uint32_t> uid_validity;  // first number of X-IMAPbase: / X-IMAP:
+  QpopperUidl qpopper = {};              // only with ScanOptions::qpopper
 
   uint64_t length() const { return end_offset - data_offset; }
   uint64_t body_offset() const { return data_offset + header_length; }

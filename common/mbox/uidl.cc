@@ -20,7 +20,28 @@ bool UidlAssigner::TryTake(const std::string& candidate) {
   return true;
 }
 
-std::string UidlAssigner::Assign(const MessageInfo& m) {
+const UidlOptions& UidlOptionsForPath(const UidlOptions& site, std::string_view path) {
+  if (site.per_spool == nullptr) return site;
+  for (const SpoolUidlOptions& s : *site.per_spool) {
+    if (path.size() > s.directory.size() && path.substr(0, s.directory.size()) == s.directory &&
+        path[s.directory.size()] == '/') {
+      return s.options;
+    }
+  }
+  return site;
+}
+
+std::optional<QpopperUidlOptions> QpopperScanOptions(const UidlOptions& options) {
+  if (options.scheme != UidlScheme::kQpopper) return std::nullopt;
+  return options.qpopper;
+}
+
+std::string UidlAssigner::Assign(const MessageInfo& m, bool switched_before) {
+  const bool adopt = options_.reuse_x_uidl && (switched_before || options_.trust_x_uidl);
+  if (options_.scheme == UidlScheme::kQpopper) {
+    if (adopt && !m.qpopper.x_uidl.empty() && TryTake(m.qpopper.x_uidl)) return m.qpopper.x_uidl;
+    return TakeOrSuffix(m.qpopper.generated);
+  }
   if (options_.scheme == UidlScheme::kDovecot) {
     if (!uid_validity_ && m.uid_validity) uid_validity_ = m.uid_validity;
     if (m.x_uid && uid_validity_) {
@@ -28,13 +49,17 @@ std::string UidlAssigner::Assign(const MessageInfo& m) {
       if (TryTake(candidate)) return candidate;
     }
   }
-  if (options_.reuse_x_uidl && !m.x_uidl.empty() && TryTake(m.x_uidl)) return m.x_uidl;
-  if (TryTake(m.uidl_digest)) return m.uidl_digest;
+  if (adopt && !m.x_uidl.empty() && TryTake(m.x_uidl)) return m.x_uidl;
+  return TakeOrSuffix(m.uidl_digest);
+}
+
+std::string UidlAssigner::TakeOrSuffix(const std::string& base) {
+  if (TryTake(base)) return base;
   // Remember where the search stopped so that k identical messages cost O(k), not O(k^2).
-  uint64_t& k = next_suffix_[m.uidl_digest];
+  uint64_t& k = next_suffix_[base];
   if (k < 2) k = 2;
   for (;; ++k) {
-    std::string candidate = absl::StrCat(m.uidl_digest, "-", k);
+    std::string candidate = absl::StrCat(base, "-", k);
     if (TryTake(candidate)) return candidate;
   }
 }

@@ -58,6 +58,12 @@ TEST(SpoolWatcher, MailboxNamesAndPaths) {
   EXPECT_EQ(MailboxPathFor(MakeSpool("/s", config::SPOOL_HASHED_1), "alice"), "/s/a/alice");
   EXPECT_EQ(MailboxPathFor(MakeSpool("/s", config::SPOOL_HASHED_2), "alice"), "/s/a/l/alice");
   EXPECT_EQ(MailboxPathFor(MakeSpool("/s", config::SPOOL_HASHED_2), "b"), "/s/b/b/b");
+  // Qpopper's hash-spool = 1: 'a' + (sum of the first five bytes) mod 26 (genpath.c method 1).
+  const config::Spool qpopper = MakeSpool("/s", config::SPOOL_HASHED_QPOPPER);
+  EXPECT_EQ(MailboxPathFor(qpopper, "alice"), "/s/q/alice");                  // 510 % 26 = 16
+  EXPECT_EQ(MailboxPathFor(qpopper, "bob"), "/s/v/bob");                      // 307 % 26 = 21
+  EXPECT_EQ(MailboxPathFor(qpopper, "x"), "/s/q/x");                          // 120 % 26 = 16
+  EXPECT_EQ(MailboxPathFor(qpopper, "averylongname"), "/s/f/averylongname");  // "avery": 551
   config::Spool home = MakeSpool("/home", config::SPOOL_HOME);
   EXPECT_EQ(MailboxPathFor(home, "alice"), "/home/alice/Mail/inbox");
   EXPECT_EQ(MailboxPathFor(home, ".."), "");

@@ -44,6 +44,14 @@ Commands:
   status                the indexer's counters: mailboxes, messages, index lag, sessions
   help                  this text
 
+Migration (no indexer needed; first on the command line; MIGRATING.md):
+  migrate check --from qpopper|dovecot [--spool DIR] [--old-style-uid] [--server-mode]
+                [--no-content-length] [--json] [SPOOL_DIR|MBOX|USER ...]
+                        per mailbox, how many UIDLs would change under that scheme (exit 4 if any)
+  migrate config QPOPPER_CONFIG [QPOPPER_FLAGS...]
+                        Poplar's indexer and popd configs for a Qpopper site, and every option
+                        with no equivalent and why
+
 Options:
   --socket PATH         the indexer's unix socket (default /run/poplar/indexer.sock)
   --address HOST:PORT   the indexer's TCP address instead of the socket
@@ -53,7 +61,7 @@ Options:
 
 Exit status: 0 ok; 1 the indexer refused the request (no such user, already exists, invalid
 argument, ...); 2 usage error; 3 the indexer is unreachable, unavailable or did not answer in
-time; 4 verify found problems.
+time; 4 verify found problems (migrate check: some UIDL would change).
 )";
 
 struct VerbSpec {

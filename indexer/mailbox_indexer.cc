@@ -302,7 +302,7 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
   // old entries: a message indexed before must not vanish during the next delivery.
   const uint64_t replace_to = writer ? scan->resume_offset : UINT64_MAX;
   if (absl::Status s = store_->SaveScan(&mb, start, records, replace_to); !s.ok()) return s;
-  if (incremental && !records.empty()) {
+  if (incremental && !writer && !records.empty()) {
     metrics::IndexerDeliveryLag(absl::ToDoubleSeconds(absl::Now() - absl::FromUnixNanos(mtime_ns)));
   }
 

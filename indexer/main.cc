@@ -9,6 +9,7 @@
 #include <iostream>
 #include <string>
 
+#include "absl/strings/str_join.h"
 #include "common/config/effective.h"
 #include "common/daemon/daemon_main.h"
 #include "common/daemon/sd_notify.h"
@@ -16,6 +17,32 @@
 #include "common/util/malloc_tuning.h"
 #include "indexer/daemon.h"
 #include "indexer/indexer_config.h"
+#include "indexer/reload.h"
+
+namespace {
+
+// SIGHUP: the file again; what a running indexer takes applies now (indexer/reload.h), the rest
+// is named as needing a restart. A file that does not load or validate changes nothing.
+void Reload(const std::string& path, poplar::config::IndexerConfig* running) {
+  absl::StatusOr<poplar::config::IndexerConfig> next = poplar::indexer::LoadIndexerConfig(path);
+  if (!next.ok()) {
+    poplar::log::Warning("SIGHUP: keeping the running configuration: ", next.status().message());
+    return;
+  }
+  const poplar::indexer::ReloadPlan plan = poplar::indexer::PlanReload(*running, *next);
+  if (!plan.need_restart.empty()) {
+    poplar::log::Warning("SIGHUP: changed, needs a restart: ",
+                         absl::StrJoin(plan.need_restart, ", "));
+  }
+  poplar::log::SetMinLevel(*poplar::log::ParseLevel(next->log().level()));  // validated
+  running->mutable_log()->set_level(next->log().level());
+  poplar::log::Info("SIGHUP: configuration reloaded",
+                    plan.applied.empty()
+                        ? ""
+                        : absl::StrCat(" (applied: ", absl::StrJoin(plan.applied, ", "), ")"));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   poplar::TuneMallocForLargeSnapshots();
@@ -62,6 +89,7 @@ int main(int argc, char** argv) {
   }
   const int sig = poplar::daemon::WaitForStop(
       [&] {
+        Reload(line.config_path, &*config);
         if (absl::Status s = (*daemon)->indexer()->RescanAll(); !s.ok()) {
           poplar::log::Warning("rescan: ", s);
         }

@@ -107,6 +107,7 @@ absl::StatusOr<v1::CommitResult> ExpungeCoordinator::Expunge(const std::string& 
                                                              const v1::Snapshot& snap,
                                                              const std::vector<size_t>& deleted,
                                                              lock::MailboxLock held) {
+  const metrics::ExpungeInProgress in_progress(mailbox);  // poplarctl status lists it
   Timings t;
   t.start = absl::Now();
   absl::StatusOr<Verified> v = Verify(mailbox, snap, deleted, held.fd());

@@ -1,12 +1,17 @@
 #include "common/metrics/metrics.h"
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <exception>
+#include <list>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/net/ip_address.h"
 #include "common/util/host_port.h"
 #include "common/util/strings.h"
@@ -165,6 +170,17 @@ struct Catalog {
                           .Register(*registry)
                           .Add({{"version", POPLAR_VERSION}});
 
+  // The Status totals (prometheus-cpp's values are doubles; these are exact).
+  const int64_t started_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count();
+  std::atomic<uint64_t> deliveries{0};
+  std::atomic<uint64_t> expunges{0};
+  std::atomic<uint64_t> refusals{0};
+  std::atomic<uint64_t> rescans{0};
+  absl::Mutex expunging_mu;
+  std::list<std::string> expunging ABSL_GUARDED_BY(expunging_mu);
+
   Catalog() {
     build_info.Set(1);
     // Series that exist from the start, so a dashboard and rate() see zeros, not gaps.
@@ -253,19 +269,57 @@ void PopdTlsHandshake(std::string_view kind, bool ok) {
 }
 void PopdConnectionAccepted() { Get().popd_accepted.Increment(); }
 
-void IndexerDeliveryLag(double seconds) { Get().indexer_lag.Observe(seconds < 0 ? 0 : seconds); }
-void IndexerRescan() { Get().indexer_rescans.Increment(); }
+void IndexerDeliveryLag(double seconds) {
+  Get().indexer_lag.Observe(seconds < 0 ? 0 : seconds);
+  Get().deliveries.fetch_add(1);
+}
+void IndexerRescan() {
+  Get().indexer_rescans.Increment();
+  Get().rescans.fetch_add(1);
+}
 void IndexerInotifyOverflow() { Get().indexer_overflows.Increment(); }
 void IndexerExpunge(double seconds, uint64_t bytes_rewritten, uint32_t messages_deleted) {
   Catalog& c = Get();
   c.expunge_duration.Observe(seconds);
   c.expunge_bytes.Increment(static_cast<double>(bytes_rewritten));
   c.expunge_messages.Increment(messages_deleted);
+  c.expunges.fetch_add(1);
 }
 void IndexerExpungeRefused(std::string_view reason) {
   constexpr std::array<std::string_view, 5> kReasons = {"locked", "changed", "in_use", "invalid",
                                                         "error"};
   Get().expunge_refusals.Add({{"reason", std::string(Known(kReasons, reason))}}).Increment();
+  Get().refusals.fetch_add(1);
+}
+
+IndexerTotals IndexerTotalsNow() {
+  Catalog& c = Get();
+  IndexerTotals t;
+  t.started_unix_ms = c.started_unix_ms;
+  t.deliveries_indexed = c.deliveries.load();
+  t.expunges = c.expunges.load();
+  t.expunge_refusals = c.refusals.load();
+  t.rescans = c.rescans.load();
+  absl::MutexLock lock(&c.expunging_mu);
+  t.expunging.assign(c.expunging.begin(), c.expunging.end());
+  return t;
+}
+
+ExpungeInProgress::ExpungeInProgress(std::string mailbox) : mailbox_(std::move(mailbox)) {
+  Catalog& c = Get();
+  absl::MutexLock lock(&c.expunging_mu);
+  c.expunging.push_back(mailbox_);
+}
+
+ExpungeInProgress::~ExpungeInProgress() {
+  Catalog& c = Get();
+  absl::MutexLock lock(&c.expunging_mu);
+  for (auto it = c.expunging.begin(); it != c.expunging.end(); ++it) {
+    if (*it == mailbox_) {
+      c.expunging.erase(it);
+      break;
+    }
+  }
 }
 void IndexerExpungeRecovery(std::string_view outcome) {
   constexpr std::array<std::string_view, 4> kOutcomes = {"replayed", "rejected", "busy", "failed"};

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -68,6 +69,28 @@ void IndexerExpungeRefused(std::string_view reason);
 void IndexerExpungeRecovery(std::string_view outcome);
 // A gRPC call the indexer answered with a non-OK status; `method` is the short method name.
 void IndexerGrpcError(std::string_view method, std::string_view code);
+// Totals since the process started and the expunges running now, for the Admin API's Status
+// (poplarctl status) as much as for Prometheus.
+struct IndexerTotals {
+  int64_t started_unix_ms = 0;
+  uint64_t deliveries_indexed = 0;  // observations of the delivery lag
+  uint64_t expunges = 0;
+  uint64_t expunge_refusals = 0;
+  uint64_t rescans = 0;
+  std::vector<std::string> expunging;  // mailboxes being compacted now, oldest first
+};
+IndexerTotals IndexerTotalsNow();
+// Marks `mailbox` as being expunged for its lifetime (one line at the top of an expunge).
+class ExpungeInProgress {
+ public:
+  explicit ExpungeInProgress(std::string mailbox);
+  ~ExpungeInProgress();
+  ExpungeInProgress(const ExpungeInProgress&) = delete;
+  ExpungeInProgress& operator=(const ExpungeInProgress&) = delete;
+
+ private:
+  std::string mailbox_;
+};
 // The indexer gauges, read at scrape time.
 struct IndexerGauges {
   uint64_t mailboxes = 0;

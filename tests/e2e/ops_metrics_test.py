@@ -97,6 +97,21 @@ def body(env, c):
         f"\0alice\0{PASSWORD}".encode()).decode())
     in_use = h.login_reply(port, "alice", PASSWORD)
     c.check("second login gets [IN-USE]", b"[IN-USE]" in in_use, in_use)
+    # poplarctl while alice's session is open: the one-screen status, sessions list filters.
+    r = env.indexer.ctl("status")
+    c.check("status: one session open, alice's mailbox busiest and in session",
+            r.returncode == 0 and "sessions    1 open" in r.stdout
+            and re.search(r"^\S+/alice +alice +4 +\d+ +yes$", r.stdout, re.M) is not None
+            and "expunges    1 (" in r.stdout and "expunging   none" in r.stdout, r.stdout)
+    for args, want in ((["--user", "alice"], 1), (["--user", "bob"], 0),
+                       (["--client", "127.0.0."], 1), (["--client", "10."], 0),
+                       (["--older-than", "3600"], 0)):
+        r = env.indexer.ctl("--json", "sessions", "list", *args)
+        got = len(__import__("json").loads(r.stdout).get("sessions", [])) if r.returncode == 0 else -1
+        c.check(f"sessions list {' '.join(args)}: {want}", got == want, r.stdout + r.stderr)
+    js = __import__("json").loads(env.indexer.ctl("--json", "status").stdout)
+    c.check("status --json: expunges and start time", js.get("expunges") == "1"
+            and int(js.get("started_unix_ms", 0)) > 0 and js.get("expunging") == [], js)
     held.quit()
 
     # 3. A delivery (the lag histogram: exactly one more observation; genmbox's own writing may

@@ -15,7 +15,7 @@ import poplar_harness as h  # noqa: E402
 
 USERS = 4
 THREADS = 6
-SESSIONS_PER_THREAD = 12
+SESSIONS_PER_THREAD = 30
 
 
 def body(env, c):
@@ -65,11 +65,11 @@ def body(env, c):
         f.write('log { level: "info" }\n')
     with open(env.indexer.config, "a") as f:
         f.write('log { level: "warning" }\nlock_timeout_ms: 9000\n')
-    while any(t.is_alive() for t in threads) and hups < 40:
+    while any(t.is_alive() for t in threads) and hups < 100:
         env.popd.proc.send_signal(signal.SIGHUP)
         env.indexer.proc.send_signal(signal.SIGHUP)
         hups += 1
-        time.sleep(0.05)
+        time.sleep(0.02)
     for t in threads:
         t.join()
     c.check(f"{hups} SIGHUPs to each daemon while sessions ran", hups >= 5, hups)

@@ -58,8 +58,8 @@ unshare -n bash /tmp/run.sh
 check "curl pop3 RETR 1 read the message" grep -q "first message body" /tmp/retr.txt
 check "curl pop3s LIST" grep -q "^1 " /tmp/list.txt
 check "indexer metrics answered" grep -q "poplar_indexer_mailboxes 1" /tmp/ix.metrics
-check "popd metrics: one login by USER" grep -q 'poplar_popd_logins_total{mechanism="USER"} 1' /tmp/pd.metrics
-check "popd session log line" grep -q "session user=alice client=127.0.0.1 tls=none mech=USER retrieved=1" /tmp/popd.log
+check "popd metrics: curl's two logins (SASL PLAIN)" grep -q 'poplar_popd_logins_total{mechanism="PLAIN"} 2' /tmp/pd.metrics
+check "popd session log line" grep -q "session user=alice client=127.0.0.1 tls=none mech=PLAIN retrieved=1" /tmp/popd.log
 check "poplarctl added an account" sh -c 'grep -aq carol /var/lib/poplar/index.sqlite*'
 cat /tmp/indexer.log /tmp/popd.log | sed 's/^/      log: /' | head -20
 

@@ -249,6 +249,7 @@ class Popd:
                 m = self.LISTENING.search(out)
                 if m:
                     self.port = int(m.group(2))
+                    self.banner = out  # what popd printed at start (metrics port, ...)
                     return
             elif self.proc.poll() is not None:
                 break

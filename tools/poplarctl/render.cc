@@ -200,6 +200,100 @@ std::string StatusText(const v1::IndexerStatus& status) {
   });
 }
 
+namespace {
+
+std::string Age(int64_t ms) {
+  const int64_t s = std::max<int64_t>(0, ms / 1000);
+  if (s < 60) return absl::StrCat(s, "s");
+  if (s < 3600) return absl::StrCat(s / 60, "m", s % 60, "s");
+  if (s < 86400) return absl::StrCat(s / 3600, "h", (s % 3600) / 60, "m");
+  return absl::StrCat(s / 86400, "d", (s % 86400) / 3600, "h");
+}
+
+std::string Rate(uint64_t n, int64_t seconds) {
+  if (seconds <= 0) return absl::StrCat(n);
+  return absl::StrFormat("%d (%.2f/s)", n, static_cast<double>(n) / static_cast<double>(seconds));
+}
+
+}  // namespace
+
+std::string StatusScreen(const v1::IndexerStatus& status, const v1::SessionList& sessions,
+                         const v1::MailboxList& mailboxes, int64_t now_unix_ms) {
+  constexpr size_t kShown = 10;
+  const int64_t up_s =
+      status.started_unix_ms() > 0 ? (now_unix_ms - status.started_unix_ms()) / 1000 : 0;
+  std::string expunging;
+  for (const std::string& m : status.expunging()) {
+    absl::StrAppend(&expunging, expunging.empty() ? "" : ", ", m);
+  }
+  std::string out = KeyValues({
+      {"indexer", absl::StrCat(status.version().empty() ? "-" : status.version(),
+                               status.started_unix_ms() > 0
+                                   ? absl::StrCat(", up ", Age(up_s * 1000), " (since ",
+                                                  FormatUnixMillis(status.started_unix_ms()), ")")
+                                   : "")},
+      {"index", absl::StrCat(Plural(status.mailboxes(), "mailbox", "mailboxes"), ", ",
+                             Plural(status.messages(), "message", "messages"), ", ",
+                             Plural(status.bytes(), "byte", "bytes"))},
+      {"lag", absl::StrCat(status.index_lag_ms(), " ms; last rescan ",
+                           FormatUnixMillis(status.last_rescan_unix_ms()))},
+      {"deliveries", Rate(status.deliveries_indexed(), up_s)},
+      {"expunges",
+       absl::StrCat(Rate(status.expunges(), up_s), ", ", status.expunge_refusals(), " refused")},
+      {"expunging", expunging.empty() ? "none" : expunging},
+      {"sessions", absl::StrCat(status.sessions(), " open")},
+  });
+  // The oldest sessions first: the ones an operator asks about.
+  std::vector<const v1::SessionInfo*> open;
+  for (const v1::SessionInfo& s : sessions.sessions()) open.push_back(&s);
+  std::sort(open.begin(), open.end(), [](const v1::SessionInfo* a, const v1::SessionInfo* b) {
+    return a->started_unix_ms() < b->started_unix_ms();
+  });
+  if (!open.empty()) {
+    Table table({{"SESSION"}, {"USER"}, {"CLIENT"}, {"FRONT END"}, {"AGE", true}});
+    for (size_t i = 0; i < open.size() && i < kShown; ++i) {
+      const v1::SessionInfo& s = *open[i];
+      table.AddRow({s.session_id(), s.user(), s.client_address(), s.front_end(),
+                    Age(now_unix_ms - s.started_unix_ms())});
+    }
+    absl::StrAppend(&out, "\n", table.Render());
+    if (open.size() > kShown) absl::StrAppend(&out, "(", open.size() - kShown, " more)\n");
+  }
+  std::vector<const v1::MailboxSummary*> busiest;
+  for (const v1::MailboxSummary& m : mailboxes.mailboxes()) busiest.push_back(&m);
+  std::sort(busiest.begin(), busiest.end(),
+            [](const v1::MailboxSummary* a, const v1::MailboxSummary* b) {
+              return a->octets() != b->octets() ? a->octets() > b->octets() : a->path() < b->path();
+            });
+  if (!busiest.empty()) {
+    Table table(
+        {{"BUSIEST MAILBOX"}, {"USER"}, {"MESSAGES", true}, {"BYTES", true}, {"IN SESSION"}});
+    for (size_t i = 0; i < busiest.size() && i < kShown / 2; ++i) {
+      const v1::MailboxSummary& m = *busiest[i];
+      bool in_session = false;
+      for (const v1::SessionInfo& s : sessions.sessions()) in_session |= s.mailbox() == m.path();
+      table.AddRow({m.path(), m.user().empty() ? "-" : m.user(), absl::StrCat(m.messages()),
+                    absl::StrCat(m.octets()), in_session ? "yes" : ""});
+    }
+    absl::StrAppend(&out, "\n", table.Render());
+  }
+  return out;
+}
+
+v1::SessionList FilterSessions(const v1::SessionList& sessions, const SessionFilter& filter,
+                               int64_t now_unix_ms) {
+  v1::SessionList out;
+  for (const v1::SessionInfo& s : sessions.sessions()) {
+    if (!filter.user.empty() && s.user() != filter.user) continue;
+    if (!filter.front_end.empty() && s.front_end() != filter.front_end) continue;
+    if (!filter.client.empty() && s.client_address().rfind(filter.client, 0) != 0) continue;
+    if (filter.older_than_s > 0 && now_unix_ms - s.started_unix_ms() < filter.older_than_s * 1000)
+      continue;
+    *out.add_sessions() = s;
+  }
+  return out;
+}
+
 std::string VerifyText(const v1::VerifyReply& reply) {
   std::string out;
   if (!reply.problems().empty()) {

@@ -361,9 +361,9 @@ TEST_F(AccountStoreTest, RejectsUnrecognisedCryptHashes) {
 }
 
 TEST(AccountUserNameTest, ValidNames) {
-  for (const char* ok : {"a", "alice", "bob.smith", "bob_smith", "bob-smith", "bob+pop", "a.b.c",
-                         "0", "123", "_x", "+x", "x.", "x-", "a-.b", "alice@example.org",
-                         "a@b", "bob.smith+pop@mail.example.org"}) {
+  for (const char* ok :
+       {"a", "alice", "bob.smith", "bob_smith", "bob-smith", "bob+pop", "a.b.c", "0", "123", "_x",
+        "+x", "x.", "x-", "a-.b", "alice@example.org", "a@b", "bob.smith+pop@mail.example.org"}) {
     EXPECT_TRUE(sasl::IsValidUserName(ok)) << ok;
   }
   EXPECT_TRUE(sasl::IsValidUserName(std::string(64, 'a')));

@@ -12,10 +12,6 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto libabsl-dev
   libsqlite3-dev sqlite3 libssl-dev openssl libxxhash-dev libpam0g-dev libcrypt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  # Prometheus metrics endpoint of the daemons (issue 14)
-  prometheus-cpp-dev
-  # promtool (checks deploy/prometheus/poplar-rules.yml) and the rule test's YAML parser
-  prometheus python3-yaml
   # test drivers and real POP3 clients / MDAs used by end-to-end and fault-injection tests
   python3 curl fetchmail mpop getmail6 procmail liblockfile-bin procps iproute2
 )

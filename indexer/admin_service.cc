@@ -1,6 +1,5 @@
 #include "indexer/admin_service.h"
 
-#include "common/metrics/metrics.h"
 #include "indexer/grpc_status.h"
 
 namespace poplar::indexer {
@@ -74,16 +73,7 @@ grpc::Status AdminService::EndSession(grpc::ServerContext*, const v1::EndSession
 }
 
 grpc::Status AdminService::Status(grpc::ServerContext*, const v1::Empty*, v1::IndexerStatus* out) {
-  grpc::Status status = Reply(indexer_->Status(), out);
-  if (!status.ok()) return status;
-  const metrics::IndexerTotals t = metrics::IndexerTotalsNow();
-  out->set_started_unix_ms(t.started_unix_ms);
-  out->set_deliveries_indexed(t.deliveries_indexed);
-  out->set_expunges(t.expunges);
-  out->set_expunge_refusals(t.expunge_refusals);
-  out->set_rescans(t.rescans);
-  for (const std::string& m : t.expunging) out->add_expunging(m);
-  return status;
+  return Reply(indexer_->Status(), out);
 }
 
 }  // namespace poplar::indexer

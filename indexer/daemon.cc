@@ -1,7 +1,6 @@
 #include "indexer/daemon.h"
 
 #include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/support/server_interceptor.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -44,67 +43,6 @@ absl::Status PrepareSocketPath(const std::string& path,
     }
   }
   return absl::OkStatus();
-}
-
-// gRPC status codes as the metric's label (grpc::StatusCode names, as grpc_status_code_to_string
-// would write them).
-std::string_view CodeName(grpc::StatusCode code) {
-  static constexpr std::string_view kNames[] = {"OK",
-                                                "CANCELLED",
-                                                "UNKNOWN",
-                                                "INVALID_ARGUMENT",
-                                                "DEADLINE_EXCEEDED",
-                                                "NOT_FOUND",
-                                                "ALREADY_EXISTS",
-                                                "PERMISSION_DENIED",
-                                                "RESOURCE_EXHAUSTED",
-                                                "FAILED_PRECONDITION",
-                                                "ABORTED",
-                                                "OUT_OF_RANGE",
-                                                "UNIMPLEMENTED",
-                                                "INTERNAL",
-                                                "UNAVAILABLE",
-                                                "DATA_LOSS",
-                                                "UNAUTHENTICATED"};
-  const int i = static_cast<int>(code);
-  return i >= 0 && i < static_cast<int>(std::size(kNames)) ? kNames[i] : "UNKNOWN";
-}
-
-// Counts every call the indexer answers with an error (poplar_indexer_grpc_errors_total), by
-// method ("/poplar.v1.Maildrop/Sessions" -> "Sessions") and code, without touching the
-// services: gRPC's server interceptors see the status each call sends.
-class ErrorCounter final : public grpc::experimental::Interceptor {
- public:
-  explicit ErrorCounter(grpc::experimental::ServerRpcInfo* info) {
-    const std::string_view m = info->method() != nullptr ? info->method() : "";
-    method_ = std::string(m.substr(m.rfind('/') == std::string_view::npos ? 0 : m.rfind('/') + 1));
-  }
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(
-            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const grpc::Status status = methods->GetSendStatus();
-      if (!status.ok()) metrics::IndexerGrpcError(method_, CodeName(status.error_code()));
-    }
-    methods->Proceed();
-  }
-
- private:
-  std::string method_;
-};
-
-class ErrorCounterFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
- public:
-  grpc::experimental::Interceptor* CreateServerInterceptor(
-      grpc::experimental::ServerRpcInfo* info) override {
-    return new ErrorCounter(info);
-  }
-};
-
-std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-ErrorCounters() {
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> v;
-  v.push_back(std::make_unique<ErrorCounterFactory>());
-  return v;
 }
 
 }  // namespace
@@ -172,7 +110,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::IndexerConfi
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
     builder.SetMaxReceiveMessageSize(4 << 20);
     builder.SetMaxSendMessageSize(256 << 20);  // a snapshot of a very large mailbox
-    builder.experimental().SetInterceptorCreators(ErrorCounters());
   };
   const std::string& sock = config.listen().unix_socket();
   if (!sock.empty()) {
@@ -205,23 +142,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::IndexerConfi
     if (::chmod(sock.c_str(), 0660) != 0) {
       return ErrnoToStatus(errno, absl::StrCat("chmod ", sock));
     }
-  }
-  if (config.has_metrics()) {
-    Indexer* idx_raw = d->indexer_.get();
-    absl::StatusOr<std::unique_ptr<metrics::Endpoint>> endpoint =
-        metrics::Endpoint::StartIndexer(config.metrics().listen_address(), [idx_raw] {
-          metrics::IndexerGauges g;
-          absl::StatusOr<v1::IndexerStatus> st = idx_raw->Status();
-          if (!st.ok()) return g;  // a scrape during a database error: the gauges stay put
-          g.mailboxes = st->mailboxes();
-          g.messages = st->messages();
-          g.bytes = st->bytes();
-          g.sessions = st->sessions();
-          g.index_lag_seconds = static_cast<double>(st->index_lag_ms()) / 1000.0;
-          return g;
-        });
-    if (!endpoint.ok()) return endpoint.status();
-    d->metrics_ = *std::move(endpoint);
   }
   d->stop_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!d->stop_fd_.valid()) return absl::InternalError("eventfd failed");
@@ -275,7 +195,6 @@ void Daemon::EventLoop() {
 
 void Daemon::Shutdown(absl::Duration grace) {
   if (stopped_.exchange(true)) return;
-  metrics_.reset();  // no scrape reads the indexer from here on
   uint64_t one = 1;
   if (::write(stop_fd_.get(), &one, sizeof one) < 0) {
     // The loop also checks stopped_ at every wake-up; the reconcile timer wakes it at worst.

@@ -14,7 +14,6 @@
 
 #include "absl/status/statusor.h"
 #include "common/daemon/grpc_library_scope.h"
-#include "common/metrics/metrics.h"
 #include "common/util/unique_fd.h"
 #include "indexer/admin_service.h"
 #include "indexer/indexer.h"
@@ -33,8 +32,7 @@ class Daemon {
 
   Indexer* indexer() { return indexer_.get(); }
   grpc::Server* server() { return server_.get(); }
-  int tcp_port() const { return tcp_port_; }                            // 0 when TCP is off
-  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }  // 0 when off
+  int tcp_port() const { return tcp_port_; }  // 0 when TCP is off
 
  private:
   explicit Daemon(config::IndexerConfig config) : config_(std::move(config)) {}
@@ -54,9 +52,6 @@ class Daemon {
   std::unique_ptr<MaildropService> tcp_maildrop_;
   std::unique_ptr<grpc::Server> tcp_server_;
   int tcp_port_ = 0;
-  // The Prometheus endpoint (config metrics); its scrapes read the indexer, so it is stopped
-  // first (Shutdown) and declared after indexer_.
-  std::unique_ptr<metrics::Endpoint> metrics_;
   UniqueFd stop_fd_;  // eventfd that wakes the event thread for shutdown
   std::thread events_;
   std::atomic<bool> stopped_{false};

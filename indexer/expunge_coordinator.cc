@@ -9,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/mbox/snapshot_codec.h"
-#include "common/metrics/metrics.h"
 #include "common/util/errno_status.h"
 #include "common/util/log.h"
 #include "common/util/strings.h"
@@ -21,14 +20,12 @@ namespace {
 // The one refusal of an expunge: logged, and UNAVAILABLE (popd: -ERR [SYS/TEMP]).
 absl::Status Refuse(const std::string& mailbox, std::string_view why) {
   log::Warning("expunge ", mailbox, ": nothing deleted: ", why);
-  metrics::IndexerExpungeRefused("changed");
   return absl::UnavailableError(absl::StrCat(Absl(why), "; nothing deleted"));
 }
 
 // A refused mailbox file (symlink, owner, ...): FailedPrecondition as it is, logged.
 absl::Status Refused(absl::Status s) {
   log::Warning("expunge: nothing deleted: ", s.message());
-  metrics::IndexerExpungeRefused("invalid");
   return s;
 }
 
@@ -107,7 +104,6 @@ absl::StatusOr<v1::CommitResult> ExpungeCoordinator::Expunge(const std::string& 
                                                              const v1::Snapshot& snap,
                                                              const std::vector<size_t>& deleted,
                                                              lock::MailboxLock held) {
-  const metrics::ExpungeInProgress in_progress(mailbox);  // poplarctl status lists it
   Timings t;
   t.start = absl::Now();
   absl::StatusOr<Verified> v = Verify(mailbox, snap, deleted, held.fd());
@@ -121,7 +117,6 @@ absl::StatusOr<v1::CommitResult> ExpungeCoordinator::Expunge(const std::string& 
     absl::Status r = Recover(mailbox);
     log::Error("expunge ", mailbox, " failed: ", plan_id.status(),
                r.ok() ? "" : absl::StrCat("; recovery pending: ", r.message()));
-    metrics::IndexerExpungeRefused("error");
     return absl::UnavailableError(absl::StrCat("expunge failed: ", plan_id.status().message()));
   }
   absl::StatusOr<size_t> moved = Reindex(mailbox, held.fd(), *v);
@@ -139,8 +134,6 @@ absl::StatusOr<v1::CommitResult> ExpungeCoordinator::Expunge(const std::string& 
             absl::FormatDuration(t.verified - t.start), ", journal+rewrite ",
             absl::FormatDuration(t.compacted - t.verified), ", index ",
             absl::FormatDuration(absl::Now() - t.compacted), ")");
-  metrics::IndexerExpunge(absl::ToDoubleSeconds(absl::Now() - t.start), plan.image_size(),
-                          plan.deleted_messages);
   v1::CommitResult result;
   result.set_deleted(static_cast<uint32_t>(plan.deleted_messages));
   result.set_bytes_removed(plan.bytes_removed());
@@ -274,14 +267,10 @@ absl::Status ExpungeCoordinator::Recover(const std::string& mailbox) {
     if (!r.ok()) {
       log::Error("recovery of expunge plan ", p.id, " for ", p.mailbox_path,
                  " failed: ", r.status());
-      metrics::IndexerExpungeRecovery("failed");
       if (result.ok()) result = absl::UnavailableError(std::string(r.status().message()));
       continue;
     }
     log::Info("recovery: ", r->detail);
-    metrics::IndexerExpungeRecovery(r->outcome == Expunger::Recovery::kRejected ? "rejected"
-                                    : r->outcome == Expunger::Recovery::kBusy   ? "busy"
-                                                                                : "replayed");
     if (r->outcome == Expunger::Recovery::kBusy) {
       if (result.ok()) result = absl::UnavailableError(r->detail);
       continue;

@@ -9,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "common/metrics/metrics.h"
 #include "common/util/log.h"
 #include "indexer/indexer_config.h"
 
@@ -163,7 +162,6 @@ absl::StatusOr<IndexOutcome> Indexer::UpdateLocked(const std::string& path, cons
 // ---------------------------------------------------------------- spool watching
 
 absl::Status Indexer::RescanAll(bool force_full, const Progress& progress) {
-  metrics::IndexerRescan();
   absl::MutexLock lock(&mu_);
   absl::StatusOr<std::vector<MailboxFile>> files = watcher_->ListAll();
   if (!files.ok()) return files.status();
@@ -415,7 +413,6 @@ absl::StatusOr<v1::CommitResult> Indexer::ExpungeNow(const CommitTarget& target)
         absl::StrCat("cannot lock the mailbox: ", held.status().message()));
   }
   log::Warning("expunge ", mailbox, ": nothing deleted: ", held.status().message());
-  metrics::IndexerExpungeRefused("locked");
   return absl::UnavailableError(absl::StrCat(held.status().message(), "; nothing deleted"));
 }
 

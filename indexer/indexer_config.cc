@@ -8,12 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config/textproto.h"
-#include "common/metrics/metrics.h"
 #include "common/net/ip_address.h"
 #include "common/privileges/privileges.h"
 #include "common/sasl/user_name.h"
 #include "common/util/host_port.h"
-#include "common/util/log.h"
 
 namespace poplar::indexer {
 namespace {
@@ -196,14 +194,6 @@ absl::Status Validate(const config::IndexerConfig& c) {
                                     "CAP_FOWNER, CAP_CHOWN, CAP_NET_BIND_SERVICE)"));
       }
     }
-  }
-  if (c.has_metrics()) {
-    if (absl::Status s = metrics::ValidateListenAddress(c.metrics().listen_address()); !s.ok()) {
-      errs.push_back(absl::StrCat("metrics.listen_address: ", s.message()));
-    }
-  }
-  if (!log::ParseLevel(c.log().level())) {
-    errs.push_back("log.level must be \"debug\", \"info\", \"warning\" or \"error\"");
   }
   if (errs.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrJoin(errs, "; "));

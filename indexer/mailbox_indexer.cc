@@ -15,7 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/mbox/scanner.h"
-#include "common/metrics/metrics.h"
 #include "common/util/errno_status.h"
 #include "common/util/file_io.h"
 #include "common/util/strings.h"
@@ -346,9 +345,6 @@ absl::StatusOr<IndexOutcome> MailboxIndexer::Update(const std::string& path,
   // old entries: a message indexed before must not vanish during the next delivery.
   const uint64_t replace_to = writer ? scan->resume_offset : UINT64_MAX;
   if (absl::Status s = store_->SaveScan(&mb, start, records, replace_to); !s.ok()) return s;
-  if (incremental && !writer && !records.empty()) {
-    metrics::IndexerDeliveryLag(absl::ToDoubleSeconds(absl::Now() - absl::FromUnixNanos(mtime_ns)));
-  }
 
   outcome.messages = mb.messages;
   outcome.new_messages = records.size();

@@ -11,7 +11,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/metrics/metrics.h"
 #include "common/util/errno_status.h"
 #include "common/util/fault.h"
 #include "common/util/log.h"
@@ -225,7 +224,6 @@ absl::StatusOr<SpoolWatcher::Events> SpoolWatcher::Drain() {
       auto* e = reinterpret_cast<struct inotify_event*>(p);
       p += sizeof(struct inotify_event) + e->len;
       if (e->mask & IN_Q_OVERFLOW) {
-        metrics::IndexerInotifyOverflow();
         ev.rescan_all = true;
         continue;
       }

@@ -184,7 +184,6 @@ void Connection::ProcessInput() {
     std::string_view line(in_.data() + pos, lf - pos);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     pos = lf + 1;
-    report_.OnLine(line, session_.state() == pop3::State::kSasl);
     Handle(session_.OnLine(line));
     if (tls_pending_) {
       // RFC 2595 §3: whatever the client sent after STLS, in the clear, is discarded unread.
@@ -334,7 +333,6 @@ void Connection::StartLogin(pop3::AuthRequest request) {
     // exactly like a wrong password (same text, same delay).
     log::Warning("login refused without checking (failure limit): user=", user_,
                  " peer=", peer_.ToString());
-    report_.RateLimited();
     std::fill(request.password.begin(), request.password.end(), '\0');
     FailLoginLater();
     return;
@@ -460,7 +458,6 @@ void Connection::OnSnapshot(absl::StatusOr<v1::Snapshot> snapshot) {
   file_ = std::move(opened);
   login_deadline_.reset();
   pop3::Maildrop maildrop = std::move(view_->maildrop);
-  report_.LoginResult(absl::OkStatus());
   Handle(session_.OnAuthResult(absl::OkStatus(), std::move(maildrop),
                                snapshot->scram_server_signature()));
   Pump();
@@ -481,7 +478,6 @@ void Connection::FailLoginLater() {
 }
 
 void Connection::FinishLogin(const absl::Status& status) {
-  report_.LoginResult(status);
   login_deadline_.reset();
   if (session_call_) session_call_->Cancel();
   session_call_.reset();
@@ -527,7 +523,6 @@ void Connection::StartRetr(const pop3::RetrRequest& request) {
     return;
   }
   ++retrieved_;
-  report_.Retrieved(octets);  // paged sessions have no octets column: the page's value
 }
 
 // ---- paged sessions: lookups and listings (issue 13) ----
@@ -692,7 +687,6 @@ void Connection::OnCommitted(absl::StatusOr<v1::CommitResult> result) {
   if (!commit_deadline_) return;  // timed out meanwhile
   commit_deadline_.reset();
   if (result.ok()) {
-    report_.Committed(result->deleted(), result->bytes_removed());
     outcome_ =
         absl::StrCat("quit, deleted ", result->deleted(), " (", result->bytes_removed(), " bytes)");
   } else {
@@ -786,7 +780,10 @@ void Connection::CloseNow(std::string_view why) {
   stream_.reset();
   listing_.reset();
   page_.reset();
-  report_.Finish(user_, peer_, transport_.get(), implicit_tls_, bytes_out_, why);
+  if (!user_.empty()) {
+    log::Info("session user=", user_, " peer=", peer_.ToString(), " retrieved=", retrieved_,
+              " bytes_out=", bytes_out_, " end=", why);
+  }
   transport_.reset();  // TLS says close_notify on the socket before it goes
   fd_.Reset();
   host_->Closed(id_);

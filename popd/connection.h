@@ -34,7 +34,6 @@
 #include "popd/message_stream.h"
 #include "popd/net.h"
 #include "popd/popd_config.h"
-#include "popd/session_report.h"
 #include "popd/transport.h"
 
 namespace poplar::popd {
@@ -163,7 +162,6 @@ class Connection final : public EventLoop::Handler {
   uint64_t bytes_out_ = 0;
   uint32_t retrieved_ = 0;
   std::string outcome_;
-  SessionReport report_;  // the session's log line and metrics (issue 14)
 };
 
 }  // namespace poplar::popd

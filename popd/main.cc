@@ -1,4 +1,4 @@
-// poplar-popd [--config FILE] [--check-config] [--print-config]
+// poplar-popd [--config FILE] [--check-config]
 //
 // Signals: SIGTERM/SIGINT drain (stop accepting, let sessions finish up to
 // limits.drain_timeout_s, then hang up; nothing partial is committed), SIGHUP reloads the
@@ -12,11 +12,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/config/effective.h"
 #include "common/daemon/daemon_main.h"
 #include "common/daemon/grpc_library_scope.h"
-#include "common/daemon/sd_notify.h"
-#include "common/metrics/metrics.h"
 #include "common/privileges/privileges.h"
 #include "common/util/log.h"
 #include "common/util/malloc_tuning.h"
@@ -35,9 +32,7 @@ std::string DefaultFrontEndName() {
 bool NeedsRestart(const poplar::config::PopdConfig& a, const poplar::config::PopdConfig& b) {
   using google::protobuf::util::MessageDifferencer;
   return !MessageDifferencer::Equals(a.listen(), b.listen()) ||
-         !MessageDifferencer::Equals(a.indexer(), b.indexer()) || a.threads() != b.threads() ||
-         !MessageDifferencer::Equals(a.metrics(), b.metrics()) ||
-         a.log().syslog() != b.log().syslog();
+         !MessageDifferencer::Equals(a.indexer(), b.indexer()) || a.threads() != b.threads();
 }
 
 // The server's start-up options from a validated configuration (addresses and networks were
@@ -74,8 +69,7 @@ void Reload(const std::string& config_path, const poplar::config::PopdConfig& ru
   }
   if (NeedsRestart(running, *next)) {
     poplar::log::Warning(
-        "SIGHUP: listen, indexer, threads, metrics and log.syslog changes take effect only after "
-        "a restart");
+        "SIGHUP: listen, indexer and threads changes take effect only after a restart");
   }
   absl::StatusOr<poplar::popd::Settings> settings = poplar::popd::LoadSettings(*next, front_end);
   if (!settings.ok()) {
@@ -84,7 +78,6 @@ void Reload(const std::string& config_path, const poplar::config::PopdConfig& ru
     return;
   }
   server.Reload(std::make_shared<const poplar::popd::Settings>(*std::move(settings)));
-  poplar::log::SetMinLevel(*poplar::log::ParseLevel(next->log().level()));  // validated
   poplar::log::Info("SIGHUP: configuration reloaded (certificate re-read for new connections)");
 }
 
@@ -100,17 +93,10 @@ int main(int argc, char** argv) {
     poplar::log::Error(config.status().message());
     return 2;
   }
-  if (line.print_config) {
-    std::cout << "# poplar-popd: effective configuration of " << line.config_path << "\n"
-              << poplar::config::PrintEffective(*config, {"tls", "run_as", "metrics"});
-    return 0;
-  }
   if (line.check_config) {
     std::cout << "poplar-popd: " << line.config_path << " is valid\n";
     return 0;
   }
-  poplar::log::SetMinLevel(*poplar::log::ParseLevel(config->log().level()));  // validated
-  if (config->log().syslog()) poplar::log::UseSyslog();
   poplar::daemon::BlockSignals();  // before the event loops and gRPC start their threads
   // After the signal mask (gRPC's threads inherit it), before any gRPC object; released last.
   poplar::GrpcLibraryScope grpc_library;
@@ -139,22 +125,6 @@ int main(int argc, char** argv) {
     }
     poplar::log::Info("running as ", r.user(), " from now on");
   }
-  // After the privilege drop: the endpoint's threads are born unprivileged.
-  std::unique_ptr<poplar::metrics::Endpoint> metrics;
-  if (config->has_metrics()) {
-    poplar::popd::Server* raw = server->get();
-    absl::StatusOr<std::unique_ptr<poplar::metrics::Endpoint>> endpoint =
-        poplar::metrics::Endpoint::StartPopd(config->metrics().listen_address(), [raw] {
-          return poplar::metrics::PopdGauges{.connections_open = raw->connections()};
-        });
-    if (!endpoint.ok()) {
-      poplar::log::Error(endpoint.status().message());
-      return 1;
-    }
-    metrics = *std::move(endpoint);
-    std::cout << "poplar-popd: listening on metrics " << config->metrics().listen_address()
-              << " port " << metrics->port() << "\n";
-  }
   poplar::popd::Endpoint bound = options.listen;
   bound.port = (*server)->port();
   if (options.implicit_tls) {
@@ -165,11 +135,7 @@ int main(int argc, char** argv) {
   std::cout << "poplar-popd: listening on pop3 " << bound.ToString()
             << (config->has_tls() ? " (STLS)" : "") << " with " << options.threads
             << " event loop(s), indexer " << options.indexer.target << std::endl;
-  if (absl::Status s = poplar::daemon::Notify("READY=1"); !s.ok()) {
-    poplar::log::Warning("sd_notify: ", s);
-  }
   poplar::daemon::WaitForStop([&] { Reload(line.config_path, *config, front_end, **server); });
-  metrics.reset();  // its scrapes read the server
   poplar::log::Info("draining ", (*server)->connections(), " connection(s)");
   (*server)->Drain(std::chrono::seconds(config->limits().drain_timeout_s()));
   poplar::log::Info("stopped");

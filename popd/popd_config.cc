@@ -9,9 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config/textproto.h"
-#include "common/metrics/metrics.h"
 #include "common/util/host_port.h"
-#include "common/util/log.h"
 #include "common/util/strings.h"
 
 namespace poplar::popd {
@@ -115,14 +113,6 @@ absl::Status Validate(const config::PopdConfig& c) {
     if (t.min_version() != "TLSv1.2" && t.min_version() != "TLSv1.3") {
       errs.push_back("tls.min_version must be \"TLSv1.2\" or \"TLSv1.3\"");
     }
-  }
-  if (c.has_metrics()) {
-    if (absl::Status s = metrics::ValidateListenAddress(c.metrics().listen_address()); !s.ok()) {
-      errs.push_back(absl::StrCat("metrics.listen_address: ", s.message()));
-    }
-  }
-  if (!log::ParseLevel(c.log().level())) {
-    errs.push_back("log.level must be \"debug\", \"info\", \"warning\" or \"error\"");
   }
   if (errs.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrJoin(errs, "; "));

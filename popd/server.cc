@@ -10,7 +10,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/metrics/metrics.h"
 #include "common/proxy/proxy_header.h"
 #include "common/util/errno_status.h"
 #include "common/util/log.h"
@@ -229,7 +228,6 @@ class Worker final : public ConnectionHost {
     const int one = 1;
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     connections_->fetch_add(1);
-    metrics::PopdConnectionAccepted();
     const uint64_t id = next_id_++;
     auto conn = std::make_unique<Connection>(this, id, std::move(fd), ip, settings_, implicit_tls);
     Connection* raw = conn.get();

@@ -9,7 +9,6 @@
 
 #include <cstddef>
 #include <memory>
-#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "poplar/popd_config.pb.h"
@@ -34,10 +33,6 @@ class Transport {
   // Decrypted bytes already held inside the transport: epoll will not announce them.
   virtual bool HasBufferedInput() const { return false; }
   virtual bool encrypted() const { return false; }
-  // TLS only: the handshake has completed, and the protocol it agreed ("TLSv1.3"); for the
-  // session's log line and the handshake counters.
-  virtual bool handshake_done() const { return false; }
-  virtual std::string_view tls_version() const { return ""; }
 };
 
 // The socket (not owned).
@@ -69,8 +64,6 @@ class TlsTransport final : public Transport {
   Io Write(const char* buf, size_t len, size_t* n) override;
   bool HasBufferedInput() const override { return SSL_pending(ssl_) > 0; }
   bool encrypted() const override { return true; }
-  bool handshake_done() const override { return SSL_is_init_finished(ssl_) == 1; }
-  std::string_view tls_version() const override { return SSL_get_version(ssl_); }
 
  private:
   TlsTransport(TlsContext context, SSL* ssl) : context_(std::move(context)), ssl_(ssl) {}

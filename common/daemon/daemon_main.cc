@@ -3,12 +3,9 @@
 #include <signal.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
-#include <ctime>
 #include <deque>
 #include <iostream>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,7 +16,6 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/daemon/sd_notify.h"
 #include "common/util/check.h"
 #include "common/util/errno_status.h"
 #include "common/util/log.h"
@@ -27,8 +23,6 @@
 
 ABSL_FLAG(std::string, config, "", "configuration file (textproto); default: the program's own");
 ABSL_FLAG(bool, check_config, false, "load and validate the configuration, then exit");
-ABSL_FLAG(bool, print_config, false,
-          "print the effective configuration (every default written out), then exit");
 
 namespace poplar::daemon {
 namespace {
@@ -53,9 +47,6 @@ std::vector<char*> SpellFlags(int argc, char** argv) {
     if (arg == "--check-config" || arg.rfind("--check-config=", 0) == 0) {
       storage->push_back(std::string("--check_config").append(arg.substr(14)));
       out.push_back(storage->back().data());
-    } else if (arg == "--print-config" || arg.rfind("--print-config=", 0) == 0) {
-      storage->push_back(std::string("--print_config").append(arg.substr(14)));
-      out.push_back(storage->back().data());
     } else {
       out.push_back(argv[i]);
     }
@@ -67,8 +58,7 @@ std::vector<char*> SpellFlags(int argc, char** argv) {
 }  // namespace
 
 std::string UsageLine(std::string_view program) {
-  return absl::StrCat("usage: ", Absl(program),
-                      " [--config FILE] [--check-config] [--print-config]");
+  return absl::StrCat("usage: ", Absl(program), " [--config FILE] [--check-config]");
 }
 
 CommandLine Start(const Program& program, int argc, char** argv) {
@@ -94,7 +84,6 @@ CommandLine Start(const Program& program, int argc, char** argv) {
   line.config_path = absl::GetFlag(FLAGS_config);
   if (line.config_path.empty()) line.config_path = std::string(program.default_config);
   line.check_config = absl::GetFlag(FLAGS_check_config);
-  line.print_config = absl::GetFlag(FLAGS_print_config);
   return line;
 }
 
@@ -105,40 +94,17 @@ void BlockSignals() {
   POPLAR_CHECK(::signal(SIGPIPE, SIG_IGN) != SIG_ERR, "SIGPIPE can be ignored");
 }
 
-int WaitForStop(const std::function<void()>& on_reload, const std::function<bool()>& healthy) {
+int WaitForStop(const std::function<void()>& on_reload) {
   const sigset_t set = DaemonSignals();
-  // systemd's watchdog (WatchdogSec=): a ping every half period while `healthy` says so; a hung
-  // daemon stops pinging and systemd restarts it.
-  const std::optional<std::chrono::microseconds> watchdog = WatchdogInterval();
-  const std::chrono::microseconds half =
-      watchdog ? *watchdog / 2 : std::chrono::microseconds::zero();
   while (true) {
     int sig = 0;
-    if (watchdog) {
-      timespec ts{};
-      ts.tv_sec = static_cast<time_t>(half.count() / 1000000);
-      ts.tv_nsec = static_cast<long>((half.count() % 1000000) * 1000);
-      sig = sigtimedwait(&set, nullptr, &ts);
-      if (sig < 0) {
-        if (errno != EAGAIN && errno != EINTR) {
-          log::Error(ErrnoToStatus(errno, "sigtimedwait"));
-          POPLAR_UNREACHABLE("sigtimedwait with a valid set cannot fail");
-        }
-        if (!healthy || healthy()) Notify("WATCHDOG=1").IgnoreError();
-        continue;
-      }
-    } else if (const int err = sigwait(&set, &sig); err != 0) {
-      // sigwait returns its error (EINVAL only: a bad set) rather than setting errno.
+    // sigwait returns its error (EINVAL only: a bad set) rather than setting errno.
+    if (const int err = sigwait(&set, &sig); err != 0) {
       log::Error(ErrnoToStatus(err, "sigwait"));
       POPLAR_UNREACHABLE("sigwait with a valid set cannot fail");
     }
-    if (sig != SIGHUP) {
-      Notify("STOPPING=1").IgnoreError();
-      return sig;
-    }
-    Notify("RELOADING=1").IgnoreError();
+    if (sig != SIGHUP) return sig;
     if (on_reload) on_reload();
-    Notify("READY=1").IgnoreError();
   }
 }
 

@@ -2,8 +2,7 @@
 // loop. Each daemon's main() reads its configuration, starts its server, then waits here.
 //
 // Command line (absl flags): --config FILE (or --config=FILE), --check-config (load and
-// validate the file, print "<program>: FILE is valid", exit 0), --print-config (load, validate
-// and print the effective configuration with every default, exit 0), --help and --version (absl's
+// validate the file, print "<program>: FILE is valid", exit 0), --help and --version (absl's
 // usage flags). A flag absl does not know exits 1 with absl's message; a positional argument
 // is a usage error, exit 2.
 //
@@ -31,7 +30,6 @@ struct Program {
 struct CommandLine {
   std::string config_path;
   bool check_config = false;
-  bool print_config = false;  // --print-config: the effective configuration, then exit
 };
 
 // Calls log::Init(program.name), then parses argv. Exits the process for --help, --version,
@@ -47,10 +45,8 @@ std::string UsageLine(std::string_view program);
 void BlockSignals();
 
 // Waits for SIGTERM or SIGINT and returns it; each SIGHUP in between runs `on_reload` on this
-// thread first. Needs BlockSignals(). Under systemd (sd_notify.h) it says RELOADING=1 and
-// READY=1 around a reload and STOPPING=1 before it returns, and with a watchdog sends
-// WATCHDOG=1 every half period while `healthy` (if given) returns true.
-int WaitForStop(const std::function<void()>& on_reload, const std::function<bool()>& healthy = {});
+// thread first. Needs BlockSignals().
+int WaitForStop(const std::function<void()>& on_reload);
 
 }  // namespace poplar::daemon
 

@@ -1,6 +1,5 @@
 #include "common/util/log.h"
 
-#include <syslog.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,7 +13,6 @@ namespace {
 std::string* g_program = nullptr;
 std::atomic<int> g_min_level{static_cast<int>(Level::kInfo)};
 std::atomic<bool> g_journal{false};
-std::atomic<bool> g_syslog{false};
 
 // Without Init, the executable's own name: a program whose main() does not call Init yet still
 // says who it is.
@@ -50,23 +48,6 @@ void Init(std::string_view program, Level min_level) {
   g_journal.store(std::getenv("JOURNAL_STREAM") != nullptr);
 }
 
-std::optional<Level> ParseLevel(std::string_view name) {
-  if (name == "debug") return Level::kDebug;
-  if (name == "info") return Level::kInfo;
-  if (name == "warning") return Level::kWarning;
-  if (name == "error") return Level::kError;
-  return std::nullopt;
-}
-
-void SetMinLevel(Level min_level) { g_min_level.store(static_cast<int>(min_level)); }
-
-void UseSyslog() {
-  // openlog keeps the pointer: g_program lives as long as the process (Init never frees it
-  // after threads start).
-  ::openlog(g_program != nullptr ? g_program->c_str() : nullptr, LOG_PID | LOG_NDELAY, LOG_MAIL);
-  g_syslog.store(true);
-}
-
 bool Enabled(Level level) { return static_cast<int>(level) >= g_min_level.load(); }
 
 std::string FormatLine(std::string_view program, Level level, std::string_view text) {
@@ -92,14 +73,6 @@ std::string FormatLine(std::string_view program, Level level, std::string_view t
 
 void Write(Level level, std::string_view line) {
   if (!Enabled(level)) return;
-  if (g_syslog.load()) {
-    // syslog adds the program name and pid; the text keeps FormatLine's level word.
-    std::string text = FormatLine("", level, line);
-    text.erase(0, 2);  // ": "
-    text.pop_back();   // '\n'
-    ::syslog(Priority(level) - '0', "%s", text.c_str());
-    return;
-  }
   std::string out;
   if (g_journal.load()) {
     out.push_back('<');

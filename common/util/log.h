@@ -10,7 +10,6 @@
 #ifndef POPLAR_COMMON_UTIL_LOG_H_
 #define POPLAR_COMMON_UTIL_LOG_H_
 
-#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,12 +26,6 @@ enum class Level { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 // program_invocation_short_name, e.g. "poplar-indexer") and the level kInfo.
 void Init(std::string_view program, Level min_level = Level::kInfo);
 bool Enabled(Level level);
-// Config (the daemons' `log` block): the least level from "debug", "info", "warning", "error"
-// (nullopt for anything else), and lines to syslog(3), facility mail, instead of stderr. Like
-// Init, before threads start.
-std::optional<Level> ParseLevel(std::string_view name);
-void SetMinLevel(Level min_level);
-void UseSyslog();
 // Writes one line (a trailing newline is added; embedded newlines are replaced by spaces so a
 // line stays one journal entry).
 void Write(Level level, std::string_view line);

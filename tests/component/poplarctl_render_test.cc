@@ -1,6 +1,5 @@
 // poplarctl's output (tools/poplarctl/render.h): tables, JSON, paging, progress and error lines.
 #include <string>
-#include <tuple>
 
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -215,98 +214,6 @@ TEST(StatusText, KeyValues) {
             "index lag    15 ms\n"
             "last rescan  2025-11-24T16:00:00Z\n"
             "sessions     1\n");
-}
-
-TEST(StatusScreen, CountersRatesSessionsAndBusiestMailboxes) {
-  v1::IndexerStatus s;
-  s.set_version("poplar-indexer 0.1.0");
-  s.set_mailboxes(3);
-  s.set_messages(120);
-  s.set_bytes(4096);
-  s.set_index_lag_ms(15);
-  s.set_last_rescan_unix_ms(1764000000000);
-  s.set_sessions(2);
-  s.set_started_unix_ms(1764000000000);
-  s.set_deliveries_indexed(50);
-  s.set_expunges(10);
-  s.set_expunge_refusals(1);
-  s.add_expunging("/var/mail/bob");
-  v1::SessionList sessions;
-  for (const auto& [id, user, started] : std::vector<std::tuple<std::string, std::string, int64_t>>{
-           {"s-2", "bob", 1764000090000}, {"s-1", "alice", 1764000010000}}) {
-    v1::SessionInfo* i = sessions.add_sessions();
-    i->set_session_id(id);
-    i->set_user(user);
-    i->set_mailbox("/var/mail/" + user);
-    i->set_client_address("192.0.2.7");
-    i->set_front_end("popd-1");
-    i->set_started_unix_ms(started);
-  }
-  v1::MailboxList mailboxes;
-  for (const auto& [user, octets] : std::vector<std::pair<std::string, uint64_t>>{
-           {"carol", 10}, {"bob", 3000}, {"alice", 900}}) {
-    v1::MailboxSummary* m = mailboxes.add_mailboxes();
-    m->set_path("/var/mail/" + user);
-    m->set_user(user);
-    m->set_messages(2);
-    m->set_octets(octets);
-  }
-  // 100 s after the start: 50 deliveries are 0.50/s.
-  EXPECT_EQ(StatusScreen(s, sessions, mailboxes, 1764000100000),
-            "indexer     poplar-indexer 0.1.0, up 1m40s (since 2025-11-24T16:00:00Z)\n"
-            "index       3 mailboxes, 120 messages, 4096 bytes\n"
-            "lag         15 ms; last rescan 2025-11-24T16:00:00Z\n"
-            "deliveries  50 (0.50/s)\n"
-            "expunges    10 (0.10/s), 1 refused\n"
-            "expunging   /var/mail/bob\n"
-            "sessions    2 open\n"
-            "\n"
-            "SESSION  USER   CLIENT     FRONT END    AGE\n"
-            "s-1      alice  192.0.2.7  popd-1     1m30s\n"
-            "s-2      bob    192.0.2.7  popd-1       10s\n"
-            "\n"
-            "BUSIEST MAILBOX  USER   MESSAGES  BYTES  IN SESSION\n"
-            "/var/mail/bob    bob           2   3000  yes\n"
-            "/var/mail/alice  alice         2    900  yes\n"
-            "/var/mail/carol  carol         2     10\n");
-}
-
-TEST(FilterSessions, EachFilterAlone) {
-  v1::SessionList list;
-  for (const auto& [user, client, fe, started] :
-       std::vector<std::tuple<std::string, std::string, std::string, int64_t>>{
-           {"alice", "192.0.2.7", "popd-1", 1000000},
-           {"bob", "198.51.100.1", "popd-2", 1500000},
-           {"alice", "192.0.2.99", "popd-2", 1900000}}) {
-    v1::SessionInfo* s = list.add_sessions();
-    s->set_session_id(user + client);
-    s->set_user(user);
-    s->set_client_address(client);
-    s->set_front_end(fe);
-    s->set_started_unix_ms(started);
-  }
-  const int64_t now = 2000000;
-  auto f = [](std::string user, std::string client, std::string front_end, int64_t older) {
-    SessionFilter filter;
-    filter.user = std::move(user);
-    filter.client = std::move(client);
-    filter.front_end = std::move(front_end);
-    filter.older_than_s = older;
-    return filter;
-  };
-  const struct {
-    SessionFilter filter;
-    size_t want;
-  } cases[] = {
-      {f("", "", "", 0), 3},         {f("alice", "", "", 0), 2},       {f("al", "", "", 0), 0},
-      {f("", "192.0.2.", "", 0), 2}, {f("", "", "popd-2", 0), 2},      {f("", "", "", 500), 2},
-      {f("", "", "", 1001), 0},      {f("alice", "", "popd-2", 0), 1},
-  };
-  for (const auto& c : cases) {
-    EXPECT_EQ(FilterSessions(list, c.filter, now).sessions_size(), static_cast<int>(c.want))
-        << c.filter.user << "|" << c.filter.client << "|" << c.filter.front_end << "|"
-        << c.filter.older_than_s;
-  }
 }
 
 TEST(SessionsTable, Rows) {

@@ -386,7 +386,7 @@ TEST_F(PoplarctlRun, SessionsAndStatus) {
   EXPECT_EQ(r.err, "poplarctl sessions end: no such session (NOT_FOUND)\n");
   r = Run({"status"});
   EXPECT_EQ(r.code, 0);
-  EXPECT_THAT(r.out, StartsWith("indexer     fake\nindex       2 mailboxes, 5 messages"));
+  EXPECT_THAT(r.out, StartsWith("version      fake\nmailboxes    2\n"));
   r = Run({"status", "--json"});
   EXPECT_THAT(r.out, HasSubstr("\"messages\":\"5\""));
 }

@@ -108,7 +108,7 @@ def implicit_tls(env, c):
         client.close()
         time.sleep(0.2)
         c.check("pop3s: the session line names the client",
-                "session user=alice client=192.0.2.77" in popd.log_text(1 << 20), popd.log_text()[-600:])
+                "session user=alice peer=192.0.2.77" in popd.log_text(1 << 20), popd.log_text()[-600:])
     finally:
         popd.stop()
 
@@ -142,7 +142,7 @@ def body(env, c):
     raw.close()
     time.sleep(0.2)
     c.check("v2: popd's session line names the client",
-            f"session user=alice client={ALLOWED}" in env.popd.log_text(1 << 20), env.popd.log_text()[-600:])
+            f"session user=alice peer={ALLOWED}" in env.popd.log_text(1 << 20), env.popd.log_text()[-600:])
 
     # The header and the first command in one packet: nothing of the client's is eaten.
     raw = connect(port, v2(ALLOWED, 40001) + b"CAPA\r\n")

@@ -249,7 +249,6 @@ class Popd:
                 m = self.LISTENING.search(out)
                 if m:
                     self.port = int(m.group(2))
-                    self.banner = out  # what popd printed at start (metrics port, ...)
                     return
             elif self.proc.poll() is not None:
                 break

@@ -38,15 +38,10 @@ Commands:
                         one mailbox's summary and messages (UIDLs, sizes, senders)
   reindex [PATH|USER]   re-index one mailbox, or all; shows progress on stderr
   verify [PATH|USER]    compare the index with a fresh scan of the file(s)
-  sessions list [--user USER] [--client PREFIX] [--front-end NAME] [--older-than S]
-                        list open POP3 sessions (maildrop leases), optionally only those of a
-                        user, from client addresses starting with PREFIX, on a front end, or
-                        open for at least S seconds
+  sessions list         list open POP3 sessions (maildrop leases)
   sessions end SESSION_ID
                         end a session and release its maildrop lease
-  status                one screen: the index, lag, deliveries and expunges (rates since
-                        start), expunges in progress, the oldest sessions, the busiest
-                        mailboxes (--json: the indexer's counters)
+  status                the indexer's counters: mailboxes, messages, index lag, sessions
   help                  this text
 
 Migration (no indexer needed; first on the command line; MIGRATING.md):
@@ -113,10 +108,6 @@ const OptionSpec kOptions[] = {
     {"--mailbox", true, {Verb::kAccountsAdd}},
     {"--from", true, {Verb::kMailboxesShow}},
     {"--limit", true, {Verb::kMailboxesShow}},
-    {"--user", true, {Verb::kSessionsList}},
-    {"--client", true, {Verb::kSessionsList}},
-    {"--front-end", true, {Verb::kSessionsList}},
-    {"--older-than", true, {Verb::kSessionsList}},
 };
 
 const OptionSpec* FindOption(std::string_view name) {
@@ -343,18 +334,6 @@ absl::Status ApplyOptions(const std::vector<std::pair<const OptionSpec*, std::st
                                "\""));
       }
       (option == "--from" ? command->from : command->limit) = *n;
-    } else if (option == "--user" || option == "--client" || option == "--front-end") {
-      if (value.empty()) return Usage(name, absl::StrCat(Absl(option), " needs a value"));
-      (option == "--user"     ? command->sessions.user
-       : option == "--client" ? command->sessions.client
-                              : command->sessions.front_end) = value;
-    } else if (option == "--older-than") {
-      std::optional<uint32_t> n = ParseCount(value);
-      if (!n.has_value()) {
-        return Usage(name,
-                     absl::StrCat("--older-than wants a number of seconds, not \"", value, "\""));
-      }
-      command->sessions.older_than_s = *n;
     }
   }
   if (socket_given && address_given) return Usage(name, "give --socket or --address, not both");

@@ -19,7 +19,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "tools/poplarctl/render.h"
 
 namespace poplar::poplarctl {
 
@@ -81,7 +80,6 @@ struct Command {
   // mailboxes show paging: first message number shown (1-based) and how many (0: all).
   uint32_t from = 1;
   uint32_t limit = 0;
-  SessionFilter sessions;  // sessions list --user/--client/--front-end/--older-than
 
   bool operator==(const Command&) const = default;
 };

@@ -55,22 +55,6 @@ std::string MailboxesTable(const v1::MailboxList& mailboxes);
 std::string MailboxDetailText(const v1::MailboxDetail& detail);
 std::string SessionsTable(const v1::SessionList& sessions);
 std::string StatusText(const v1::IndexerStatus& status);
-// `status`'s one-screen view: the indexer's counters and rates since it started, the expunges in
-// progress, the oldest open sessions and the busiest mailboxes (largest first, those with an
-// open session marked). `now_unix_ms` is the caller's clock (pure, for tests).
-std::string StatusScreen(const v1::IndexerStatus& status, const v1::SessionList& sessions,
-                         const v1::MailboxList& mailboxes, int64_t now_unix_ms);
-
-// sessions list's filters; an empty field matches everything.
-struct SessionFilter {
-  std::string user;          // --user: exactly this user
-  std::string client;        // --client: the client address starts with this ("192.0.2.")
-  std::string front_end;     // --front-end: exactly this front end
-  int64_t older_than_s = 0;  // --older-than: open for at least this many seconds
-  bool operator==(const SessionFilter&) const = default;
-};
-v1::SessionList FilterSessions(const v1::SessionList& sessions, const SessionFilter& filter,
-                               int64_t now_unix_ms);
 // Problems (if any) as a table, then a summary line.
 std::string VerifyText(const v1::VerifyReply& reply);
 

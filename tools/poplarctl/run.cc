@@ -11,8 +11,6 @@
 namespace poplar::poplarctl {
 namespace {
 
-int64_t NowUnixMillis() { return absl::ToUnixMillis(absl::Now()); }
-
 // Prints `reply` as a table (`human`) or JSON; returns the exit code.
 template <typename Reply, typename Human>
 int Print(const Command& command, const absl::StatusOr<Reply>& reply, Output& output, Human human) {
@@ -180,11 +178,8 @@ int RunCommand(const Command& command, std::string_view password, AdminClient& c
       if (code == kExitOk && !reply->problems().empty()) code = kExitProblems;
       return code;
     }
-    case Verb::kSessionsList: {
-      absl::StatusOr<v1::SessionList> list = client.ListSessions(timeout);
-      if (list.ok()) *list = FilterSessions(*list, command.sessions, NowUnixMillis());
-      return Print(command, list, output, SessionsTable);
-    }
+    case Verb::kSessionsList:
+      return Print(command, client.ListSessions(timeout), output, SessionsTable);
     case Verb::kSessionsEnd: {
       v1::EndSessionRequest request;
       request.set_session_id(command.operand);
@@ -192,17 +187,8 @@ int RunCommand(const Command& command, std::string_view password, AdminClient& c
         return "ended session " + Printable(command.operand) + "\n";
       });
     }
-    case Verb::kStatus: {
-      absl::StatusOr<v1::IndexerStatus> status = client.Status(timeout);
-      if (command.json || !status.ok()) return Print(command, status, output, StatusText);
-      // The one-screen view needs the sessions and mailboxes too; without them (an older
-      // indexer, a timeout) it still shows the counters.
-      absl::StatusOr<v1::SessionList> sessions = client.ListSessions(timeout);
-      absl::StatusOr<v1::MailboxList> mailboxes = client.ListMailboxes(timeout);
-      output.out << StatusScreen(*status, sessions.ok() ? *sessions : v1::SessionList(),
-                                 mailboxes.ok() ? *mailboxes : v1::MailboxList(), NowUnixMillis());
-      return 0;
-    }
+    case Verb::kStatus:
+      return Print(command, client.Status(timeout), output, StatusText);
   }
   return kExitUsage;
 }

@@ -283,18 +283,16 @@ absl::StatusOr<Indexer::Opened> Indexer::OpenSession(const v1::OpenSession& requ
 void Indexer::OpenSessionAsync(const v1::OpenSession& request, LeaseHooks hooks, OpenDone done) {
   // The credentials (inline, or on a PAM thread), then the lease and the snapshot.
   auth_->LoginAsync(request, [this, client = request.client_address(),
-                              front_end = request.front_end(), paged = request.paged(),
-                              inline_messages = request.inline_messages(), hooks = std::move(hooks),
+                              front_end = request.front_end(), hooks = std::move(hooks),
                               done = std::move(done)](absl::StatusOr<Login> login) mutable {
     if (!login.ok()) return done(login.status());
-    OpenAuthenticatedAsync(*std::move(login), client, front_end, paged, inline_messages,
-                           std::move(hooks), std::move(done));
+    OpenAuthenticatedAsync(*std::move(login), client, front_end, std::move(hooks), std::move(done));
   });
 }
 
 void Indexer::OpenAuthenticatedAsync(Login login, const std::string& client_address,
-                                     const std::string& front_end, bool paged,
-                                     uint32_t inline_messages, LeaseHooks hooks, OpenDone done) {
+                                     const std::string& front_end, LeaseHooks hooks,
+                                     OpenDone done) {
   LeaseInfo info;
   info.mailbox = login.mailbox;
   info.user = login.user;
@@ -302,17 +300,15 @@ void Indexer::OpenAuthenticatedAsync(Login login, const std::string& client_addr
   info.front_end = front_end;
   // A wait (the holder may be ending) holds no thread and no lock of ours: the continuation
   // runs on the LeaseManager's thread once the lease is granted or refused.
-  leases_.AcquireAsync(std::move(info), std::move(hooks),
-                       absl::Milliseconds(config_.lease_wait_ms()),
-                       [this, login = std::move(login), paged, inline_messages,
-                        done = std::move(done)](absl::StatusOr<LeaseInfo> lease) {
-                         if (!lease.ok()) return done(lease.status());
-                         done(FinishOpen(login, *lease, paged, inline_messages));
-                       });
+  leases_.AcquireAsync(
+      std::move(info), std::move(hooks), absl::Milliseconds(config_.lease_wait_ms()),
+      [this, login = std::move(login), done = std::move(done)](absl::StatusOr<LeaseInfo> lease) {
+        if (!lease.ok()) return done(lease.status());
+        done(FinishOpen(login, *lease));
+      });
 }
 
-absl::StatusOr<Indexer::Opened> Indexer::FinishOpen(const Login& login, const LeaseInfo& lease,
-                                                    bool paged, uint32_t inline_messages) {
+absl::StatusOr<Indexer::Opened> Indexer::FinishOpen(const Login& login, const LeaseInfo& lease) {
   const std::string& mailbox = login.mailbox;
   absl::MutexLock lock(&mu_);
   expunge_->AssertHeld();
@@ -336,28 +332,18 @@ absl::StatusOr<Indexer::Opened> Indexer::FinishOpen(const Login& login, const Le
     }
     return fail(o.status());
   }
-  absl::StatusOr<std::shared_ptr<const SnapshotVersion>> cached = snapshots_->GetVersion(mailbox);
+  absl::StatusOr<std::shared_ptr<const v1::Snapshot>> cached = snapshots_->Get(mailbox);
   if (!cached.ok()) return fail(cached.status());
   Opened out;
   out.lease = lease;
-  out.version = *cached;
-  // A paged login copies a header, whatever the mailbox's size (issue 13): the columns stay in
-  // the shared version, which the session keeps alive.
-  if (*cached) {
-    const bool header = paged && (*cached)->snapshot.count() > inline_messages;
-    out.snapshot = header ? SnapshotHeader(**cached) : (*cached)->snapshot;
-  }
+  if (*cached) out.snapshot = **cached;
   out.snapshot.set_session_id(lease.session_id);
   if (!login.scram_signature.empty()) {
     out.snapshot.set_scram_server_signature(login.scram_signature);
   }
   out.snapshot.set_credentials_checked(login.credentials);
   out.snapshot.set_mailbox_path(mailbox);
-  // The registry's pointer shares the version's ownership: the commit checks against exactly
-  // what the session was bound to.
-  std::shared_ptr<const v1::Snapshot> shown;
-  if (*cached) shown = std::shared_ptr<const v1::Snapshot>(*cached, &(*cached)->snapshot);
-  sessions_.Add(lease.session_id, mailbox, std::move(shown));
+  sessions_.Add(lease.session_id, mailbox, *cached);
   return out;
 }
 

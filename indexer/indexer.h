@@ -77,11 +77,7 @@ class Indexer {
   absl::StatusOr<v1::ScramLookupReply> ScramLookup(const std::string& user);
   struct Opened {
     LeaseInfo lease;
-    // The whole snapshot, or only its header when the open asked for a paged session.
     v1::Snapshot snapshot;
-    // The immutable version the session is bound to (null: an empty maildrop that is not
-    // indexed): paged sessions' Fetch requests read it (PageOf).
-    std::shared_ptr<const SnapshotVersion> version;
   };
   // Leases the user's maildrop, catches the index up with the file, returns the snapshot.
   // `hooks` reach the session while it holds the lease (an admin's revoke; another login's
@@ -141,12 +137,9 @@ class Indexer {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // OpenSession after the credentials: the lease (possibly after a wait), then FinishOpen.
   void OpenAuthenticatedAsync(Login login, const std::string& client_address,
-                              const std::string& front_end, bool paged, uint32_t inline_messages,
-                              LeaseHooks hooks, OpenDone done);
-  // With the lease held: the catch-up and the snapshot (its header only if `paged` and it has
-  // more than `inline_messages` messages); the lease goes again on failure.
-  absl::StatusOr<Opened> FinishOpen(const Login& login, const LeaseInfo& lease, bool paged,
-                                    uint32_t inline_messages);
+                              const std::string& front_end, LeaseHooks hooks, OpenDone done);
+  // With the lease held: the catch-up and the snapshot; the lease goes again on failure.
+  absl::StatusOr<Opened> FinishOpen(const Login& login, const LeaseInfo& lease);
   // Commit's immediate expunge once the session's deletions are checked: recovery of an
   // interrupted one first, the MDA locks (waited for without mu_), then the coordinator.
   absl::StatusOr<v1::CommitResult> ExpungeNow(const CommitTarget& target);

@@ -126,15 +126,9 @@ class SessionsReactor final
     const uint64_t tag = request_.tag();
     SessionTable::Step step;
     std::string alive;  // a lease whose holder answered a probe
-    bool fetch = false;
-    std::shared_ptr<const SnapshotVersion> version;  // a paged session's, for its fetch
     {
       std::lock_guard<std::mutex> lock(mu_);
       switch (request_.kind_case()) {
-        case v1::SessionsRequest::kFetch:
-          step = table_.Fetch(tag, request_.fetch().version(), &version);
-          fetch = !step.error.has_value();
-          break;
         case v1::SessionsRequest::kAlive:
           alive = table_.Alive(tag);
           break;
@@ -155,19 +149,6 @@ class SessionsReactor final
     }
     if (!alive.empty()) indexer_->LeaseAlive(alive);
     Carry(tag, step);
-    if (fetch) {
-      // Answered here, on the reading thread: the version is immutable and the tag keeps it
-      // alive, so a page needs neither the Indexer's lock nor SQLite nor the file (a long
-      // expunge or re-index elsewhere delays no listing).
-      v1::SessionsEvent page;
-      if (version) {
-        *page.mutable_page() = PageOf(*version, request_.fetch().first(), request_.fetch().limit());
-      } else {
-        page.mutable_page()->set_first(request_.fetch().first());
-        page.mutable_page()->mutable_messages();
-      }
-      Send(tag, std::move(page));
-    }
     if (step.start == SessionTable::Step::Start::kOpen) {
       run_([this, tag, open = std::move(*request_.mutable_open())] { RunOpen(tag, open); });
     } else if (step.start == SessionTable::Step::Start::kCommit) {
@@ -252,8 +233,7 @@ class SessionsReactor final
     auto done = [this, tag](absl::StatusOr<Indexer::Opened> opened) {
       const SessionTable::Step step = Apply([&](SessionTable& t) {
         return t.OpenDone(tag, opened.status(),
-                          opened.ok() ? opened->lease.session_id : std::string(),
-                          opened.ok() ? opened->version : nullptr);
+                          opened.ok() ? opened->lease.session_id : std::string());
       });
       v1::SessionsEvent outcome;
       if (step.send_outcome) *outcome.mutable_snapshot() = std::move(opened->snapshot);

@@ -12,40 +12,25 @@ namespace poplar::indexer {
 absl::StatusOr<std::vector<size_t>> CheckDeletions(const v1::Snapshot* snapshot,
                                                    const v1::Commit& commit) {
   std::set<uint64_t> seen;
-  auto check = [&](uint64_t data_offset, std::string_view content_hash) -> absl::Status {
+  for (const v1::MessageRef& ref : commit.deleted()) {
     // Snapshot offsets are in file order: binary search, then compare the content hash.
     bool found = false;
     if (snapshot != nullptr) {
       const auto& offsets = snapshot->data_offsets();
-      auto pos = std::lower_bound(offsets.begin(), offsets.end(), data_offset);
-      if (pos != offsets.end() && *pos == data_offset) {
+      auto pos = std::lower_bound(offsets.begin(), offsets.end(), ref.data_offset());
+      if (pos != offsets.end() && *pos == ref.data_offset()) {
         const size_t i = static_cast<size_t>(pos - offsets.begin());
-        found = mbox::HashAt(snapshot->content_hashes(), i) == content_hash;
+        found = mbox::HashAt(snapshot->content_hashes(), i) == ref.content_hash();
       }
     }
     if (!found) {
       return absl::InvalidArgumentError(
-          absl::StrCat("deleted message at offset ", data_offset, " is not in the snapshot"));
+          absl::StrCat("deleted message at offset ", ref.data_offset(), " is not in the snapshot"));
     }
-    if (!seen.insert(data_offset).second) {
+    if (!seen.insert(ref.data_offset()).second) {
       return absl::InvalidArgumentError(
-          absl::StrCat("message at offset ", data_offset, " is deleted twice"));
+          absl::StrCat("message at offset ", ref.data_offset(), " is deleted twice"));
     }
-    return absl::OkStatus();
-  };
-  for (const v1::MessageRef& ref : commit.deleted()) {
-    if (absl::Status s = check(ref.data_offset(), ref.content_hash()); !s.ok()) return s;
-  }
-  // A paged session names its deletions by number in the version it is bound to: each becomes
-  // that version's (offset, hash), checked like a reference popd sent.
-  for (uint32_t index : commit.deleted_indexes()) {
-    if (snapshot == nullptr || index >= static_cast<uint32_t>(snapshot->data_offsets_size())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("deleted message number ", uint64_t{index} + 1, " is not in the snapshot"));
-    }
-    const absl::Status s = check(snapshot->data_offsets(static_cast<int>(index)),
-                                 mbox::HashAt(snapshot->content_hashes(), index));
-    if (!s.ok()) return s;
   }
   std::vector<size_t> deleted;
   deleted.reserve(seen.size());

@@ -36,7 +36,7 @@ SessionTable::Step SessionTable::Open(uint64_t tag) {
         "too many sessions on one stream (max_sessions_per_stream ", max_sessions_, ")"));
     return step;
   }
-  tags_.emplace(tag, Entry{Phase::kOpening, "", false, std::nullopt, "", nullptr});
+  tags_.emplace(tag, Entry{Phase::kOpening, "", false, std::nullopt, ""});
   step.start = Step::Start::kOpen;
   return step;
 }
@@ -83,8 +83,7 @@ SessionTable::Step SessionTable::Malformed(uint64_t tag) {
 }
 
 SessionTable::Step SessionTable::OpenDone(uint64_t tag, const absl::Status& status,
-                                          const std::string& session_id,
-                                          std::shared_ptr<const SnapshotVersion> version) {
+                                          const std::string& session_id) {
   Step step;
   auto it = tags_.find(tag);
   if (it == tags_.end() || it->second.phase != Phase::kOpening) {
@@ -106,27 +105,8 @@ SessionTable::Step SessionTable::OpenDone(uint64_t tag, const absl::Status& stat
   }
   e.phase = Phase::kOpen;
   e.session_id = session_id;
-  e.version = std::move(version);
   step.send_outcome = true;
   return step;
-}
-
-SessionTable::Step SessionTable::Fetch(uint64_t tag, uint64_t version_id,
-                                       std::shared_ptr<const SnapshotVersion>* version) {
-  version->reset();
-  if (ended_) return Step();
-  auto it = tags_.find(tag);
-  if (it == tags_.end() || it->second.phase != Phase::kOpen) {
-    return Fail(tag, absl::InvalidArgumentError(
-                         absl::StrCat("fetch for tag ", tag, ", which has no open session")));
-  }
-  const uint64_t bound = it->second.version ? it->second.version->id : 0;
-  if (version_id != bound) {
-    return Fail(tag, absl::InvalidArgumentError(absl::StrCat(
-                         "fetch for tag ", tag, " names version ", version_id, ", not ", bound)));
-  }
-  *version = it->second.version;
-  return Step();
 }
 
 SessionTable::Step SessionTable::CommitDone(uint64_t tag, const absl::Status& status) {

@@ -14,14 +14,12 @@
 #define POPLAR_INDEXER_SESSION_TABLE_H_
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "indexer/snapshot_cache.h"
 
 namespace poplar::indexer {
 
@@ -46,14 +44,8 @@ class SessionTable {
   Step Commit(uint64_t tag);
   Step Close(uint64_t tag);
   Step Malformed(uint64_t tag);  // a request with no kind
-  // The OpenSession started by Open(tag) finished: the lease's session id and the snapshot
-  // version the session is bound to (kept until the tag leaves the table), or why none.
-  Step OpenDone(uint64_t tag, const absl::Status& status, const std::string& session_id,
-                std::shared_ptr<const SnapshotVersion> version = nullptr);
-  // A paged session's Fetch: the version to answer from (*version; null for a session bound to
-  // no version, i.e. an empty maildrop that is not indexed: the page is empty), or a
-  // protocol error for a tag that is not open (the Step ends it, as for any protocol error).
-  Step Fetch(uint64_t tag, uint64_t version_id, std::shared_ptr<const SnapshotVersion>* version);
+  // The OpenSession started by Open(tag) finished: the lease's session id, or why none.
+  Step OpenDone(uint64_t tag, const absl::Status& status, const std::string& session_id);
   // The Commit started by Commit(tag) finished (the Indexer's Commit keeps the lease either way).
   Step CommitDone(uint64_t tag, const absl::Status& status);
   // An administrator ended the session (LeaseManager::Revoke).
@@ -85,7 +77,6 @@ class SessionTable {
     bool end_silently = false;         // closed by the client, or the stream ended
     std::optional<absl::Status> fail;  // end with this error event at completion
     std::string probed;                // the lease a probe asked about, until the answer
-    std::shared_ptr<const SnapshotVersion> version;  // kept alive while the session lives
   };
   // Ends the tag's session with an error event: at once if idle, at its completion if busy.
   Step Fail(uint64_t tag, absl::Status why);

@@ -1,12 +1,9 @@
 #include "indexer/snapshot_cache.h"
 
 #include <algorithm>
-#include <atomic>
-#include <cstring>
 #include <utility>
 
 #include "common/mbox/snapshot_codec.h"
-#include "common/util/check.h"
 
 namespace poplar::indexer {
 namespace {
@@ -38,74 +35,7 @@ void CopyToSnapshot(v1::Snapshot* snap, const v1::Snapshot& old, int begin, int 
       std::max(snap->file().size(), old.data_offsets(end - 1) + old.lengths(end - 1)));
 }
 
-std::atomic<uint64_t> next_version{1};
-
 }  // namespace
-
-std::shared_ptr<const SnapshotVersion> MakeVersion(v1::Snapshot snapshot) {
-  auto v = std::make_shared<SnapshotVersion>();
-  v->id = next_version.fetch_add(1, std::memory_order_relaxed);
-  v->snapshot = std::move(snapshot);
-  v->snapshot.set_version(v->id);
-  const std::string& uidls = v->snapshot.uidls();
-  const size_t n = v->snapshot.count();
-  v->uidl_starts.reserve(n + 1);
-  if (n > 0) {
-    v->uidl_starts.push_back(0);
-    const char* base = uidls.data();
-    const char* p = base;
-    const char* end = base + uidls.size();
-    while (p < end) {
-      const void* sep = std::memchr(p, mbox::kSnapshotUidlSeparator, static_cast<size_t>(end - p));
-      if (sep == nullptr) break;
-      p = static_cast<const char*>(sep) + 1;
-      v->uidl_starts.push_back(static_cast<uint32_t>(p - base));
-    }
-  }
-  // One past the last UIDL's end (as if a separator followed it).
-  v->uidl_starts.push_back(static_cast<uint32_t>(uidls.size() + 1));
-  POPLAR_CHECK(v->uidl_starts.size() == n + 1, "a snapshot has one UIDL per message");
-  return v;
-}
-
-v1::Snapshot SnapshotHeader(const SnapshotVersion& version) {
-  const v1::Snapshot& s = version.snapshot;
-  v1::Snapshot h;
-  h.set_mailbox_path(s.mailbox_path());
-  *h.mutable_file() = s.file();
-  h.set_count(s.count());
-  h.set_total_octets(s.total_octets());
-  h.set_version(version.id);
-  return h;
-}
-
-v1::MessagePage PageOf(const SnapshotVersion& version, uint32_t first, uint32_t limit) {
-  const v1::Snapshot& s = version.snapshot;
-  v1::MessagePage page;
-  page.set_version(version.id);
-  page.set_first(first);
-  const uint32_t n = s.count();
-  const uint32_t begin = std::min(first, n);
-  const uint32_t end = begin + std::min({limit, kMaxPage, n - begin});
-  v1::Snapshot* m = page.mutable_messages();
-  m->set_count(end - begin);
-  if (begin == end) return page;
-  auto copy = [&](const google::protobuf::RepeatedField<uint64_t>& from,
-                  google::protobuf::RepeatedField<uint64_t>* to) {
-    to->Add(from.begin() + begin, from.begin() + end);
-  };
-  copy(s.from_offsets(), m->mutable_from_offsets());
-  copy(s.data_offsets(), m->mutable_data_offsets());
-  copy(s.lengths(), m->mutable_lengths());
-  copy(s.header_lengths(), m->mutable_header_lengths());
-  copy(s.octets(), m->mutable_octets());
-  copy(s.lines(), m->mutable_lines());
-  const uint32_t u0 = version.uidl_starts[begin];
-  const uint32_t u1 = version.uidl_starts[end] - 1;  // without the separator after the last
-  m->set_uidls(s.uidls().substr(u0, u1 - u0));
-  m->set_content_hashes(std::string(mbox::HashSlice(s.content_hashes(), begin, end)));
-  return page;
-}
 
 void AddToSnapshot(v1::Snapshot* snap, const MessageRecord& m) {
   const size_t before = static_cast<size_t>(snap->data_offsets_size());
@@ -150,10 +80,10 @@ v1::Snapshot SnapshotOfRecords(const MailboxRecord& mailbox,
 // data_offset does. Sessions holding the old snapshot keep it: it is what they were shown. The
 // unchanged messages are copied in bulk: the first login after a delivery to a 100,000-message
 // mailbox pays a few memcpy()s, not 100,000 appends to eight columns.
-v1::Snapshot SplicedSnapshot(const v1::Snapshot& old, uint64_t from, uint64_t to,
-                             const std::vector<MessageRecord>& added) {
-  v1::Snapshot out;
-  v1::Snapshot* snap = &out;
+std::shared_ptr<const v1::Snapshot> SpliceSnapshot(const v1::Snapshot& old, uint64_t from,
+                                                   uint64_t to,
+                                                   const std::vector<MessageRecord>& added) {
+  auto snap = std::make_shared<v1::Snapshot>();
   snap->set_mailbox_path(old.mailbox_path());
   *snap->mutable_file() = old.file();
   snap->mutable_file()->set_size(0);
@@ -169,16 +99,10 @@ v1::Snapshot SplicedSnapshot(const v1::Snapshot& old, uint64_t from, uint64_t to
   snap->mutable_uidls()->reserve(old.uidls().size() + 32 * added.size());
   snap->mutable_content_hashes()->reserve(old.content_hashes().size() +
                                           mbox::kSnapshotHashBytes * added.size());
-  CopyToSnapshot(snap, old, 0, prefix);
-  for (const MessageRecord& m : added) AddToSnapshot(snap, m);
-  CopyToSnapshot(snap, old, tail, n);
-  return out;
-}
-
-std::shared_ptr<const v1::Snapshot> SpliceSnapshot(const v1::Snapshot& old, uint64_t from,
-                                                   uint64_t to,
-                                                   const std::vector<MessageRecord>& added) {
-  return std::make_shared<v1::Snapshot>(SplicedSnapshot(old, from, to, added));
+  CopyToSnapshot(snap.get(), old, 0, prefix);
+  for (const MessageRecord& m : added) AddToSnapshot(snap.get(), m);
+  CopyToSnapshot(snap.get(), old, tail, n);
+  return snap;
 }
 
 std::vector<bool> HiddenMask(const std::vector<MessageRecord>& messages,
@@ -215,18 +139,10 @@ absl::Status SnapshotCache::LoadHidden() {
 }
 
 absl::StatusOr<std::shared_ptr<const v1::Snapshot>> SnapshotCache::Get(const std::string& path) {
-  absl::StatusOr<std::shared_ptr<const SnapshotVersion>> v = GetVersion(path);
-  if (!v.ok()) return v.status();
-  if (!*v) return std::shared_ptr<const v1::Snapshot>();
-  return std::shared_ptr<const v1::Snapshot>(*v, &(*v)->snapshot);
-}
-
-absl::StatusOr<std::shared_ptr<const SnapshotVersion>> SnapshotCache::GetVersion(
-    const std::string& path) {
   if (auto it = snapshots_.find(path); it != snapshots_.end()) return it->second;
   absl::StatusOr<std::optional<MailboxRecord>> rec = store_->FindMailbox(path);
   if (!rec.ok()) return rec.status();
-  if (!rec->has_value()) return std::shared_ptr<const SnapshotVersion>();
+  if (!rec->has_value()) return std::shared_ptr<const v1::Snapshot>();
   absl::StatusOr<std::vector<MessageRecord>> messages = store_->LoadMessages((*rec)->id);
   if (!messages.ok()) return messages.status();
   std::vector<HiddenMessage> hidden;
@@ -235,8 +151,8 @@ absl::StatusOr<std::shared_ptr<const SnapshotVersion>> SnapshotCache::GetVersion
     if (!h.ok()) return h.status();
     hidden = std::move(*h);
   }
-  std::shared_ptr<const SnapshotVersion> shared =
-      MakeVersion(SnapshotOfRecords(**rec, *messages, HiddenMask(*messages, hidden)));
+  std::shared_ptr<const v1::Snapshot> shared = std::make_shared<v1::Snapshot>(
+      SnapshotOfRecords(**rec, *messages, HiddenMask(*messages, hidden)));
   snapshots_[path] = shared;
   return shared;
 }
@@ -251,8 +167,7 @@ void SnapshotCache::Follow(const std::string& path, const absl::StatusOr<IndexOu
   }
   if (o.ok() && o->kind == IndexOutcome::Kind::kAppended && o->exact_tail) {
     if (o->added.empty() && o->replaced_to <= o->replaced_from) return;  // nothing changed
-    it->second = MakeVersion(
-        SplicedSnapshot(it->second->snapshot, o->replaced_from, o->replaced_to, o->added));
+    it->second = SpliceSnapshot(*it->second, o->replaced_from, o->replaced_to, o->added);
   } else {
     snapshots_.erase(it);  // rebuilt from SQLite at the next login
   }

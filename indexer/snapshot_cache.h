@@ -22,25 +22,6 @@
 
 namespace poplar::indexer {
 
-// One immutable version of a mailbox's snapshot (issue 13): what every session that logged in
-// while it was current is bound to. Shared (the cache, each bound session's registry entry and
-// Sessions tag hold it), never modified, freed when the last holder lets go.
-struct SnapshotVersion {
-  uint64_t id = 0;  // unique within this indexer's run (Snapshot.version)
-  v1::Snapshot snapshot;
-  // Where UIDL i starts in snapshot.uidls(), plus one past the end: count + 1 entries, so a page
-  // is cut out in O(page), not by scanning the column from its start.
-  std::vector<uint32_t> uidl_starts;
-};
-// Wraps `snapshot` as a new version with the next id.
-std::shared_ptr<const SnapshotVersion> MakeVersion(v1::Snapshot snapshot);
-// The header a paged login is answered with: everything but the per-message columns.
-v1::Snapshot SnapshotHeader(const SnapshotVersion& version);
-// Messages [first, first + limit) of the version (clamped to its end and to kMaxPage), as a
-// MessagePage answer.
-inline constexpr uint32_t kMaxPage = 4096;
-v1::MessagePage PageOf(const SnapshotVersion& version, uint32_t first, uint32_t limit);
-
 // Appends one message to a snapshot's columns and keeps count, total and covered size current.
 void AddToSnapshot(v1::Snapshot* snap, const MessageRecord& m);
 // The snapshot of a mailbox's records, without the messages `hidden` marks (empty: all).
@@ -49,8 +30,6 @@ v1::Snapshot SnapshotOfRecords(const MailboxRecord& mailbox,
                                const std::vector<bool>& hidden = {});
 // The cached snapshot after an incremental update: the messages whose From_ line lies in
 // [from, to) give way to `added`.
-v1::Snapshot SplicedSnapshot(const v1::Snapshot& old, uint64_t from, uint64_t to,
-                             const std::vector<MessageRecord>& added);
 std::shared_ptr<const v1::Snapshot> SpliceSnapshot(const v1::Snapshot& old, uint64_t from,
                                                    uint64_t to,
                                                    const std::vector<MessageRecord>& added);
@@ -67,10 +46,8 @@ class SnapshotCache {
   // Start-up: which mailboxes have hidden messages.
   absl::Status LoadHidden();
 
-  // The current version of the mailbox's snapshot: the cached one, or one built from the index
-  // (and cached); null when the mailbox is not indexed.
-  absl::StatusOr<std::shared_ptr<const SnapshotVersion>> GetVersion(const std::string& path);
-  // GetVersion's snapshot (the pointer shares the version's ownership).
+  // The cached snapshot, or one built from the index (and cached); null when the mailbox is not
+  // indexed.
   absl::StatusOr<std::shared_ptr<const v1::Snapshot>> Get(const std::string& path);
   // After an update of `path` (MailboxIndexer::Update's answer): splices an exact append into the
   // cached snapshot, keeps it when nothing changed, drops it otherwise.
@@ -86,7 +63,7 @@ class SnapshotCache {
 
  private:
   IndexStore* const store_;
-  absl::flat_hash_map<std::string, std::shared_ptr<const SnapshotVersion>> snapshots_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const v1::Snapshot>> snapshots_;
   absl::flat_hash_set<std::string> hidden_;
 };
 

@@ -26,17 +26,6 @@ namespace {
 constexpr size_t kMaxInput = 16 * 1024;
 // Stored bytes read per MessageStream::Next call, at most (output is up to twice that).
 constexpr size_t kMaxStreamChunk = 128 * 1024;
-// Paged sessions: messages per fetch for a single-message lookup (RETR, TOP, LIST n, UIDL n,
-// DELE n), starting at the one asked for, so that walking a mailbox in order (RETR 1..n,
-// DELE 1..n) costs one round trip to the indexer per this many messages (~12 KB held).
-constexpr uint32_t kLookupPage = 128;
-// ... and for a listing (LIST, UIDL): the indexer's largest page (kMaxPage). The next page is
-// asked for as soon as one is formatted, so the round trip overlaps the client's reading; at
-// most one page waits while the output is above its high-water mark.
-constexpr uint32_t kListingPage = 4096;
-// Paged sessions: a mailbox of at most this many messages comes whole at login (~100 bytes a
-// message held for the session, ~12 KB at most).
-constexpr uint32_t kInlineMessages = 128;
 // Rounds of produce-and-write per wake-up for one connection, so one fast reader of a huge
 // message cannot starve the loop's other connections.
 constexpr int kMaxRoundsPerEvent = 16;
@@ -209,10 +198,6 @@ void Connection::Handle(pop3::Step step) {
     tls_pending_ = true;
   } else if (auto* scram = std::get_if<pop3::ScramLookup>(&step.action)) {
     StartScramLookup(*scram);
-  } else if (auto* fetch = std::get_if<pop3::FetchRequest>(&step.action)) {
-    StartFetch(fetch->message_index, Want::kInfo);
-  } else if (auto* listing = std::get_if<pop3::ListingRequest>(&step.action)) {
-    StartListing(*listing);
   }
 }
 
@@ -235,7 +220,6 @@ void Connection::Pump() {
   for (int round = 0; round < kMaxRoundsPerEvent && !closed_; ++round) {
     ProcessInput();
     StreamSome();
-    ListSome();
     Flush();
     if (tls_pending_ && !closed_ && pending_output() == 0) {
       StartTlsNow();
@@ -247,8 +231,7 @@ void Connection::Pump() {
       ReadInput();
       continue;
     }
-    const bool listing = listing_ && want_ == Want::kNone;
-    if (closed_ || (!stream_ && !listing) || pending_output() > 0) break;
+    if (closed_ || !stream_ || pending_output() > 0) break;
   }
   if (closed_) return;
   if (close_after_flush_ && pending_output() == 0) {
@@ -281,7 +264,7 @@ void Connection::UpdateInterest() {
   // A stream still in progress with its output flushed (Pump stopped after kMaxRoundsPerEvent
   // to let other connections run) must be woken again: the socket is writable, so EPOLLOUT
   // fires at once. Without it nothing ever resumes the stream and the client waits forever.
-  if (pending_output() > 0 || stream_ || (listing_ && want_ == Want::kNone)) want |= EPOLLOUT;
+  if (pending_output() > 0 || stream_) want |= EPOLLOUT;
   // The same for complete lines already read but not yet run: ProcessInput stopped at the
   // output high-water mark, Flush then drained everything, and with kMaxInput buffered no
   // EPOLLIN is wanted either, so nothing would ever run them (a pipelining client that reads
@@ -352,15 +335,7 @@ void Connection::StartLogin(pop3::AuthRequest request) {
   // A connection already gone when the probe reaches the loop has cancelled its session: the
   // Close on its way releases the lease, so nothing needs answering.
   handlers.on_probe = [deliver] { deliver([](Connection& c) { c.OnProbe(); }); };
-  handlers.on_page = [deliver](v1::MessagePage page) {
-    auto shared = std::make_shared<v1::MessagePage>(std::move(page));
-    deliver([shared](Connection& c) { c.OnPage(std::move(*shared)); });
-  };
   v1::OpenSession open;
-  // The login's answer is the snapshot's header; messages come page by page (issue 13). A
-  // small mailbox comes whole: its LIST and UIDL need no round trip (the session rate).
-  open.set_paged(true);
-  open.set_inline_messages(kInlineMessages);
   open.set_user(request.user);
   open.set_password(request.password);
   open.set_client_address(peer_.ToString());
@@ -483,7 +458,6 @@ void Connection::FinishLogin(const absl::Status& status) {
   session_call_.reset();
   view_.reset();
   file_.reset();
-  page_.reset();
   if (!status.ok()) user_.clear();
   Handle(session_.OnAuthResult(status, {}));
 }
@@ -491,168 +465,27 @@ void Connection::FinishLogin(const absl::Status& status) {
 // ---- RETR / TOP ----
 
 void Connection::StartRetr(const pop3::RetrRequest& request) {
-  const uint32_t index = request.message_index;
-  const MessageLocation* where = nullptr;
-  uint64_t octets = 0;
-  if (view_->paged()) {
-    if (!page_ || !page_->Contains(index)) {
-      pending_retr_ = request;
-      StartFetch(index, Want::kRetr);
-      return;
-    }
-    where = &page_->messages[index - page_->first];
-    octets = page_->octets[index - page_->first];
-  } else {
-    where = &view_->messages[index];
-    octets = session_.maildrop().octets[index];
-  }
-  // Before promising the bytes, the first chunk is read and transformed (issue 13: this
-  // replaces a per-RETR fstat): a file that shrank under the session fails that read, and a
-  // message that fits one chunk (most do) is hash-checked whole, so the client gets
-  // -ERR [SYS/TEMP] instead of a +OK the body cannot keep. The identity (device, inode) was
-  // checked at login and the fd keeps that inode whatever renames happen.
-  const size_t mark = out_.size();
-  out_ += request.ok_line.empty() ? pop3::RetrOkLine(octets) : request.ok_line;
-  stream_.emplace(*file_, *where, request.top_lines, octets);
-  if (absl::Status first = stream_->Next(&out_, StreamChunk()); !first.ok()) {
-    log::Warning("mailbox of ", user_,
-                 " changed during the session; refusing RETR: ", first.message());
-    out_.resize(mark);
-    stream_.reset();
+  const MessageLocation& where = view_->messages[request.message_index];
+  // Before promising the bytes: the file still holds the whole message (the identity was
+  // checked at login; the fd keeps us on that inode whatever renames happen).
+  struct stat st {};
+  if (::fstat(file_->fd(), &st) != 0 ||
+      static_cast<uint64_t>(st.st_size) < where.data_offset + where.length) {
+    log::Warning("mailbox of ", user_, " shrank during the session; refusing RETR");
     Handle(session_.OnRetrRefused(absl::UnavailableError("mailbox changed since login")));
     return;
   }
+  out_ += request.ok_line;
+  stream_.emplace(*file_, where, request.top_lines,
+                  session_.maildrop().octets[request.message_index]);
   ++retrieved_;
-}
-
-// ---- paged sessions: lookups and listings (issue 13) ----
-
-void Connection::StartFetch(uint32_t index, Want want) {
-  if (page_ && page_->Contains(index)) {
-    FetchDone(want, index);
-    return;
-  }
-  page_.reset();  // one page at a time
-  if (!session_call_ || !session_call_->Fetch(view_->version, index, kLookupPage)) {
-    FetchFailed(want, absl::UnavailableError("maildrop session lost"));
-    return;
-  }
-  want_ = want;
-  want_first_ = index;
-  want_index_ = index;
-}
-
-void Connection::FetchDone(Want want, uint32_t index) {
-  switch (want) {
-    case Want::kInfo: {
-      pop3::MessageInfo info;
-      info.octets = page_->octets[index - page_->first];
-      info.uidl = std::string(page_->uidls[index - page_->first]);
-      Handle(session_.OnMessageInfo(absl::OkStatus(), info));
-      break;
-    }
-    case Want::kRetr: {
-      const pop3::RetrRequest request = *std::move(pending_retr_);
-      pending_retr_.reset();
-      StartRetr(request);
-      break;
-    }
-    case Want::kListing:
-    case Want::kNone:
-      break;
-  }
-}
-
-void Connection::FetchFailed(Want want, const absl::Status& why) {
-  switch (want) {
-    case Want::kInfo:
-      Handle(session_.OnMessageInfo(why, {}));
-      break;
-    case Want::kRetr:
-      pending_retr_.reset();
-      Handle(session_.OnRetrRefused(why));
-      break;
-    case Want::kListing: {
-      const bool started = listing_ && listing_->started;
-      listing_.reset();
-      Handle(session_.OnListingDone(why, started));
-      break;
-    }
-    case Want::kNone:
-      break;
-  }
-}
-
-void Connection::OnPage(v1::MessagePage page) {
-  if (closed_ || want_ == Want::kNone || !view_) return;
-  const Want want = want_;
-  want_ = Want::kNone;
-  absl::StatusOr<MessagePageView> checked = MakePageView(*view_, page, want_first_);
-  if (!checked.ok()) {
-    // As for a malformed snapshot: nothing of it is served (design invariant 5).
-    log::Error("refusing a malformed page for ", user_, ": ", checked.status().message());
-    page_.reset();
-    FetchFailed(want, checked.status());
-    Pump();
-    return;
-  }
-  page_ = std::move(*checked);
-  if (want != Want::kListing) FetchDone(want, want_index_);
-  Pump();
-}
-
-void Connection::StartListing(const pop3::ListingRequest& request) {
-  listing_ = Listing{request.kind, request.ok_line, 0, false};
-  ListSome();
-}
-
-void Connection::ListSome() {
-  while (listing_ && want_ == Want::kNone && !closed_) {
-    Listing& l = *listing_;
-    if (l.next >= view_->maildrop.count) {
-      // Complete: an idle session keeps no listing.
-      const bool started = l.started;
-      listing_.reset();
-      page_.reset();
-      Handle(session_.OnListingDone(absl::OkStatus(), started));
-      return;
-    }
-    // A page that starts where the listing stands (a lookup's page may start elsewhere).
-    if (page_ && page_->first == l.next) {
-      if (pending_output() >= settings_->output_high_water) return;  // the client reads first
-      if (!l.started) {
-        out_ += l.ok_line;
-        l.started = true;
-      }
-      session_.AppendListing(l.kind, page_->first, page_->octets, page_->uidls, &out_);
-      l.next = page_->first + static_cast<uint32_t>(page_->messages.size());
-      page_.reset();
-      continue;  // the next page is asked for at once, while this one's lines go out
-    }
-    page_.reset();
-    if (!session_call_ || !session_call_->Fetch(view_->version, l.next, kListingPage)) {
-      FetchFailed(Want::kListing, absl::UnavailableError("maildrop session lost"));
-      return;
-    }
-    want_ = Want::kListing;
-    want_first_ = l.next;
-  }
-}
-
-size_t Connection::StreamChunk() const {
-  const size_t room =
-      settings_->output_high_water - std::min(settings_->output_high_water, pending_output());
-  return std::max<size_t>(4096, std::min(room / 2, kMaxStreamChunk));
 }
 
 void Connection::StreamSome() {
   while (stream_ && pending_output() < settings_->output_high_water) {
-    if (stream_->done()) {  // the first read at StartRetr was the whole message
-      stream_.reset();
-      Handle(session_.OnRetrDone(absl::OkStatus()));
-      return;
-    }
-    const absl::Status status = stream_->Next(&out_, StreamChunk());
+    const size_t room = settings_->output_high_water - pending_output();
+    const absl::Status status =
+        stream_->Next(&out_, std::max<size_t>(4096, std::min(room / 2, kMaxStreamChunk)));
     if (!status.ok()) {
       // The body is cut short with no terminator: the client cannot mistake it for the
       // message. Hanging up is the only signal left once +OK went out.
@@ -744,13 +577,12 @@ void Connection::OnTick(EventLoop::Clock::time_point now) {
     out_ += "-ERR Autologout: no login in time\r\n";
     outcome_ = "pre-login timeout";
     close_after_flush_ = true;
-  } else if ((st == pop3::State::kTransaction || st == pop3::State::kWaitRetr ||
-              st == pop3::State::kWaitFetch || st == pop3::State::kWaitListing) &&
+  } else if ((st == pop3::State::kTransaction || st == pop3::State::kWaitRetr) &&
              now - last_activity_ >= settings_->autologout && !close_after_flush_) {
     // RFC 1939 §3: the autologout timer; the session ends without UPDATE, deleting nothing.
     if (st == pop3::State::kTransaction) out_ += "-ERR Autologout: idle for too long\r\n";
     outcome_ = "autologout";
-    if (st != pop3::State::kTransaction) {  // nothing can be appended to a reply under way
+    if (st == pop3::State::kWaitRetr) {
       CloseNow(outcome_);
       return;
     }
@@ -763,8 +595,8 @@ void Connection::OnTick(EventLoop::Clock::time_point now) {
 
 void Connection::Abort() {
   if (closed_) return;
-  if (!stream_ && !listing_ && pending_output() == 0) {
-    // Best effort; a RETR or listing in flight gets no text appended into its body.
+  if (!stream_ && pending_output() == 0) {
+    // Best effort; a RETR in flight gets no text appended into its body.
     static constexpr std::string_view kBye = "-ERR [SYS/TEMP] Server shutting down\r\n";
     size_t n = 0;
     if (transport_ && !tls_pending_) transport_->Write(kBye.data(), kBye.size(), &n);
@@ -778,8 +610,6 @@ void Connection::CloseNow(std::string_view why) {
   host_->loop().Remove(fd_.get());
   if (session_call_) session_call_->Cancel();
   stream_.reset();
-  listing_.reset();
-  page_.reset();
   if (!user_.empty()) {
     log::Info("session user=", user_, " peer=", peer_.ToString(), " retrieved=", retrieved_,
               " bytes_out=", bytes_out_, " end=", why);

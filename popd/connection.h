@@ -87,15 +87,6 @@ class Connection final : public EventLoop::Handler {
   void FailLoginLater();  // failed or refused: answer after the delay
   void StartRetr(const pop3::RetrRequest& request);
   void StreamSome();
-  size_t StreamChunk() const;  // stored bytes to read next: half the output room, bounded
-  // Paged sessions (issue 13): per-message data comes from the indexer a page at a time.
-  enum class Want { kNone, kInfo, kRetr, kListing };  // what the outstanding fetch is for
-  void StartFetch(uint32_t index, Want want);         // a lookup: from page_, else a fetch
-  void FetchDone(Want want, uint32_t index);          // page_ holds message `index` now
-  void FetchFailed(Want want, const absl::Status& why);
-  void OnPage(v1::MessagePage page);
-  void StartListing(const pop3::ListingRequest& request);
-  void ListSome();  // the listing's next pages, while the client reads
   void StartCommit(const pop3::CommitRequest& request);
   void OnCommitted(absl::StatusOr<v1::CommitResult> result);
   void OnLeaseLost(const absl::Status& why);
@@ -143,20 +134,6 @@ class Connection final : public EventLoop::Handler {
   std::optional<MaildropView> view_;
   std::optional<MailboxFile> file_;
   std::optional<MessageStream> stream_;
-  // Paged sessions: the one page held (the lookups' window or the listing's current page): a
-  // session never holds more than kListingPage messages' data, whatever the mailbox's size.
-  std::optional<MessagePageView> page_;
-  Want want_ = Want::kNone;                        // a fetch is outstanding (one at a time)
-  uint32_t want_first_ = 0;                        // ... asked from this message
-  uint32_t want_index_ = 0;                        // ... for this message (lookups)
-  std::optional<pop3::RetrRequest> pending_retr_;  // a RETR/TOP waiting for its location
-  struct Listing {
-    pop3::ListingRequest::Kind kind = pop3::ListingRequest::Kind::kList;
-    std::string ok_line;
-    uint32_t next = 0;     // the next message to list
-    bool started = false;  // ok_line is out
-  };
-  std::optional<Listing> listing_;
 
   // For the one log line per session.
   uint64_t bytes_out_ = 0;

@@ -94,7 +94,6 @@ class FailedCall final : public SessionCall {
   void Commit(v1::Commit) override {
     handlers_.on_commit(absl::FailedPreconditionError("no open maildrop session to commit"));
   }
-  bool Fetch(uint64_t, uint32_t, uint32_t) override { return false; }
   void Cancel() override {}
 
  private:
@@ -121,9 +120,6 @@ class SessionMux::Stream final
     Call(std::shared_ptr<Stream> stream, uint64_t tag, Handlers handlers)
         : stream_(std::move(stream)), tag_(tag), handlers_(std::move(handlers)) {}
     void Commit(v1::Commit commit) override { stream_->Commit(tag_, handlers_, std::move(commit)); }
-    bool Fetch(uint64_t version, uint32_t first, uint32_t limit) override {
-      return stream_->Fetch(tag_, version, first, limit);
-    }
     void Cancel() override { stream_->Cancel(tag_); }
     void Alive() override { stream_->Alive(tag_); }
 
@@ -225,9 +221,6 @@ class SessionMux::Stream final
         case v1::SessionsEvent::kProbe:
           outcome = demux_.OnProbe(tag);
           break;
-        case v1::SessionsEvent::kPage:
-          outcome = demux_.OnPage(tag);
-          break;
         case v1::SessionsEvent::KIND_NOT_SET:
           outcome = demux_.OnUnknownEvent(tag);
           break;
@@ -279,11 +272,6 @@ class SessionMux::Stream final
         auto snapshot = std::make_shared<v1::Snapshot>(std::move(*event_.mutable_snapshot()));
         return [call, snapshot] { call->handlers_.on_snapshot(std::move(*snapshot)); };
       }
-      case Report::kPage: {
-        auto page = std::make_shared<v1::MessagePage>(std::move(*event_.mutable_page()));
-        if (!call->handlers_.on_page) return nullptr;
-        return [call, page] { call->handlers_.on_page(std::move(*page)); };
-      }
       case Report::kCommitted: {
         v1::CommitResult result = event_.committed();
         return [call, result] { call->handlers_.on_commit(result); };
@@ -321,21 +309,6 @@ class SessionMux::Stream final
       return;
     }
     WriteIfIdle();
-  }
-
-  bool Fetch(uint64_t tag, uint64_t version, uint32_t first, uint32_t limit) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (done_ || !demux_.Fetch(tag)) return false;
-      v1::SessionsRequest request;
-      request.set_tag(tag);
-      request.mutable_fetch()->set_version(version);
-      request.mutable_fetch()->set_first(first);
-      request.mutable_fetch()->set_limit(limit);
-      EnqueueLocked(std::move(request));
-    }
-    WriteIfIdle();
-    return true;
   }
 
   void Cancel(uint64_t tag) {
@@ -436,9 +409,6 @@ class SoloCall final : public SessionCall {
       : stream_(std::move(stream)), call_(std::move(call)) {}
   ~SoloCall() override { Cancel(); }
   void Commit(v1::Commit commit) override { call_->Commit(std::move(commit)); }
-  bool Fetch(uint64_t version, uint32_t first, uint32_t limit) override {
-    return call_->Fetch(version, first, limit);
-  }
   // The close first (no handler runs after it), then the stream, which ends the lease even if
   // the close is never written.
   void Cancel() override {

@@ -47,19 +47,12 @@ class SessionCall {
     // connection checks itself right now and either ends (Cancel, which releases the lease)
     // or calls Alive(). Empty: the session is answered alive at once.
     std::function<void()> on_probe;
-    // Paged sessions: the answer to each Fetch() (the session ends instead through on_lost
-    // if the stream or the session fails meanwhile).
-    std::function<void(v1::MessagePage)> on_page;
   };
   virtual ~SessionCall() = default;
 
   // Sends Commit (possibly with no deletions: that only releases the lease). After on_snapshot
   // delivered a snapshot; otherwise on_commit gets FailedPrecondition.
   virtual void Commit(v1::Commit commit) = 0;
-  // Paged sessions (OpenSession.paged): asks for messages [first, first + limit) of the
-  // session's snapshot `version`; one at a time, answered through on_page. False (nothing
-  // sent) when the session is not open or a fetch is already outstanding.
-  virtual bool Fetch(uint64_t version, uint32_t first, uint32_t limit) = 0;
   // Ends the session without a commit: the lease is released, nothing deleted. Idempotent and
   // safe at any time from any thread; no handler runs after it returns... except one already
   // running on a gRPC thread, which is why handlers only post to the loop.

@@ -38,36 +38,15 @@ struct MaildropView {
   uint64_t device = 0;
   uint64_t inode = 0;
   uint64_t covered_size = 0;  // the file must be at least this long
-  uint64_t version = 0;       // the indexer's snapshot version the session is bound to
-  // What the POP3 session sees: every message's octets and UIDL (a whole snapshot), or only the
-  // counts (a paged one, issue 13: per-message data comes in MessagePages).
-  pop3::Maildrop maildrop;
-  std::vector<MessageLocation> messages;  // a whole snapshot's; empty when paged
-  bool paged() const { return maildrop.paged(); }
+  pop3::Maildrop maildrop;    // what the POP3 session sees (octets, UIDLs)
+  std::vector<MessageLocation> messages;
 };
 
-// FailedPrecondition (with what is wrong) if the snapshot is malformed. A snapshot whose
-// columns are all empty while count > 0 is a paged session's header.
+// FailedPrecondition (with what is wrong) if the snapshot is malformed.
 absl::StatusOr<MaildropView> MakeMaildropView(const v1::Snapshot& snapshot);
 
-// A paged session's slice of its snapshot: messages [first, first + messages.size()).
-struct MessagePageView {
-  uint32_t first = 0;
-  std::vector<MessageLocation> messages;
-  std::vector<uint64_t> octets;
-  pop3::UidlList uidls;
-  bool Contains(uint32_t index) const { return index >= first && index - first < messages.size(); }
-};
-// Checks a MessagePage (asked for from `first`) against the session's header: the same version,
-// the asked position, at least one message and none past the maildrop's count, and every column
-// as MakeMaildropView checks a whole snapshot's. FailedPrecondition otherwise.
-absl::StatusOr<MessagePageView> MakePageView(const MaildropView& view, const v1::MessagePage& page,
-                                             uint32_t first);
-
 // The Commit for a QUIT: message indexes (0-based, from the session's CommitRequest) to
-// identities (a whole snapshot), or the indexes themselves (a paged session: the indexer maps
-// them to identities in the version the session is bound to). InvalidArgument for an index
-// outside the maildrop.
+// identities. InvalidArgument for an index outside the maildrop.
 absl::StatusOr<v1::Commit> MakeCommit(const MaildropView& view,
                                       const std::vector<uint32_t>& deleted);
 

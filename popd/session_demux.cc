@@ -17,21 +17,6 @@ bool SessionDemux::Commit(uint64_t tag) {
   return true;
 }
 
-bool SessionDemux::Fetch(uint64_t tag) {
-  auto it = phases_.find(tag);
-  if (it == phases_.end() || it->second != Phase::kOpen) return false;
-  it->second = Phase::kFetching;
-  return true;
-}
-
-SessionDemux::Outcome SessionDemux::OnPage(uint64_t tag) {
-  auto it = phases_.find(tag);
-  if (it == phases_.end()) return {};
-  if (it->second != Phase::kFetching) return OutOfProtocol(tag, it->second);
-  it->second = Phase::kOpen;
-  return Outcome{Report::kPage, absl::OkStatus(), false};
-}
-
 bool SessionDemux::Cancel(uint64_t tag) { return phases_.erase(tag) > 0; }
 
 SessionDemux::Outcome SessionDemux::Failure(Phase phase, absl::Status why) {
@@ -42,7 +27,6 @@ SessionDemux::Outcome SessionDemux::Failure(Phase phase, absl::Status why) {
       o.report = Report::kSnapshotFailed;
       break;
     case Phase::kOpen:
-    case Phase::kFetching:  // the page will not come; the session is over
       o.report = Report::kLost;
       break;
     case Phase::kCommitting:

@@ -28,16 +28,14 @@ class SessionDemux {
     kCommitFailed,    // on_commit(status)
     kLost,            // on_lost(status)
     kProbe,           // on_probe(): is the session still alive? (it goes on either way)
-    kPage,            // on_page(the event's page)
   };
   struct Outcome {
     Report report = Report::kNone;
     absl::Status status;
     bool send_close = false;  // the indexer must be told to release the tag
-    // Every report but kSnapshot, kProbe and kPage ends the session: its tag is no longer live.
+    // Every report but kSnapshot and kProbe ends the session: its tag is no longer live.
     bool ends() const {
-      return report != Report::kNone && report != Report::kSnapshot && report != Report::kProbe &&
-             report != Report::kPage;
+      return report != Report::kNone && report != Report::kSnapshot && report != Report::kProbe;
     }
   };
 
@@ -45,15 +43,12 @@ class SessionDemux {
   uint64_t Open();
   // The session asks to commit: true (now committing) if it is open, else false.
   bool Commit(uint64_t tag);
-  // A paged session asks for a page: true (now fetching) if it is open and not fetching yet.
-  bool Fetch(uint64_t tag);
   // The session gives up (no handler runs after): true if the indexer must get a Close.
   bool Cancel(uint64_t tag);
   // Events from the indexer. An event for a tag that is not live is ignored (it crossed the
   // session's Cancel); one out of protocol ends the session with INTERNAL and a Close.
   Outcome OnSnapshot(uint64_t tag);
   Outcome OnCommitted(uint64_t tag);
-  Outcome OnPage(uint64_t tag);  // kPage for a fetching session; out of protocol otherwise
   Outcome OnError(uint64_t tag, absl::Status why);
   Outcome OnUnknownEvent(uint64_t tag);
   // A liveness probe (maildrop.proto): another login waits for this session's maildrop. For
@@ -71,7 +66,7 @@ class SessionDemux {
   size_t size() const { return phases_.size(); }
 
  private:
-  enum class Phase { kOpening, kOpen, kFetching, kCommitting };
+  enum class Phase { kOpening, kOpen, kCommitting };
   // The failure report of a session in `phase`, which ends it.
   static Outcome Failure(Phase phase, absl::Status why);
   Outcome OutOfProtocol(uint64_t tag, Phase phase);

@@ -33,7 +33,6 @@ Step Reply(std::string reply) { return Step{std::move(reply), std::monostate{}};
 // The indexer's snapshot is trusted but crosses a process boundary: check the shape the
 // handlers index by before using it.
 bool ValidMaildrop(const Maildrop& m) {
-  if (m.paged()) return m.uidls.empty();  // per-message data is checked as it is fetched
   if (m.octets.size() != m.count || m.uidls.size() != m.count) return false;
   uint64_t sum = 0;
   for (uint64_t o : m.octets) {
@@ -67,10 +66,6 @@ std::string_view StateName(State s) {
       return "SASL";
     case State::kWaitScram:
       return "WAIT-SCRAM";
-    case State::kWaitFetch:
-      return "WAIT-FETCH";
-    case State::kWaitListing:
-      return "WAIT-LISTING";
     case State::kClosed:
       return "CLOSED";
   }
@@ -153,12 +148,9 @@ void Session::EnterState(State next) {
            next == State::kSasl;
       break;
     case State::kTransaction:
-      ok = ok || next == State::kWaitRetr || next == State::kWaitCommit ||
-           next == State::kWaitFetch || next == State::kWaitListing;
+      ok = ok || next == State::kWaitRetr || next == State::kWaitCommit;
       break;
     case State::kWaitRetr:
-    case State::kWaitFetch:
-    case State::kWaitListing:
       ok = ok || next == State::kTransaction;
       break;
     case State::kWaitCommit:
@@ -173,8 +165,7 @@ void Session::EnterState(State next) {
 
 bool Session::Waiting() const {
   return state_ == State::kWaitAuth || state_ == State::kWaitRetr || state_ == State::kWaitCommit ||
-         state_ == State::kWaitScram || state_ == State::kWaitFetch ||
-         state_ == State::kWaitListing;
+         state_ == State::kWaitScram;
 }
 
 Step Session::CloseWith(std::string reply) {
@@ -353,55 +344,6 @@ Step Session::OnTlsStarted() {
   queue_.clear();
   EnterState(State::kAuthorization);
   return {};
-}
-
-Step Session::Fetch(uint32_t index, std::string_view verb) {
-  fetch_verb_ = verb;
-  fetch_index_ = index;
-  EnterState(State::kWaitFetch);
-  return Step{"", FetchRequest{index}};
-}
-
-Step Session::OnMessageInfo(const absl::Status& status, const MessageInfo& info) {
-  if (state_ == State::kClosed) return {};
-  POPLAR_CHECK(state_ == State::kWaitFetch, "message data nobody asked for");
-  EnterState(State::kTransaction);
-  if (!status.ok()) return Drain(Reply(ErrorLine(status)));
-  const uint32_t n = fetch_index_ + 1;
-  if (fetch_verb_ == "LIST") return Drain(Reply(absl::StrCat("+OK ", n, " ", info.octets, "\r\n")));
-  if (fetch_verb_ == "UIDL") {
-    return Drain(Reply(absl::StrCat("+OK ", n, " ", Absl(info.uidl), "\r\n")));
-  }
-  // DELE. The size is the one the indexer's version says: STAT and LIST stay consistent.
-  if (info.octets > live_octets_) {
-    return Drain(Reply(ErrorLine(absl::InternalError("message larger than the maildrop"))));
-  }
-  deleted_[fetch_index_] = true;
-  --live_count_;
-  live_octets_ -= info.octets;
-  return Drain(Reply("+OK message " + Num(n) + " deleted\r\n"));
-}
-
-void Session::AppendListing(ListingRequest::Kind kind, uint32_t first,
-                            const std::vector<uint64_t>& octets, const UidlList& uidls,
-                            std::string* out) const {
-  for (size_t k = 0; k < octets.size(); ++k) {
-    const uint64_t i = uint64_t{first} + k;
-    if (i >= maildrop_.count || Deleted(static_cast<uint32_t>(i))) continue;
-    if (kind == ListingRequest::Kind::kList) {
-      absl::StrAppend(out, i + 1, " ", octets[k], "\r\n");
-    } else {
-      absl::StrAppend(out, i + 1, " ", Absl(uidls[k]), "\r\n");
-    }
-  }
-}
-
-Step Session::OnListingDone(const absl::Status& status, bool started) {
-  if (state_ == State::kClosed) return {};
-  POPLAR_CHECK(state_ == State::kWaitListing, "a listing answer nobody asked for");
-  if (!status.ok() && started) return CloseWith("");
-  EnterState(State::kTransaction);
-  return Drain(Reply(status.ok() ? std::string(".\r\n") : ErrorLine(status)));
 }
 
 Step Session::OnCommitResult(const absl::Status& status) {
@@ -630,13 +572,6 @@ Step Session::Stat(const Args&) {
 }
 
 Step Session::List(const Args& args) {
-  if (maildrop_.paged()) {
-    if (args.msg) return Fetch(*args.msg - 1, "LIST");
-    EnterState(State::kWaitListing);
-    return Step{
-        "", ListingRequest{ListingRequest::Kind::kList, "+OK " + Num(live_count_) + " messages (" +
-                                                            Num(live_octets_) + " octets)\r\n"}};
-  }
   if (args.msg) {
     return Reply("+OK " + Num(*args.msg) + " " + Num(maildrop_.octets[*args.msg - 1]) + "\r\n");
   }
@@ -650,13 +585,11 @@ Step Session::List(const Args& args) {
   return Reply(std::move(reply));
 }
 
-std::string RetrOkLine(uint64_t octets) { return "+OK " + Num(octets) + " octets\r\n"; }
-
 Step Session::Retr(const Args& args) {
   const uint32_t index = *args.msg - 1;
   EnterState(State::kWaitRetr);
-  if (maildrop_.paged()) return Step{"", RetrRequest{index, std::nullopt, ""}};
-  return Step{"", RetrRequest{index, std::nullopt, RetrOkLine(maildrop_.octets[index])}};
+  return Step{
+      "", RetrRequest{index, std::nullopt, "+OK " + Num(maildrop_.octets[index]) + " octets\r\n"}};
 }
 
 Step Session::Top(const Args& args) {
@@ -666,7 +599,6 @@ Step Session::Top(const Args& args) {
 
 Step Session::Dele(const Args& args) {
   const uint32_t index = *args.msg - 1;
-  if (maildrop_.paged()) return Fetch(index, "DELE");
   deleted_[index] = true;
   --live_count_;
   live_octets_ -= maildrop_.octets[index];
@@ -684,11 +616,6 @@ Step Session::Rset(const Args&) {
 }
 
 Step Session::Uidl(const Args& args) {
-  if (maildrop_.paged()) {
-    if (args.msg) return Fetch(*args.msg - 1, "UIDL");
-    EnterState(State::kWaitListing);
-    return Step{"", ListingRequest{ListingRequest::Kind::kUidl, "+OK\r\n"}};
-  }
   if (args.msg) {
     return Reply(
         absl::StrCat("+OK ", *args.msg, " ", Absl(maildrop_.uidls[*args.msg - 1]), "\r\n"));

@@ -53,22 +53,16 @@ enum class State : uint8_t {
   kWaitTls,        // STLS answered; the I/O layer runs the TLS handshake, then OnTlsStarted
   kSasl,           // AUTH (RFC 5034) sent a "+ " challenge; the next line is the client's answer
   kWaitScram,      // SCRAM client-first read; waiting for OnScramLookup (salt, iterations)
-  kWaitFetch,      // paged maildrop: LIST n / UIDL n / DELE n wait for OnMessageInfo
-  kWaitListing,    // paged maildrop: the I/O layer streams LIST/UIDL pages; OnListingDone
   kClosed,
 };
 std::string_view StateName(State s);
 
 // What the indexer hands over at login: the snapshot the whole session sees (design §2.4).
-// Either local (octets and uidls hold every message) or paged (issue 13: both empty while
-// count > 0; the session asks for per-message data with FetchRequest and ListingRequest, so
-// a session on a 100,000-message mailbox holds a bit per message, not its list).
 struct Maildrop {
   uint32_t count = 0;
   std::vector<uint64_t> octets;  // per message, as RETR sends them (RFC 1939 §11); size count
   UidlList uidls;                // per message, 1..70 octets of 0x21..0x7E; size count
   uint64_t total_octets = 0;     // sum of octets
-  bool paged() const { return count > 0 && octets.empty(); }
 };
 
 // SCRAM-SHA-256: what the indexer needs to check a client proof against the stored verifier.
@@ -99,28 +93,7 @@ struct ScramLookup {
 struct RetrRequest {
   uint32_t message_index = 0;         // 0-based
   std::optional<uint64_t> top_lines;  // set for TOP
-  // Sent only once the stream is known to start. Empty for RETR on a paged maildrop: the I/O
-  // layer, which fetches the message's location anyway, sends RetrOkLine(its octets).
-  std::string ok_line;
-};
-std::string RetrOkLine(uint64_t octets);
-// Paged maildrop: LIST n, UIDL n or DELE n needs message `message_index`'s size and UIDL. The
-// I/O layer gets them (from its page or the indexer) and calls OnMessageInfo.
-struct FetchRequest {
-  uint32_t message_index = 0;  // 0-based
-};
-struct MessageInfo {
-  uint64_t octets = 0;
-  std::string uidl;  // valid (mbox::IsValidUidl), checked by the I/O layer
-};
-// Paged maildrop: LIST or UIDL without an argument. The I/O layer gets the listing page by
-// page; once the first page is at hand it sends ok_line, then each page's lines
-// (Session::AppendListing) as the client reads them, then calls OnListingDone, which adds the
-// terminator. A failure calls OnListingDone(status, started).
-struct ListingRequest {
-  enum class Kind : uint8_t { kList, kUidl };
-  Kind kind = Kind::kList;
-  std::string ok_line;
+  std::string ok_line;                // sent only once the stream is known to start
 };
 struct CommitRequest {
   std::vector<uint32_t> deleted;  // 0-based, ascending; empty = release only
@@ -130,7 +103,7 @@ struct Close {};
 // line (the session already dropped its own queue), run the TLS handshake, then OnTlsStarted.
 struct StartTls {};
 using Action = std::variant<std::monostate, AuthRequest, RetrRequest, CommitRequest, Close,
-                            StartTls, ScramLookup, FetchRequest, ListingRequest>;
+                            StartTls, ScramLookup>;
 
 struct Step {
   std::string reply;  // CRLF-terminated lines to send before performing `action`
@@ -175,17 +148,6 @@ class Session {
   // client gets ErrorLine(status) and the session goes on.
   Step OnRetrRefused(const absl::Status& status);
   Step OnCommitResult(const absl::Status& status);
-  // Paged maildrop: the answer to a FetchRequest (an error status answers the command with
-  // ErrorLine and the session goes on).
-  Step OnMessageInfo(const absl::Status& status, const MessageInfo& info);
-  // Paged maildrop: the lines of messages [first, first + octets.size()) that are not marked
-  // deleted, in the ListingRequest's format. `uidls` has as many entries as `octets`.
-  void AppendListing(ListingRequest::Kind kind, uint32_t first, const std::vector<uint64_t>& octets,
-                     const UidlList& uidls, std::string* out) const;
-  // Paged maildrop: the listing is complete (OK: the terminator goes out), or failed: before
-  // ok_line went out (!started) the client gets ErrorLine(status); after, the only signal
-  // left is to hang up.
-  Step OnListingDone(const absl::Status& status, bool started);
   // The STLS handshake succeeded: back to AUTHORIZATION with nothing remembered from before
   // (RFC 2595 §4), plaintext credentials now protected, STLS no longer offered. (A failed
   // handshake just closes the connection.)
@@ -247,7 +209,6 @@ class Session {
   Step EnterTransaction(Maildrop maildrop, Step prefix);
   Step SaslAbort(std::string reply);
   Step StartLogin(std::string user, std::string password);
-  Step Fetch(uint32_t index, std::string_view verb);
 
   Options options_;
   State state_ = State::kAuthorization;
@@ -278,9 +239,6 @@ class Session {
   uint32_t live_count_ = 0;    // STAT: messages not marked deleted
   uint64_t live_octets_ = 0;
   std::deque<std::string> queue_;  // pipelined lines waiting for an answer
-  // kWaitFetch: the command waiting for its message's data ("LIST", "UIDL" or "DELE").
-  std::string_view fetch_verb_;
-  uint32_t fetch_index_ = 0;
 };
 
 }  // namespace poplar::pop3

@@ -14,8 +14,7 @@
 #
 # Knobs (env): REPS (3), QUICK, BENCH_DIR (/tmp/poplar-bench), PORT_BASE (12100; uses +0..+5),
 # SESS_CONNS (20), SESS_SECS (10), IDLE_CONNS (1000), USERS (1000), DL_MSGS (5000),
-# BIG_MSGS (100000), MANY_CONNS (10000), IDLE_BIG (20),
-# SCENARIOS ("limit session download big small idlebig idle many indexer"),
+# BIG_MSGS (100000), MANY_CONNS (10000), SCENARIOS ("limit session download big idle many indexer"),
 # POPLAR_BUILD (build),
 # BENCH_PASS (benchpw), BENCH_UID (5000: owner of the spool files).
 set -euo pipefail
@@ -29,8 +28,7 @@ if [ -n "$QUICK" ]; then
 fi
 REPS=${REPS:-3} SESS_CONNS=${SESS_CONNS:-20} SESS_SECS=${SESS_SECS:-10} IDLE_CONNS=${IDLE_CONNS:-1000}
 USERS=${USERS:-1000} DL_MSGS=${DL_MSGS:-5000} BIG_MSGS=${BIG_MSGS:-100000}
-SCENARIOS=${SCENARIOS:-limit session download big small idlebig idle many indexer}
-MANY_CONNS=${MANY_CONNS:-10000} IDLE_BIG=${IDLE_BIG:-20}
+SCENARIOS=${SCENARIOS:-limit session download big idle many indexer} MANY_CONNS=${MANY_CONNS:-10000}
 BENCH_DIR=${BENCH_DIR:-/tmp/poplar-bench} PORT_BASE=${PORT_BASE:-12100}
 BENCH_PASS=${BENCH_PASS:-benchpw} BENCH_UID=${BENCH_UID:-5000}
 build=${POPLAR_BUILD:-$root/build}
@@ -83,10 +81,7 @@ make_corpus() {  # name args...  (the file name carries the size, so QUICK and f
 make_corpus small --messages 50 --seed 11 --body-median 4096 --user bench
 make_corpus "dl-$DL_MSGS" --messages "$DL_MSGS" --seed 12 --body-median 4096 --attach-prob 0.01 --user dl
 make_corpus "big-$BIG_MSGS" --messages "$BIG_MSGS" --seed 13 --body-median 4096 --attach-prob 0.005 --user big
-# Many small messages: popd's memory per session depends on the message count, not the bytes
-# (issue 13), and IDLE_BIG mailboxes of BIG_MSGS messages each must be indexed in seconds.
-make_corpus "many-$BIG_MSGS" --messages "$BIG_MSGS" --seed 15 --body-median 200 --user many
-dl_mbox=$corpus/dl-$DL_MSGS.mbox big_mbox=$corpus/big-$BIG_MSGS.mbox many_mbox=$corpus/many-$BIG_MSGS.mbox
+dl_mbox=$corpus/dl-$DL_MSGS.mbox big_mbox=$corpus/big-$BIG_MSGS.mbox
 python3 "$gen" --messages 1 --seed 14 --body-median 3000 --user big "$corpus/one.mbox"
 
 # ---------------------------------------------------------------------------------- spools, cert
@@ -203,56 +198,6 @@ replace_big() {  # server: a fresh copy of big (new inode) that the server has n
   [ "$s" = poplar ] || rm -rf "$run_d/index/big"
   mv -f "$spool/.big.new" "$spool/big"
 }
-small_user=u$(printf %04d $((USERS - 1)))  # not one the session scenario uses
-replace_small() {  # server: a fresh copy (new inode) of the small mailbox
-  local s=$1 spool
-  [ "$s" = poplar ] && spool=$spool_p || spool=$spool_d
-  cp "$corpus/small.mbox" "$spool/.small.new"
-  chown "$BENCH_UID:$BENCH_UID" "$spool/.small.new"
-  chmod 0600 "$spool/.small.new"
-  [ "$s" = poplar ] || rm -rf "$run_d/index/$small_user"
-  mv -f "$spool/.small.new" "$spool/$small_user"
-}
-# IDLE_BIG users h0000.. whose mailboxes are hard links to one BIG_MSGS-message file: as many
-# sessions on 100,000-message mailboxes as wanted, without as many copies. Made once, after the
-# servers started (each indexes them at the first login, in the warm-up below).
-idle_big_ready=""
-make_idle_big() {
-  [ -z "$idle_big_ready" ] || return 0
-  local hash u i
-  hash=$(openssl passwd -1 -salt poplarbn "$BENCH_PASS")
-  for s in poplar dovecot; do
-    local spool
-    [ "$s" = poplar ] && spool=$spool_p || spool=$spool_d
-    cp "$many_mbox" "$spool/.many"
-    chown "$BENCH_UID:$BENCH_UID" "$spool/.many"
-    chmod 0600 "$spool/.many"
-    for i in $(seq 0 $((IDLE_BIG - 1))); do
-      u=h$(printf %04d "$i")
-      ln -f "$spool/.many" "$spool/$u"
-      if [ $s = poplar ]; then
-        "$build/tools/poplarctl" --socket "$run_p/indexer.sock" accounts add "$u" --crypt "$hash" \
-          --mailbox "$spool/$u" > /dev/null
-      else
-        echo "$u:$hash:$BENCH_UID:$BENCH_UID::$run_d/home::" >> "$run_d/users"
-      fi
-    done
-    rm -f "$spool/.many"
-  done
-  for i in $(seq 0 $((IDLE_BIG - 1))); do
-    for s in poplar dovecot; do
-      # shellcheck disable=SC2046
-      pl login $(server_args $s off) --user "h$(printf %04d "$i")" --expect "$BIG_MSGS" --timeout 120 > /dev/null ||
-        log "warning: warm-up login of h$(printf %04d "$i") on $s failed"
-    done
-  done
-  idle_big_ready=1
-}
-append_small() {
-  local s=$1 spool
-  [ "$s" = poplar ] && spool=$spool_p || spool=$spool_d
-  cat "$corpus/one.mbox" >> "$spool/$small_user"
-}
 append_big() {
   local s=$1 spool
   [ "$s" = poplar ] && spool=$spool_p || spool=$spool_d
@@ -333,9 +278,6 @@ for rep in $(seq 1 "$REPS"); do
         replace_big $s
         # shellcheck disable=SC2046
         record $s big_cold "$rep" pl login $(server_args $s off) --user big --expect "$big_n"
-        # The second login after the cold one (the index is built; nothing cached in popd).
-        # shellcheck disable=SC2046
-        record $s big_second "$rep" pl login $(server_args $s off) --user big --expect "$big_n"
         # "Warm" is the steady state: let the kernel finish writing back the 1.4 GB copy first
         # (its flusher otherwise competes with the login for the CPU, for either server).
         sync
@@ -344,43 +286,6 @@ for rep in $(seq 1 "$REPS"); do
         append_big $s
         # shellcheck disable=SC2046
         record $s big_append "$rep" pl login $(server_args $s off) --user big --expect $((big_n + 1))
-      done ;;
-    small)
-      # The same logins on a 50-message mailbox: the yardstick of "flat in mailbox size".
-      for s in $(order "$rep"); do
-        replace_small $s
-        # shellcheck disable=SC2046
-        record $s small_cold "$rep" pl login $(server_args $s off) --user "$small_user" --expect 50
-        # shellcheck disable=SC2046
-        record $s small_second "$rep" pl login $(server_args $s off) --user "$small_user" --expect 50
-        sync
-        # shellcheck disable=SC2046
-        record $s small_warm "$rep" pl login $(server_args $s off) --user "$small_user" --expect 50
-        append_small $s
-        # shellcheck disable=SC2046
-        record $s small_append "$rep" pl login $(server_args $s off) --user "$small_user" --expect 51
-      done ;;
-    idlebig)
-      # popd memory per idle session on BIG_MSGS-message mailboxes (issue 13: no per-message
-      # list held). A fresh popd as in `idle`; IDLE_BIG sessions, one per mailbox.
-      make_idle_big
-      for s in $(order "$rep"); do
-        # The same number of sessions on 50-message mailboxes: a few dozen sessions' growth is
-        # mostly fixed costs (the first connections' buffers), which the difference cancels.
-        for kind in big small; do
-          [ $kind = big ] && users='h%04d' || users='u%04d'
-          if [ $s = poplar ]; then
-            start_fresh_popd
-            record $s idle_${kind}_n "$rep" pl idle --port "$fresh_port" --server-pid "$fresh_pid" --tls off \
-              --user "$users" --users "$IDLE_BIG" --conns "$IDLE_BIG" --duration 2
-            stop_fresh_popd
-          else
-            # shellcheck disable=SC2046
-            record $s idle_${kind}_n "$rep" pl idle $(server_args $s off) --tls off --user "$users" \
-              --users "$IDLE_BIG" --conns "$IDLE_BIG" --duration 2
-          fi
-          sleep 2
-        done
       done ;;
     idle)
       for s in $(order "$rep"); do
@@ -432,8 +337,7 @@ conditions="REPS=$REPS, $SESS_CONNS session clients for ${SESS_SECS} s (after 1 
 mb() { echo "$(($(stat -c %s "$1") / 1000000)) MB"; }
 conditions+=" ($(($(stat -c %s "$corpus/small.mbox") / 1000)) KB each), download mailbox $DL_MSGS msgs"
 conditions+=" ($(mb "$dl_mbox")), big mailbox $big_n msgs ($(mb "$big_mbox")),"
-conditions+=" $IDLE_CONNS idle connections, $IDLE_BIG idle sessions on $BIG_MSGS-message mailboxes"
-conditions+=" ($(mb "$many_mbox") each), $MANY_CONNS held connections${QUICK:+, QUICK mode}"
+conditions+=" $IDLE_CONNS idle connections, $MANY_CONNS held connections${QUICK:+, QUICK mode}"
 python3 "$root/tests/bench/bench_table.py" --raw "$raw" --machine "$results/machine.md" \
   --conditions "$conditions" --title "Poplar vs Dovecot, $day${QUICK:+ (quick)}" > "$doc"
 cat "$doc"

@@ -21,9 +21,7 @@ struct In {
     kError,
     kUnknownEvent,
     kProbe,
-    kAlive,
-    kFetch,  // paged sessions (issue 13)
-    kPage
+    kAlive
   };
   Kind kind;
   uint64_t tag;
@@ -31,8 +29,7 @@ struct In {
   Report report = Report::kNone;
   absl::StatusCode code = absl::StatusCode::kOk;
   bool close = false;    // kCancel: the Close to send; events: the Close of an out-of-protocol one
-  bool accepted = true;  // kCommit: committing now; kAlive: the `alive` request must go;
-                         // kFetch: the fetch goes (open, none outstanding)
+  bool accepted = true;  // kCommit: committing now; kAlive: the `alive` request must go
 };
 
 struct Script {
@@ -127,32 +124,6 @@ const Script kScripts[] = {
       {In::kProbe, 7},
       {In::kAlive, 7, Report::kNone, absl::StatusCode::kOk, false, false}},
      0},
-    {"paged: fetches one at a time while open, each answered by a page",
-     {{In::kOpen, 1},
-      {In::kFetch, 1, Report::kNone, absl::StatusCode::kOk, false, false},  // not open yet
-      {In::kSnapshot, 1, Report::kSnapshot},
-      {In::kFetch, 1},
-      {In::kFetch, 1, Report::kNone, absl::StatusCode::kOk, false, false},   // one outstanding
-      {In::kCommit, 1, Report::kNone, absl::StatusCode::kOk, false, false},  // not while fetching
-      {In::kProbe, 1, Report::kProbe},
-      {In::kPage, 1, Report::kPage},
-      {In::kFetch, 1},
-      {In::kPage, 1, Report::kPage},
-      {In::kCommit, 1},
-      {In::kFetch, 1, Report::kNone, absl::StatusCode::kOk, false, false},  // committing
-      {In::kCommitted, 1, Report::kCommitted}},
-     0},
-    {"paged: a page nobody asked for is out of protocol; an error while fetching loses the session",
-     {{In::kOpen, 1},
-      {In::kSnapshot, 1, Report::kSnapshot},
-      {In::kPage, 1, Report::kLost, absl::StatusCode::kInternal, true},
-      {In::kOpen, 2},
-      {In::kSnapshot, 2, Report::kSnapshot},
-      {In::kFetch, 2},
-      {In::kError, 2, Report::kLost, absl::StatusCode::kInvalidArgument},
-      {In::kPage, 2},  // crossed the error: ignored
-      {In::kPage, 9}},
-     0},
 };
 
 TEST(SessionDemuxTest, Scripts) {
@@ -195,17 +166,10 @@ TEST(SessionDemuxTest, Scripts) {
         case In::kAlive:
           EXPECT_EQ(demux.Alive(in.tag), in.accepted);
           continue;
-        case In::kFetch:
-          EXPECT_EQ(demux.Fetch(in.tag), in.accepted);
-          continue;
-        case In::kPage:
-          got = demux.OnPage(in.tag);
-          break;
       }
       EXPECT_EQ(got.report, in.report);
       if (in.report != Report::kNone && in.report != Report::kSnapshot &&
-          in.report != Report::kCommitted && in.report != Report::kProbe &&
-          in.report != Report::kPage) {
+          in.report != Report::kCommitted && in.report != Report::kProbe) {
         EXPECT_EQ(got.status.code(), in.code);
       }
       EXPECT_EQ(got.send_close, in.close);
@@ -219,26 +183,23 @@ TEST(SessionDemuxTest, StreamEndFailsEverySessionInItsPhase) {
   const uint64_t opening = demux.Open();
   const uint64_t open = demux.Open();
   const uint64_t committing = demux.Open();
-  const uint64_t fetching = demux.Open();
   demux.OnSnapshot(open);
   demux.OnSnapshot(committing);
   demux.Commit(committing);
-  demux.OnSnapshot(fetching);
-  ASSERT_TRUE(demux.Fetch(fetching));
   auto ended = demux.EndAll(absl::UnavailableError("stream gone"));
-  ASSERT_EQ(ended.size(), 4u);
+  ASSERT_EQ(ended.size(), 3u);
   for (const auto& [tag, outcome] : ended) {
     EXPECT_EQ(outcome.status.code(), absl::StatusCode::kUnavailable);
     EXPECT_FALSE(outcome.send_close);  // the stream is gone: the indexer released them itself
     EXPECT_TRUE(outcome.ends());
-    const Report want = tag == opening                   ? Report::kSnapshotFailed
-                        : tag == open || tag == fetching ? Report::kLost
-                                                         : Report::kCommitFailed;
+    const Report want = tag == opening ? Report::kSnapshotFailed
+                        : tag == open  ? Report::kLost
+                                       : Report::kCommitFailed;
     EXPECT_EQ(outcome.report, want) << "tag " << tag;
-    EXPECT_TRUE(tag == opening || tag == open || tag == committing || tag == fetching);
+    EXPECT_TRUE(tag == opening || tag == open || tag == committing);
   }
   EXPECT_EQ(demux.size(), 0u);
-  EXPECT_EQ(demux.Open(), 5u);  // tags are never reused on a stream
+  EXPECT_EQ(demux.Open(), 4u);  // tags are never reused on a stream
 }
 
 }  // namespace

@@ -23,9 +23,7 @@ enum Kind : size_t {
   kCommit = 3,
   kClose = 4,
   kTls = 5,
-  kScram = 6,
-  kFetch = 7,
-  kListing = 8
+  kScram = 6
 };
 
 Maildrop FakeMaildrop() {
@@ -57,24 +55,6 @@ Session LoggedIn(Session::Options options = Plaintext()) {
   Step pass = s.OnLine("PASS secret");
   EXPECT_EQ(pass.action.index(), kAuth);
   Step ok = s.OnAuthResult(absl::OkStatus(), FakeMaildrop());
-  EXPECT_EQ(ok.reply, "+OK maildrop has 3 messages (600 octets)\r\n");
-  EXPECT_EQ(s.state(), State::kTransaction);
-  return s;
-}
-
-// A paged maildrop (issue 13): the counts only, per-message data fetched on demand.
-Maildrop PagedMaildrop() {
-  Maildrop m;
-  m.count = 3;
-  m.total_octets = 600;
-  return m;
-}
-
-Session LoggedInPaged() {
-  Session s(Plaintext());
-  s.OnLine("USER bob");
-  s.OnLine("PASS secret");
-  Step ok = s.OnAuthResult(absl::OkStatus(), PagedMaildrop());
   EXPECT_EQ(ok.reply, "+OK maildrop has 3 messages (600 octets)\r\n");
   EXPECT_EQ(s.state(), State::kTransaction);
   return s;
@@ -118,16 +98,6 @@ Session InState(State state) {
       o.tls_available = true;
       Session s(o);
       s.OnLine("STLS");
-      return s;
-    }
-    case State::kWaitFetch: {
-      Session s = LoggedInPaged();
-      s.OnLine("LIST 2");
-      return s;
-    }
-    case State::kWaitListing: {
-      Session s = LoggedInPaged();
-      s.OnLine("UIDL");
       return s;
     }
     case State::kClosed: {
@@ -203,8 +173,7 @@ TEST(SessionTest, EveryCommandInEveryState) {
   for (const CommandCase& c : CommandTable()) {
     SCOPED_TRACE(c.line);
     for (State state : {State::kAuthorization, State::kWaitAuth, State::kTransaction,
-                        State::kWaitRetr, State::kWaitCommit, State::kWaitTls, State::kWaitFetch,
-                        State::kWaitListing, State::kClosed}) {
+                        State::kWaitRetr, State::kWaitCommit, State::kWaitTls, State::kClosed}) {
       SCOPED_TRACE(std::string(StateName(state)));
       Session s = InState(state);
       ASSERT_EQ(s.state(), state);
@@ -960,109 +929,6 @@ TEST(SessionTest, EmptyMaildrop) {
   EXPECT_EQ(s.OnLine("LIST").reply, "+OK 0 messages (0 octets)\r\n.\r\n");
   EXPECT_EQ(s.OnLine("UIDL").reply, "+OK\r\n.\r\n");
   EXPECT_EQ(s.OnLine("RETR 1").reply, "-ERR No such message\r\n");
-}
-
-}  // namespace
-}  // namespace poplar::pop3
-
-namespace poplar::pop3 {
-namespace {
-
-// Paged maildrops (issue 13): the same replies as a local maildrop, with the per-message data
-// fetched through actions. Each row: a command, the action it asks for, and the reply once the
-// I/O layer answered it with message 2's data (octets 200, UIDL "u2").
-TEST(PagedSessionTest, SingleMessageCommandsFetch) {
-  struct Case {
-    std::string line;
-    size_t action;
-    std::string reply;  // after OnMessageInfo, or the immediate reply
-    State next;
-  };
-  const std::vector<Case> cases = {
-      {"STAT", kNone, "+OK 3 600\r\n", State::kTransaction},
-      {"LIST 2", kFetch, "+OK 2 200\r\n", State::kTransaction},
-      {"UIDL 2", kFetch, "+OK 2 u2\r\n", State::kTransaction},
-      {"DELE 2", kFetch, "+OK message 2 deleted\r\n", State::kTransaction},
-      {"LIST 4", kNone, "-ERR No such message\r\n", State::kTransaction},
-      {"RETR 2", kRetr, "", State::kWaitRetr},
-      {"TOP 2 0", kRetr, "", State::kWaitRetr},
-  };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.line);
-    Session s = LoggedInPaged();
-    Step step = s.OnLine(c.line);
-    ASSERT_EQ(step.action.index(), c.action);
-    if (c.action == kFetch) {
-      EXPECT_EQ(std::get<FetchRequest>(step.action).message_index, 1u);
-      EXPECT_EQ(s.state(), State::kWaitFetch);
-      step = s.OnMessageInfo(absl::OkStatus(), MessageInfo{200, "u2"});
-    }
-    if (c.action == kRetr) {
-      // RETR's +OK names the size the I/O layer finds in its page; TOP's is fixed.
-      const RetrRequest& r = std::get<RetrRequest>(step.action);
-      EXPECT_EQ(r.message_index, 1u);
-      EXPECT_EQ(r.ok_line, c.line == "RETR 2" ? "" : "+OK\r\n");
-    }
-    EXPECT_EQ(step.reply, c.reply);
-    EXPECT_EQ(s.state(), c.next);
-  }
-  EXPECT_EQ(RetrOkLine(200), "+OK 200 octets\r\n");
-}
-
-TEST(PagedSessionTest, DeleUpdatesCountsAndCommit) {
-  Session s = LoggedInPaged();
-  s.OnLine("DELE 2");
-  s.OnMessageInfo(absl::OkStatus(), MessageInfo{200, "u2"});
-  EXPECT_EQ(s.OnLine("STAT").reply, "+OK 2 400\r\n");
-  EXPECT_EQ(s.OnLine("DELE 2").reply, "-ERR message 2 already deleted\r\n");
-  // A deleted message is left out of a listing.
-  Step list = s.OnLine("LIST");
-  ASSERT_EQ(list.action.index(), kListing);
-  EXPECT_EQ(std::get<ListingRequest>(list.action).ok_line, "+OK 2 messages (400 octets)\r\n");
-  std::string out;
-  UidlList uidls = {"u1", "u2", "u3"};
-  s.AppendListing(ListingRequest::Kind::kList, 0, {100, 200, 300}, uidls, &out);
-  EXPECT_EQ(out, "1 100\r\n3 300\r\n");
-  EXPECT_EQ(s.OnListingDone(absl::OkStatus(), true).reply, ".\r\n");
-  Step quit = s.OnLine("QUIT");
-  ASSERT_EQ(quit.action.index(), kCommit);
-  EXPECT_EQ(std::get<CommitRequest>(quit.action).deleted, std::vector<uint32_t>{1});
-}
-
-TEST(PagedSessionTest, FetchFailureAnswersAndGoesOn) {
-  Session s = LoggedInPaged();
-  s.OnLine("UIDL 1");
-  s.OnLine("NOOP");  // pipelined behind the fetch
-  Step step = s.OnMessageInfo(absl::UnavailableError("gone"), {});
-  EXPECT_EQ(step.reply, "-ERR [SYS/TEMP] Temporary server failure, try again later\r\n+OK\r\n");
-  EXPECT_EQ(s.state(), State::kTransaction);
-  // A DELE whose size cannot be part of the maildrop is refused, nothing marked.
-  s.OnLine("DELE 1");
-  EXPECT_EQ(s.OnMessageInfo(absl::OkStatus(), MessageInfo{601, "u1"}).reply.substr(0, 4), "-ERR");
-  EXPECT_EQ(s.OnLine("STAT").reply, "+OK 3 600\r\n");
-}
-
-TEST(PagedSessionTest, ListingPagesAndFailures) {
-  Session s = LoggedInPaged();
-  Step uidl = s.OnLine("UIDL");
-  ASSERT_EQ(uidl.action.index(), kListing);
-  EXPECT_EQ(std::get<ListingRequest>(uidl.action).ok_line, "+OK\r\n");
-  EXPECT_EQ(s.OnLine("STAT").reply, "");  // queued behind the listing
-  std::string out;
-  s.AppendListing(ListingRequest::Kind::kUidl, 0, {100, 200}, UidlList{"u1", "u2"}, &out);
-  s.AppendListing(ListingRequest::Kind::kUidl, 2, {300}, UidlList{"u3"}, &out);
-  EXPECT_EQ(out, "1 u1\r\n2 u2\r\n3 u3\r\n");
-  EXPECT_EQ(s.OnListingDone(absl::OkStatus(), true).reply, ".\r\n+OK 3 600\r\n");
-  // Refused before anything went out: an error line, the session goes on.
-  s.OnLine("LIST");
-  EXPECT_EQ(s.OnListingDone(absl::UnavailableError("x"), false).reply,
-            "-ERR [SYS/TEMP] Temporary server failure, try again later\r\n");
-  EXPECT_EQ(s.state(), State::kTransaction);
-  // Cut short after the +OK: only hanging up is left.
-  s.OnLine("LIST");
-  Step cut = s.OnListingDone(absl::UnavailableError("x"), true);
-  EXPECT_EQ(cut.action.index(), kClose);
-  EXPECT_EQ(s.state(), State::kClosed);
 }
 
 }  // namespace
